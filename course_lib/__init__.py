@@ -1,0 +1,34 @@
+"""course_lib: backbone (the eye) -> neck (the brain) -> head (the judgement).
+
+>>> import course_lib as cl
+>>> x = cl.load_image(cl.sample_images()["chelsea"])
+>>> model = cl.build_model({"backbone": {"name": "mobilenet_v2", "pretrained": True},
+...                         "neck": {"name": "gap"},
+...                         "head": {"name": "classification", "pretrained": True}})
+>>> model.eval(); model.head.decode(model(x[None]))[0][0].name
+'Egyptian cat'
+"""
+
+from __future__ import annotations
+
+from . import backbones, blocks, heads, necks, weights
+from .contract import Backbone, ContractError, FeatureSpec, Head, Neck, describe_specs
+from .images import ImageError, load_image, sample_images, to_uint8
+from .model import Model, Trace, build_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backbone", "ContractError", "FeatureSpec", "Head", "ImageError", "Model", "Neck", "Trace",
+    "backbones", "blocks", "build_model", "describe_specs", "heads", "load_image", "necks",
+    "sample_images", "to_uint8", "weights",
+]
+
+
+def __getattr__(name: str):
+    # Heavier or optional parts load on first use: cl.data, cl.widgets, cl.exercises, ...
+    import importlib
+
+    if name in {"data", "widgets", "exercises", "training", "receptive_field", "boxes", "metrics", "netguard"}:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,121 @@
+"""Exercises that check a learner's answer instantly, with hints.
+
+Each lesson registers a few :class:`Exercise` objects under ids like
+``"00.stride"``.  In a notebook::
+
+    ex = cl.exercises.get("00.stride")
+    ex                    # shows the question
+    ex.check(your_answer) # says right / wrong, with a hint after a wrong try
+
+``ex.check`` never raises on a wrong answer (a learner's notebook keeps
+running); it returns True or False.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Exercise:
+    """One question with an instant checker.
+
+    ``answer`` is the reference; ``compare`` decides whether a learner's value
+    matches it (default: equal, or within ``rel_tol`` for numbers).
+    """
+
+    id: str
+    question: str
+    answer: Any
+    hints: list[str] = field(default_factory=list)
+    explanation: str = ""
+    rel_tol: float = 0.0
+    compare: Callable[[Any, Any], bool] | None = None
+    tries: int = 0
+
+    def is_correct(self, value: Any) -> bool:
+        """True if ``value`` matches the reference answer (silent; used by tests)."""
+        if self.compare is not None:
+            try:
+                return bool(self.compare(value, self.answer))
+            except Exception:
+                return False
+        return _same(value, self.answer, self.rel_tol)
+
+    def check(self, value: Any) -> bool:
+        """Print whether ``value`` is right; after a wrong try, print the next hint."""
+        if value is None or value is ...:
+            print(f"[{self.id}] Not answered yet. {self.question}")
+            if self.hints:
+                print(f"  Hint: {self.hints[0]}")
+            return False
+        ok = self.is_correct(value)
+        if ok:
+            print(f"[{self.id}] Correct! {self.explanation}".rstrip())
+        else:
+            hint = self.hints[min(self.tries, len(self.hints) - 1)] if self.hints else "read the lesson again"
+            self.tries += 1
+            print(f"[{self.id}] Not quite: {value!r}. Hint: {hint}")
+        return ok
+
+    def solution(self) -> Any:
+        """The reference answer (peek only after trying)."""
+        return self.answer
+
+    def __repr__(self) -> str:
+        return f"Exercise {self.id}: {self.question}"
+
+
+def _same(value: Any, ref: Any, rel_tol: float) -> bool:
+    if isinstance(ref, bool) or isinstance(value, bool):
+        return value is ref or value == ref
+    if isinstance(ref, (int, float)) and isinstance(value, (int, float)):
+        return math.isclose(value, ref, rel_tol=rel_tol, abs_tol=1e-9)
+    if isinstance(ref, (tuple, list)) and isinstance(value, (tuple, list)):
+        return len(ref) == len(value) and all(_same(v, r, rel_tol) for v, r in zip(value, ref))
+    if isinstance(ref, str) and isinstance(value, str):
+        return value.strip().lower() == ref.strip().lower()
+    return value == ref
+
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+def register(ex: Exercise) -> Exercise:
+    """Add an exercise to the catalogue (ids are unique)."""
+    if ex.id in _REGISTRY:
+        raise KeyError(f"exercise {ex.id!r} is registered twice")
+    _REGISTRY[ex.id] = ex
+    return ex
+
+
+def get(ex_id: str) -> Exercise:
+    """The exercise with this id, e.g. ``"00.stride"``."""
+    _load_banks()
+    if ex_id not in _REGISTRY:
+        raise KeyError(f"no exercise {ex_id!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[ex_id]
+
+
+def for_lesson(lesson: str) -> list[Exercise]:
+    """All exercises of one lesson (``"00"``, ``"01"``, ...)."""
+    _load_banks()
+    return [ex for ex_id, ex in sorted(_REGISTRY.items()) if ex_id.split(".")[0] == lesson]
+
+
+def all_exercises() -> list[Exercise]:
+    _load_banks()
+    return [ex for _, ex in sorted(_REGISTRY.items())]
+
+
+_loaded = False
+
+
+def _load_banks() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import exercise_bank  # noqa: F401  (registers every lesson's exercises)

@@ -1,0 +1,34 @@
+"""Heads: the judgement (头部).  Fused maps in, the task's answer out.
+
+Every head has ``forward`` (raw numbers), ``decode`` (human terms: labels,
+boxes, masks) and ``loss`` (what training minimises).
+
+>>> import course_lib as cl
+>>> head = cl.heads.build("classification", {"pooled": cl.FeatureSpec(512, None)}, num_classes=10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import nn
+
+from ..contract import FeatureSpec, Registry
+
+HEADS = Registry("head")
+
+
+def build(name: str, in_specs: Mapping[str, FeatureSpec], **kw) -> nn.Module:
+    """Build a registered head from the specs of the maps it will read."""
+    return HEADS.get(name)(in_specs, **kw)
+
+
+def names() -> list[str]:
+    """The registered head names."""
+    return HEADS.names()
+
+
+from . import classification  # noqa: E402,F401  (registers the heads)
+from .classification import ClassificationHead, ClassScore  # noqa: E402
+
+__all__ = ["HEADS", "build", "names", "ClassificationHead", "ClassScore"]
