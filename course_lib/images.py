@@ -235,3 +235,15 @@ def lfw_faces() -> tuple[np.ndarray, np.ndarray]:
     images = np.asarray(data.lfw_subset(), dtype=np.float32)
     labels = np.array([1] * 100 + [0] * 100, dtype=np.int64)
     return images, labels
+
+
+def imagenet_view(img: torch.Tensor, resize: int = 256, crop: int = 224) -> torch.Tensor:
+    """The view ImageNet models were evaluated on: shorter side to 256, centre crop 224x224.
+
+    This is torchvision's ``weights.transforms()`` without the normalisation
+    (course backbones normalise inside).  Works on ``(3, H, W)`` or ``(B, 3, H, W)``.
+    """
+    from torchvision.transforms import functional as TF
+
+    out = TF.resize(img, resize, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(out, crop)

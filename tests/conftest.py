@@ -1,25 +1,8 @@
-"""Test-wide setup: the network is blocked for the whole run, kernels included."""
+"""Fixtures shared by the tests (the network guard itself is set up in the root conftest.py)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SITE = Path(__file__).resolve().parent / "netguard_site"
-
-# Every process the tests start (nbval's kernels, JupyterLab) inherits these and
-# loads tests/netguard_site/sitecustomize.py, which installs the guard there too.
-os.environ["COURSE_BLOCK_NETWORK"] = "1"
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH", "")) if p)
-os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.pop("COURSE_ALLOW_DOWNLOAD", None)
-
-from course_lib import netguard  # noqa: E402
-
-netguard.install()
 
 
 @pytest.fixture(scope="session")

