@@ -20,11 +20,11 @@ lab: $(STAMP)  ## open the course in JupyterLab
 	$(BIN)/jupyter lab notebooks/00_the_big_picture.ipynb
 
 test: $(STAMP)  ## lint, unit and widget tests, every notebook (nbval), browser tests
-	$(BIN)/ruff check course_lib tests benchmarks tools conftest.py
+	$(BIN)/ruff check .
 	$(BIN)/pytest --nbval-lax
 
 lint: $(STAMP)
-	$(BIN)/ruff check course_lib tests benchmarks tools conftest.py
+	$(BIN)/ruff check .
 
 bench: $(STAMP)  ## measure notebooks, widgets and the detector; writes benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.run_all
