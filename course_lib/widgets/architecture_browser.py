@@ -1,0 +1,185 @@
+"""Browse a model as backbone / neck / head trees; click a layer to see its output on the image."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import ipywidgets as W
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import anatomy, render
+from ..images import to_uint8
+from ..model import Model
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, Mapping):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        for o in out:
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    return None
+
+
+def model_parts(model: nn.Module) -> OrderedDict[str, nn.Module]:
+    """The three parts of a course :class:`Model` or of a torchvision detector / segmenter."""
+    if isinstance(model, Model):
+        return OrderedDict(backbone=model.backbone, neck=model.neck, head=model.head)
+    return OrderedDict((k, m) for k, (_, m) in anatomy.split_torchvision(model).items())
+
+
+@torch.no_grad()
+def run_with_hooks(model: nn.Module, x: torch.Tensor, depth: int = 2) -> list[dict[str, Any]]:
+    """One forward pass that records every module down to ``depth`` levels inside each part.
+
+    Returns rows ``{"part", "path", "depth", "type", "params", "output"}`` in
+    tree order; ``output`` is the module's (first) output tensor, detached.
+    Forward hooks are removed before returning, even on error.
+    """
+    parts = model_parts(model)
+    rows: list[dict[str, Any]] = []
+    handles = []
+    index: dict[int, dict[str, Any]] = {}
+    for part, root in parts.items():
+        for path, mod in root.named_modules():
+            d = 0 if path == "" else path.count(".") + 1
+            if d > depth:
+                continue
+            row = {"part": part, "path": f"{part}.{path}" if path else part, "depth": d,
+                   "type": type(mod).__name__, "params": anatomy.n_params(mod), "output": None}
+            rows.append(row)
+
+            def hook(_m, _inp, out, row=row):
+                t = _first_tensor(out)
+                if t is not None and row["output"] is None:
+                    row["output"] = t.detach()
+
+            handles.append(mod.register_forward_hook(hook))
+            index[id(mod)] = row
+    model.eval()
+    try:
+        if isinstance(model, Model):
+            model(x)
+        else:
+            anatomy.trace_torchvision(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return rows
+
+
+class ArchitectureBrowser:
+    """Pick a model -> its three parts as a tree with parameters, shapes and strides; pick a layer -> its output.
+
+    ``builders`` maps a display name to a function that builds the model
+    (called once, on first use).  Each (model, image) pair runs the network
+    once (``n_forward``); choosing layers only redraws from the recorded
+    outputs.
+    """
+
+    def __init__(self, builders: Mapping[str, Callable[[], nn.Module]], image: torch.Tensor, size: int = 256,
+                 depth: int = 2):
+        self.builders = dict(builders)
+        self.size = size
+        self.depth = depth
+        self.n_forward = 0
+        self._models: dict[str, nn.Module] = {}
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self.x = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True,
+                               align_corners=False).clamp(0, 1)
+        self.model_dropdown = W.Dropdown(options=list(self.builders), description="Model:")
+        self.tree = W.Select(options=[], rows=16, layout=W.Layout(width="620px"))
+        self.summary = W.HTML()
+        self.info = W.HTML()
+        self.image_widget = W.Image(format="png")
+        self.model_dropdown.observe(lambda _: self._show_model(), names="value")
+        self.tree.observe(lambda _: self.redraw(), names="value")
+        self._show_model()
+        self.widget = W.VBox([self.model_dropdown, self.summary, W.HBox([self.tree, W.VBox([self.info,
+                                                                                             self.image_widget])])])
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The recorded rows of the current model."""
+        return self._rows[self.model_dropdown.value]
+
+    def _show_model(self) -> None:
+        name = self.model_dropdown.value
+        if name not in self._rows:
+            model = self._models.get(name) or self.builders[name]()
+            self._models[name] = model
+            self._rows[name] = run_with_hooks(model, self.x, self.depth)
+            self.n_forward += 1
+        rows = self._rows[name]
+        totals = {r["part"]: r["params"] for r in rows if r["depth"] == 0}
+        total = sum(totals.values())
+        self.summary.value = f"<b>{name}</b>: {total:,} parameters — " + ", ".join(
+            f"{p} {n / 1e6:.2f} M ({n / max(total, 1):.0%})" for p, n in totals.items())
+        self.tree.options = [(self._label(r), r["path"]) for r in rows]
+        self.tree.value = rows[0]["path"]
+        self.redraw()
+
+    def _label(self, r: dict[str, Any]) -> str:
+        out = r["output"]
+        shape = tuple(out.shape) if out is not None else "-"
+        stride = f"/{self.size // out.shape[-1]}" if out is not None and out.ndim == 4 else ""
+        name = r["path"].split(".")[-1] if r["depth"] else r["part"].upper()
+        return f"{'  ' * r['depth']}{name} [{r['type']}] {r['params']:,}p {shape} {stride}"
+
+    def layer(self, path: str) -> dict[str, Any]:
+        for r in self.rows:
+            if r["path"] == path:
+                return r
+        raise KeyError(path)
+
+    def redraw(self) -> None:
+        """Draw the selected layer's output from the recording (no forward pass)."""
+        if not self.tree.value:
+            return
+        r = self.layer(self.tree.value)
+        out = r["output"]
+        if out is None:
+            self.info.value = f"<code>{r['path']}</code> ({r['type']}) produced no tensor"
+            self.image_widget.value = render.png_bytes(render.bars(["(no output recorded)"], [0.0]))
+            return
+        self.info.value = (f"<code>{r['path']}</code> — {r['type']}, {r['params']:,} parameters, output "
+                           f"<b>{tuple(out.shape)}</b>")
+        if out.ndim == 4:
+            heat = out[0].float().abs().mean(0)
+            pic = render.overlay(self.x[0], heat, alpha=0.55)
+            grid = render.feature_grid(out[0].float(), list(range(min(4, out.shape[1]))), ncols=4, cell=72)
+            self.image_widget.value = render.png_bytes(render.hstack([pic.resize((216, 216)), grid]))
+        else:
+            flat = out[0].float().flatten()
+            k = min(8, flat.numel())
+            top = flat.abs().topk(k)
+            vals = (top.values / top.values.max().clamp_min(1e-8)).tolist()
+            self.image_widget.value = render.png_bytes(render.bars([f"#{i}" for i in top.indices.tolist()], vals))
+
+    def static_figure(self):
+        """One row per part: the mean absolute activation of the part's output maps, for the current model."""
+        import matplotlib.pyplot as plt
+
+        parts = [r for r in self.rows if r["depth"] == 0]
+        fig, axes = plt.subplots(1, len(parts) + 1, figsize=(3.2 * (len(parts) + 1), 3))
+        axes[0].imshow(to_uint8(self.x[0]))
+        axes[0].set_title("input")
+        for ax, r in zip(axes[1:], parts):
+            out = r["output"]
+            if out is not None and out.ndim == 4:
+                ax.imshow(out[0].float().abs().mean(0).cpu().numpy(), cmap="viridis")
+            ax.set_title(f"{r['part']}: {tuple(out.shape) if out is not None else '-'}\n"
+                         f"{r['params'] / 1e6:.2f} M params", fontsize=8)
+        for ax in axes:
+            ax.axis("off")
+        fig.suptitle(self.model_dropdown.value)
+        fig.tight_layout()
+        return fig

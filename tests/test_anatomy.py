@@ -1,0 +1,135 @@
+"""Lesson 06: YOLOv8n rebuilt exactly, the small RT-DETR, torchvision's parts, the architecture browser."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import course_lib as cl
+from course_lib import anatomy, rtdetr, yolov8
+from course_lib.widgets.architecture_browser import ArchitectureBrowser, run_with_hooks
+
+
+@pytest.fixture(scope="module")
+def v8n():
+    return yolov8.build_yolov8("n").eval()
+
+
+def test_yolov8n_parameter_count_is_exact(v8n):
+    assert anatomy.n_params(v8n) == 3_157_200
+    assert anatomy.n_params(v8n.backbone) == 1_272_656
+    assert anatomy.n_params(v8n.neck) == 986_880
+    assert anatomy.n_params(v8n.head) == 897_664
+
+
+@pytest.mark.parametrize("scale", ["s", "m"])
+def test_other_scales_match_their_published_counts(scale):
+    assert anatomy.n_params(yolov8.build_yolov8(scale)) == yolov8.PUBLISHED_PARAMS[scale]
+
+
+def test_yolov8n_output_at_640(v8n):
+    with torch.no_grad():
+        out = v8n(torch.zeros(1, 3, 640, 640))
+    assert out.shape == (1, 84, 8400)
+    # boxes are positive widths/heights in pixels, class scores are probabilities
+    assert (out[:, 2:4] > 0).all() and ((out[:, 4:] >= 0) & (out[:, 4:] <= 1)).all()
+    v8n.train()
+    maps = v8n(torch.zeros(1, 3, 640, 640))
+    v8n.eval()
+    assert [tuple(m.shape) for m in maps] == [(1, 144, 80, 80), (1, 144, 40, 40), (1, 144, 20, 20)]
+
+
+def test_layer_table_matches_the_published_wiring(v8n):
+    rows = yolov8.layer_table(v8n, 640)
+    assert [r["index"] for r in rows] == list(range(23))
+    modules = [r["module"] for r in rows]
+    assert modules[:10] == ["Conv", "Conv", "C2f", "Conv", "C2f", "Conv", "C2f", "Conv", "C2f", "SPPF"]
+    assert modules[10:22] == ["Upsample", "Concat", "C2f"] * 2 + ["Conv", "Concat", "C2f"] * 2
+    assert modules[22] == "Detect"
+    strides = [r["stride"] for r in rows[:10]]
+    assert strides == [2, 4, 4, 8, 8, 16, 16, 32, 32, 32]
+    channels = [r["channels"] for r in rows[:22]]
+    assert channels == [16, 32, 32, 64, 64, 128, 128, 256, 256, 256,
+                        256, 384, 128, 128, 192, 64, 64, 192, 128, 128, 384, 256]
+    assert sum(r["params"] for r in rows) == 3_157_200
+
+
+def test_yolov8n_flops_in_published_range(v8n):
+    assert 8.7e9 <= yolov8.count_flops(v8n, 640) <= 8.9e9
+
+
+def test_dfl_computes_the_expected_distance():
+    dfl = yolov8.DFL(16)
+    logits = torch.randn(2, 64, 5)
+    probs = logits.view(2, 4, 16, 5).softmax(2)
+    expected = (probs * torch.arange(16).view(1, 1, 16, 1)).sum(2)
+    assert torch.allclose(dfl(logits), expected, atol=1e-5)
+    assert sum(p.numel() for p in dfl.parameters()) == 16 and not any(p.requires_grad for p in dfl.parameters())
+
+
+def test_yolov8_decode_runs_nms_and_keeps_pixel_boxes(v8n):
+    with torch.no_grad():
+        out = v8n(torch.rand(1, 3, 320, 320))
+    dets = v8n.head.decode(out, score_threshold=0.0, max_det=50)[0]
+    assert len(dets["boxes"]) == 50
+    assert (dets["scores"][:-1] >= dets["scores"][1:]).all()  # NMS keeps the best first
+    assert (dets["boxes"][:, 2:] >= dets["boxes"][:, :2]).all()
+
+
+def test_small_rtdetr_shapes_and_loss():
+    torch.manual_seed(0)
+    model = rtdetr.build_rtdetr_small(num_classes=5, dim=64, num_queries=20, layers=2)
+    trace = model.trace(torch.rand(1, 3, 256, 256))
+    assert [tuple(t.shape) for t in trace.neck.values()] == [(1, 64, 32, 32), (1, 64, 16, 16), (1, 64, 8, 8)]
+    assert trace.head["logits"].shape == (1, 20, 5) and trace.head["boxes"].shape == (1, 20, 4)
+    assert model.neck.last_attention_input == (8, 8)
+    model.train()
+    out = model(torch.rand(2, 3, 128, 128))
+    targets = [{"boxes": torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.2, 0.2, 0.1, 0.1]]), "labels": torch.tensor([1, 3])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]
+    loss = model.head.loss(out, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and model.head.queries.weight.grad is not None
+
+
+def test_sincos_positions_are_distinct_per_cell():
+    pos = rtdetr.sincos_2d(4, 5, 32)
+    assert pos.shape == (20, 32)
+    assert torch.cdist(pos, pos).fill_diagonal_(1).min() > 0
+
+
+def test_torchvision_parts_put_fpn_inside_backbone():
+    from torchvision.models import detection
+
+    model = detection.fcos_resnet50_fpn(weights=None, weights_backbone=None)
+    parts = anatomy.split_torchvision(model)
+    assert parts["neck"][1] is model.backbone.fpn and parts["backbone"][1] is model.backbone.body
+    rows = anatomy.trace_torchvision(model, torch.rand(1, 3, 128, 128))
+    assert [r["part"] for r in rows] == ["backbone", "neck", "head"]
+    assert sum(r["params"] for r in rows) == anatomy.n_params(model)
+    with pytest.raises(TypeError, match="don't know how to split"):
+        anatomy.split_torchvision(torch.nn.Linear(2, 2))
+
+
+def test_architecture_browser_records_once_and_redraws(v8n):
+    image = cl.load_image(cl.sample_images()["coffee"])
+    browser = ArchitectureBrowser({"YOLOv8n": lambda: v8n,
+                                   "RT-DETR": lambda: rtdetr.build_rtdetr_small(dim=64, num_queries=10)},
+                                  image=image, size=128)
+    assert browser.n_forward == 1
+    assert "3,157,200 parameters" in browser.summary.value
+    browser.tree.value = "backbone.stages.C3"
+    first = browser.image_widget.value
+    assert "(1, 64, 16, 16)" in browser.info.value
+    browser.tree.value = "neck"
+    assert browser.image_widget.value != first and browser.n_forward == 1
+    browser.model_dropdown.value = "RT-DETR"
+    assert browser.n_forward == 2 and browser.tree.value == "backbone"
+    browser.model_dropdown.value = "YOLOv8n"
+    assert browser.n_forward == 2  # recorded before: no new forward pass
+    assert len(browser.static_figure().axes) == 4
+
+
+def test_hooks_are_released(v8n):
+    run_with_hooks(v8n, torch.rand(1, 3, 64, 64))
+    assert all(not m._forward_hooks for m in v8n.modules())
