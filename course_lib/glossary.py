@@ -1,0 +1,61 @@
+"""Every term the course teaches, with its Chinese name, a one-line definition and where it is taught."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Term:
+    english: str
+    chinese: str
+    definition: str
+    lesson: str  # "00", "01", ...
+
+
+TERMS: list[Term] = [
+    Term("backbone", "主干网络", "the feature extractor (the eye): image in, multi-scale feature maps out", "00"),
+    Term("neck", "颈部", "between backbone and head (the brain): fuses maps across scales", "00"),
+    Term("head", "头部", "the task-specific part (the judgement): class scores, boxes or masks", "00"),
+    Term("feature map", "特征图", "a (C, H, W) tensor: C pattern detectors evaluated on an H x W grid", "00"),
+    Term("stride", "步幅", "how many input pixels one cell of a map steps over", "00"),
+    Term("convolution", "卷积", "sliding a small filter over the image; each output is a weighted sum of a patch", "01"),
+    Term("receptive field", "感受野", "the region of the input that one output cell can see", "01"),
+    Term("bottleneck", "瓶颈", "1x1 reduce -> 3x3 -> 1x1 expand: the 3x3 conv runs on fewer channels", "01"),
+    Term("pretrained", "预训练", "weights learned on a large data set (ImageNet) before your task", "02"),
+    Term("fine-tuning", "微调", "continuing to train pretrained weights on your task, usually with a small learning rate",
+         "02"),
+    Term("transfer learning", "迁移学习", "reusing what a model learned on one task for another", "02"),
+    Term("feature pyramid", "特征金字塔", "maps at several strides, each with strong semantics after fusion", "03"),
+    Term("FPN", "特征金字塔网络", "1x1 laterals + top-down upsample-and-add + 3x3 smoothing", "03"),
+    Term("PAN", "路径聚合网络", "FPN plus a bottom-up path that brings fine detail back up", "03"),
+    Term("SPPF", "快速空间金字塔池化", "one 5x5 max-pool chained three times; equals SPP(5, 9, 13)", "03"),
+    Term("ASPP", "空洞空间金字塔池化", "parallel dilated 3x3 convs at several rates plus image pooling", "03"),
+    Term("attention", "注意力机制", "learned weights that re-scale channels (SE) or positions (CBAM)", "03"),
+    Term("anchor", "锚框", "a reference box (or point) that a detector predicts relative to", "04"),
+    Term("anchor-free", "无锚框", "predict from cell centres (anchor points) instead of preset boxes", "04"),
+    Term("IoU", "交并比", "intersection over union of two boxes: overlap / combined area", "04"),
+    Term("NMS", "非极大值抑制", "non-maximum suppression: drop boxes that overlap a better-scoring box", "04"),
+    Term("decoupled head", "解耦头", "separate branches for classification and box regression", "04"),
+    Term("DFL", "分布焦点损失", "distribution focal loss: a box side as a distribution over distance bins", "04"),
+    Term("semantic segmentation", "语义分割", "one class label for every pixel", "04"),
+    Term("mAP", "平均精度均值", "mean average precision: area under precision-recall, averaged over classes", "05"),
+    Term("ablation", "消融实验", "remove one part, keep the rest, measure what changes", "05"),
+    Term("object query", "目标查询", "a learned vector that a DETR decoder turns into one box; no NMS needed", "06"),
+    Term("multi-task learning", "多任务学习", "one shared backbone and neck feeding several heads", "07"),
+]
+
+
+def lesson_notebook(lesson: str, root: str | Path | None = None) -> Path | None:
+    """The notebook file of a lesson number, or None if it does not exist."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1] / "notebooks"
+    found = sorted(root.glob(f"{lesson}_*.ipynb"))
+    return found[0] if found else None
+
+
+def table_markdown(terms: list[Term] | None = None) -> str:
+    """The glossary as a markdown table."""
+    rows = ["| English | 中文 | meaning | lesson |", "|---|---|---|---|"]
+    rows += [f"| {t.english} | {t.chinese} | {t.definition} | {t.lesson} |" for t in (terms or TERMS)]
+    return "\n".join(rows)
