@@ -33,6 +33,8 @@ class Trace:
     neck: OrderedDict[str, torch.Tensor]
     head: Any
     specs: dict[str, OrderedDict[str, FeatureSpec]] = field(default_factory=dict)
+    #: steps inside a part that the part chose to record (e.g. an FPN's "P3 lateral", "P3 top-down")
+    intermediates: dict[str, OrderedDict[str, torch.Tensor]] = field(default_factory=dict)
 
     def stages(self) -> list[tuple[str, str, torch.Tensor]]:
         """A flat list ``(part, name, tensor)`` in the order the data flows."""
@@ -108,6 +110,9 @@ class Model(nn.Module):
             neck=detach(fused),
             head=detach(out),
             specs={"backbone": self.backbone.out_specs, "neck": self.neck.out_specs},
+            intermediates={part: OrderedDict(detach(getattr(getattr(self, part), "last_intermediates", None) or {}))
+                           for part in ("backbone", "neck", "head")
+                           if getattr(getattr(self, part), "last_intermediates", None)},
         )
 
     def summary(self) -> list[dict[str, Any]]:

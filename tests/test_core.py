@@ -139,3 +139,12 @@ def test_summary_counts_every_parameter(classifier):
     assert [r["part"] for r in rows] == ["backbone", "neck", "head"]
     assert sum(r["params"] for r in rows) == sum(p.numel() for p in classifier.parameters())
     assert rows[1]["params"] == 0  # pooling has nothing to learn
+
+
+def test_trace_shows_the_steps_a_neck_records():
+    model = cl.build_model({"backbone": "resnet18", "neck": {"name": "fpn", "out_channels": 32},
+                            "head": {"name": "classification", "num_classes": 2}})
+    trace = model.trace(torch.rand(3, 64, 64))
+    steps = trace.intermediates["neck"]
+    assert "P3 lateral" in steps and "P3 top-down" in steps
+    assert steps["P3 lateral"].shape == trace.neck["P3"].shape

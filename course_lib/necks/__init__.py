@@ -33,7 +33,7 @@ def names() -> list[str]:
     return NECKS.names()
 
 
-from . import basic  # noqa: E402,F401  (registers identity and gap)
+from . import attention, basic, fpn, pan, pooling  # noqa: E402,F401  (register identity, gap, fpn, pan, spp, sppf, aspp, se, cbam)
 from .basic import GlobalAvgPool, IdentityNeck  # noqa: E402
 
-__all__ = ["NECKS", "build", "names", "IdentityNeck", "GlobalAvgPool"]
+__all__ = ["NECKS", "build", "names", "IdentityNeck", "GlobalAvgPool", "attention", "fpn", "pan", "pooling"]

@@ -7,7 +7,8 @@ that tests can read after setting control values, and ``static_figure()`` for
 places where widgets cannot run.
 """
 
+from .neck_explorers import DilationExplorer, FusionExplorer
 from .picker import ImagePicker
 from .stage_explorer import StageExplorer
 
-__all__ = ["ImagePicker", "StageExplorer"]
+__all__ = ["DilationExplorer", "FusionExplorer", "ImagePicker", "StageExplorer"]
