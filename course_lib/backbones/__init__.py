@@ -33,7 +33,9 @@ def names() -> list[str]:
     return BACKBONES.names()
 
 
-from . import torchvision_backbones  # noqa: E402,F401  (registers the backbones)
+# Importing these modules registers their backbones (tiny_cnn, the torchvision ones, yolo_csp).
+from . import tiny, torchvision_backbones, yolo  # noqa: E402,F401
+from .custom import ModuleBackbone, capture, from_module  # noqa: E402
 from .torchvision_backbones import StagedBackbone  # noqa: E402
 
-__all__ = ["BACKBONES", "build", "names", "StagedBackbone"]
+__all__ = ["BACKBONES", "build", "names", "StagedBackbone", "ModuleBackbone", "capture", "from_module"]

@@ -7,8 +7,9 @@ that tests can read after setting control values, and ``static_figure()`` for
 places where widgets cannot run.
 """
 
+from .backbone_explorers import FeatureExplorer, ReceptiveFieldExplorer
 from .neck_explorers import DilationExplorer, FusionExplorer
 from .picker import ImagePicker
 from .stage_explorer import StageExplorer
 
-__all__ = ["DilationExplorer", "FusionExplorer", "ImagePicker", "StageExplorer"]
+__all__ = ["DilationExplorer", "FusionExplorer", "FeatureExplorer", "ReceptiveFieldExplorer", "ImagePicker", "StageExplorer"]

@@ -1,0 +1,219 @@
+"""Measure a backbone: stage table, parameters, FLOPs, bottleneck arithmetic, first-layer filters.
+
+Everything here is computed from the modules themselves, so a table in a
+notebook is evidence, not a claim.  FLOPs follow the usual convention of
+:class:`torch.utils.flop_counter.FlopCounterMode`: **one multiply-add counts
+as 2 FLOPs** (so ``MACs = FLOPs / 2``); only convolutions and matrix products
+are counted (BatchNorm, activations and pooling are left out, as papers do).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+# ----------------------------------------------------------------- counting
+def count_params(module: nn.Module) -> int:
+    """Every parameter (weights, biases, BatchNorm scales)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_conv_weights(module: nn.Module) -> int:
+    """Only the convolution kernels' weights (no biases, no BatchNorm): what the bottleneck arithmetic counts."""
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
+def conv_weights(c_in: int, c_out: int, k: int, groups: int = 1) -> int:
+    """Weights of one conv: ``c_in / groups * c_out * k * k`` (a depthwise conv has ``groups = c_in``)."""
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups={groups} must divide c_in={c_in} and c_out={c_out}")
+    return c_in // groups * c_out * k * k
+
+
+def bottleneck_weights(c: int = 1024, mid: int = 256) -> OrderedDict[str, int]:
+    """ResNet's bottleneck (瓶颈) ``c -> mid -> mid -> c``: 1x1 reduce, 3x3, 1x1 expand, and the total."""
+    parts = OrderedDict(
+        reduce_1x1=conv_weights(c, mid, 1),
+        conv_3x3=conv_weights(mid, mid, 3),
+        expand_1x1=conv_weights(mid, c, 1),
+    )
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def plain_weights(c: int = 1024, n: int = 2, k: int = 3) -> int:
+    """``n`` plain ``k x k`` convs that keep ``c`` channels (what the bottleneck replaces)."""
+    return n * conv_weights(c, c, k)
+
+
+def resnet_bottleneck(c: int = 1024, mid: int = 256) -> nn.Module:
+    """torchvision's own ResNet ``Bottleneck`` block ``c -> mid -> mid -> 4*mid`` (needs ``c == 4 * mid``)."""
+    from torchvision.models.resnet import Bottleneck
+
+    if c != 4 * mid:
+        raise ValueError(f"torchvision's bottleneck expands by 4: c must be 4 * mid, got c={c}, mid={mid}")
+    return Bottleneck(inplanes=c, planes=mid)
+
+
+def inverted_residual(c: int = 96, expand: int = 6) -> nn.Module:
+    """torchvision's MobileNetV2 ``InvertedResidual``: 1x1 expand ``c -> expand*c``, 3x3 depthwise, 1x1 project."""
+    from torchvision.models.mobilenetv2 import InvertedResidual
+
+    return InvertedResidual(c, c, stride=1, expand_ratio=expand)
+
+
+# ----------------------------------------------------------------- FLOPs and tables
+def count_flops(module: nn.Module, image_size: int = 224) -> int:
+    """FLOPs of one forward pass on a ``(1, 3, size, size)`` image (multiply-add = 2 FLOPs).
+
+    Runs on the ``meta`` device when the module allows it (shapes only, no
+    arithmetic), otherwise on zeros.
+    """
+    x = torch.zeros(1, 3, image_size, image_size)
+    counter = FlopCounterMode(display=False)
+    was = module.training
+    module.eval()
+    try:
+        with torch.no_grad(), counter:
+            module(x.to(next(module.parameters()).device))
+    finally:
+        module.train(was)
+    return int(counter.get_total_flops())
+
+
+def _meta_build(name: str) -> nn.Module:
+    from . import build
+
+    with torch.device("meta"):
+        return build(name, levels=("C1", "C2", "C3", "C4", "C5"))
+
+
+@torch.no_grad()
+def stage_table(backbone: nn.Module | str, image_size: int = 224) -> list[dict[str, Any]]:
+    """One row per output map: stage, stride, channels and the measured map size at ``image_size``.
+
+    The row's ``stride`` and ``channels`` come from ``out_specs``; ``map`` is the
+    shape a forward pass really produced, and the function checks they agree.
+    """
+    if isinstance(backbone, str):
+        backbone = _meta_build(backbone)
+    device = next(backbone.parameters()).device
+    was = backbone.training
+    backbone.eval()
+    try:
+        feats = backbone(torch.zeros(1, 3, image_size, image_size, device=device))
+    finally:
+        backbone.train(was)
+    rows = []
+    for name, spec in backbone.out_specs.items():
+        t = feats[name]
+        h, w = t.shape[-2:]
+        if t.shape[1] != spec.channels:
+            raise AssertionError(f"{name}: out_specs says {spec.channels} channels, the map has {t.shape[1]}")
+        rows.append({"stage": name, "stride": spec.stride, "channels": spec.channels, "map": f"{h}x{w}",
+                     "values": spec.channels * h * w})
+    return rows
+
+
+def compare_backbones(names: Sequence[str] | None = None, image_size: int = 224) -> list[dict[str, Any]]:
+    """Parameters, FLOPs, strides and channels of registered backbones (all stages C1..C5), side by side.
+
+    Built on the ``meta`` device: no weights are allocated and nothing is
+    computed, so even ResNet-50 and VGG-11 take milliseconds.
+    """
+    from . import names as registered
+
+    rows = []
+    for name in names or registered():
+        bb = _meta_build(name)
+        flops = count_flops(bb, image_size)
+        rows.append({
+            "backbone": name,
+            "params (M)": round(count_params(bb) / 1e6, 3),
+            "GFLOPs": round(flops / 1e9, 3),
+            "GMACs": round(flops / 2e9, 3),
+            "strides": tuple(s.stride for s in bb.out_specs.values()),
+            "channels": tuple(s.channels for s in bb.out_specs.values()),
+            "C5 map": f"{image_size // bb.out_specs['C5'].stride}x{image_size // bb.out_specs['C5'].stride}",
+        })
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows of dicts as an aligned plain-text table."""
+    if not rows:
+        return "(empty)"
+    keys = list(rows[0])
+    cells = [[str(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- filters: hand-made and learned
+def edge_filters() -> OrderedDict[str, torch.Tensor]:
+    """Hand-made 3x3 pattern detectors: Sobel (vertical / horizontal edges), a diagonal edge, a Laplacian (spots)."""
+    sobel_x = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    return OrderedDict([
+        ("vertical edge (Sobel x)", sobel_x),
+        ("horizontal edge (Sobel y)", sobel_x.T.clone()),
+        ("diagonal edge", torch.tensor([[0.0, 1, 2], [-1, 0, 1], [-2, -1, 0]])),
+        ("spot (Laplacian)", torch.tensor([[0.0, -1, 0], [-1, 4, -1], [0, -1, 0]])),
+    ])
+
+
+def first_conv(module: nn.Module) -> nn.Conv2d:
+    """The first ``Conv2d`` a module contains (a backbone's first layer of pattern detectors)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            return m
+    raise ValueError(f"{type(module).__name__} contains no Conv2d")
+
+
+def grayscale(image: torch.Tensor) -> torch.Tensor:
+    """``(3, H, W)`` in [0, 1] -> ``(H, W)`` luminance (ITU-R 601 weights)."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=image.device).view(3, 1, 1)
+    return (image * w).sum(0)
+
+
+def responses(image: torch.Tensor, kernels: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """Slide each kernel over the image: ``(N, H', W')`` response maps.
+
+    ``kernels`` is ``(N, k, k)`` (applied to the grey image) or ``(N, 3, k, k)``
+    (applied to the colour image, like a backbone's first layer).
+    """
+    if kernels.ndim == 3:
+        x, w = grayscale(image)[None, None], kernels[:, None]
+    elif kernels.ndim == 4 and kernels.shape[1] == 3:
+        x, w = image[None], kernels
+    else:
+        raise ValueError(f"kernels must be (N, k, k) or (N, 3, k, k), got {tuple(kernels.shape)}")
+    k = w.shape[-1]
+    return F.conv2d(x, w.to(x.dtype), stride=stride, padding=k // 2)[0]
+
+
+def filter_grid(weights: torch.Tensor, cell: int = 40, ncols: int = 8, pad: int = 2) -> Image.Image:
+    """Draw conv kernels ``(N, 3, k, k)`` as little colour pictures (each scaled to its own min/max)."""
+    w = weights.detach().float().cpu()
+    if w.ndim == 3:
+        w = w[:, None].repeat(1, 3, 1, 1)
+    n = w.shape[0]
+    ncols = min(ncols, n)
+    nrows = (n + ncols - 1) // ncols
+    canvas = Image.new("RGB", (ncols * (cell + pad) + pad, nrows * (cell + pad) + pad), (255, 255, 255))
+    for i in range(n):
+        f = w[i]
+        f = (f - f.min()) / (f.max() - f.min()).clamp_min(1e-8)
+        tile = Image.fromarray((f.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).resize((cell, cell), Image.NEAREST)
+        canvas.paste(tile, (pad + (i % ncols) * (cell + pad), pad + (i // ncols) * (cell + pad)))
+    return canvas

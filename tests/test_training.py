@@ -1,0 +1,222 @@
+"""fit(): the course's one training loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import course_lib as cl
+from course_lib.training import (
+    History,
+    LiveCurves,
+    auto_device,
+    classification_metrics,
+    count_trainable,
+    fit,
+    freeze,
+    param_groups,
+    tensor_batches,
+)
+
+
+def blobs(n: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two Gaussian blobs in 2-D: a problem a linear model solves."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randn(n, 2, generator=g) * 0.7 + (y[:, None] * 2 - 1) * torch.tensor([1.5, -1.0])
+    return x, y
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+
+
+def test_fit_lowers_the_loss_and_learns():
+    x, y = blobs()
+    torch.manual_seed(0)
+    model = mlp()
+    val = classification_metrics(tensor_batches(x, y, 64, shuffle=False))
+    before = val(model)
+    hist = fit(model, tensor_batches(x, y, 16), loss_fn=F.cross_entropy, epochs=5, lr=1e-2, val_fn=val,
+               device="cpu", progress=False)
+    assert isinstance(hist, History)
+    assert hist.steps_done == 5 * 8 and hist.step == list(range(1, 41))
+    assert hist.eval_epoch == [1, 2, 3, 4, 5]
+    assert hist.metrics["train_loss"][-1] < 0.5 * hist.metrics["train_loss"][0]
+    assert hist.final("val_loss") < 0.5 * before["val_loss"]
+    assert hist.final("val_acc") > 0.9
+    assert hist.stopped_by == "epochs"
+    assert not model.training  # handed back in eval mode
+    table = hist.as_table()
+    assert "val_acc" in table and len(table.splitlines()) == 6
+
+
+def test_fit_is_deterministic_with_a_seed():
+    x, y = blobs()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(123)  # the same init ...
+        model = mlp()
+        torch.manual_seed(999)  # ... but different global state: fit's seed must reset it
+        hist = fit(model, [(x[:64], y[:64]), (x[64:], y[64:])], loss_fn=F.cross_entropy, steps=12, progress=False,
+                   seed=7, device="cpu")
+        runs.append(hist.loss)
+    assert runs[0] == runs[1]
+
+
+def test_steps_budget_and_eval_every():
+    x, y = blobs()
+    seen = []
+    hist = fit(mlp(), tensor_batches(x, y, 16), loss_fn=F.cross_entropy, steps=10, eval_every=4,
+               progress=False, device="cpu", callback=lambda h: seen.append(h.steps_done))
+    assert hist.steps_done == 10 and hist.stopped_by == "steps"
+    assert hist.eval_step == [4, 8, 10]
+    assert seen == [4, 8, 10]  # the callback sees the history after each evaluation
+
+
+def test_time_budget_stops():
+    x, y = blobs()
+    hist = fit(mlp(), tensor_batches(x, y, 8), loss_fn=F.cross_entropy, time_budget_s=0.05, progress=False,
+               device="cpu")
+    assert hist.stopped_by == "time" and hist.steps_done >= 1
+
+
+def test_default_loss_comes_from_the_head_and_dict_losses_record_parts():
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+        def loss(self, out, y):
+            ce = F.cross_entropy(out, y)
+            reg = 1e-3 * out.pow(2).mean()
+            return {"loss": ce + reg, "cls": ce, "reg": reg}
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = Head()
+
+        def forward(self, x):
+            return self.head(x)
+
+    x, y = blobs()
+    hist = fit(Model(), tensor_batches(x, y, 32), epochs=3, lr=5e-2, progress=False, device="cpu")
+    assert set(hist.parts) == {"cls", "reg"} and len(hist.parts["cls"]) == hist.steps_done
+    assert hist.loss[-1] < hist.loss[0]
+
+
+def test_progress_bar_and_live_curves_run(capsys):
+    x, y = blobs(64)
+    curves = LiveCurves(display=False)
+    fit(mlp(), tensor_batches(x, y, 16), loss_fn=F.cross_entropy, epochs=2, progress=True, device="cpu",
+        val_fn=classification_metrics([(x, y)]), callback=curves)
+    assert curves.n_updates == 2
+    assert {ln.get_label() for ln in curves.axes[0].lines} == {"train_loss", "val_loss"}
+    assert "training" in capsys.readouterr().err  # tqdm writes to stderr
+
+
+def test_frozen_backbone_stays_frozen_batchnorm_included():
+    torch.manual_seed(0)
+    model = cl.build_model({"backbone": {"name": "resnet18", "levels": ["C2"]}, "neck": {"name": "gap"},
+                            "head": {"name": "classification", "num_classes": 2}})
+    freeze(model.backbone)
+    assert count_trainable(model) == 64 * 2 + 2
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    x = torch.rand(8, 3, 32, 32)
+    y = torch.tensor([0, 1] * 4)
+    fit(model, [(x, y)], loss_fn=F.cross_entropy, steps=3, progress=False, device="cpu")
+    after = model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights AND BN running stats
+
+
+def test_param_groups_give_each_part_its_learning_rate():
+    model = cl.build_model({"backbone": {"name": "resnet18", "levels": ["C2"]}, "neck": {"name": "gap"},
+                            "head": {"name": "classification", "num_classes": 2}})
+    groups = param_groups(model, {"backbone": 1e-4, "head": 1e-2})
+    assert [g["lr"] for g in groups] == [1e-4, 1e-2]
+    n = sum(p.numel() for g in groups for p in g["params"])
+    assert n == count_trainable(model)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    hist = fit(model, [(x, y)], loss_fn=F.cross_entropy, steps=1, optimizer=groups, progress=False, device="cpu")
+    assert hist.steps_done == 1
+    with pytest.raises(ValueError, match="default_lr"):
+        param_groups(model, {"head": 1e-2})
+
+
+def test_auto_device_and_bad_inputs():
+    dev = auto_device()
+    assert dev.type in {"cuda", "mps", "cpu"}
+    if not torch.cuda.is_available():
+        assert dev.type in {"mps", "cpu"}
+        with pytest.raises(ValueError, match="CUDA"):
+            auto_device("cuda")
+    assert auto_device("cpu") == torch.device("cpu")
+    x, y = blobs(16)
+    with pytest.raises(ValueError, match="budget"):
+        fit(mlp(), [(x, y)], loss_fn=F.cross_entropy)
+    with pytest.raises(ValueError, match="loss_fn"):
+        fit(mlp(), [(x, y)], steps=1, progress=False)
+    with pytest.raises(ValueError, match="pair"):
+        fit(mlp(), [x], loss_fn=F.cross_entropy, steps=1, progress=False)
+    with pytest.raises(ValueError, match="one-shot"):
+        fit(mlp(), iter([(x, y)]), loss_fn=F.cross_entropy, epochs=2, progress=False)
+    with pytest.raises(ValueError, match="frozen"):
+        fit(freeze(mlp()), [(x, y)], loss_fn=F.cross_entropy, steps=1, progress=False)
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        fit(mlp(), [(x, y)], loss_fn=lambda o, t: o.sum() * float("nan"), steps=1, progress=False)
+    with pytest.raises(ValueError, match="single number"):
+        fit(mlp(), [(x, y)], loss_fn=lambda o, t: F.cross_entropy(o, t, reduction="none"), steps=1, progress=False)
+
+
+def test_one_shot_iterator_stops_when_it_runs_dry():
+    x, y = blobs(32)
+    hist = fit(mlp(), iter([(x[:16], y[:16]), (x[16:], y[16:])]), loss_fn=F.cross_entropy, steps=100,
+               progress=False, device="cpu")
+    assert hist.steps_done == 2 and hist.stopped_by == "data"
+
+
+def test_small_data_sets_are_deterministic_and_shaped_for_a_backbone():
+    from course_lib.training import SHAPE_CLASSES, lfw_split, toy_shapes
+
+    xtr, ytr, xva, yva = lfw_split(size=32, n_train=140, seed=0)
+    assert xtr.shape == (140, 3, 32, 32) and xva.shape == (60, 3, 32, 32)
+    assert torch.equal(xtr[:, 0], xtr[:, 1]) and 0 <= float(xtr.min()) and float(xtr.max()) <= 1
+    assert int(ytr.sum() + yva.sum()) == 100  # 100 faces in all
+    assert torch.equal(lfw_split(32, seed=0)[0], xtr) and not torch.equal(lfw_split(32, seed=1)[0], xtr)
+    x, y = toy_shapes(30, size=32, seed=3)
+    assert x.shape == (30, 3, 32, 32) and sorted(set(y.tolist())) == [0, 1, 2] and len(SHAPE_CLASSES) == 3
+    assert torch.bincount(y).tolist() == [10, 10, 10]
+    assert torch.equal(toy_shapes(30, 32, seed=3)[0], x)
+
+
+def test_embeddings_knn_and_pca():
+    from course_lib.training import embeddings, knn_accuracy, pca_2d
+
+    model = cl.build_model({"backbone": {"name": "yolo_csp", "levels": ["C3"]}, "neck": {"name": "gap"},
+                            "head": {"name": "classification", "num_classes": 2}})
+    e = embeddings(model, torch.rand(7, 3, 32, 32), batch_size=3)
+    assert e.shape == (7, 64)
+    a = torch.cat([torch.randn(20, 5) + 3, torch.randn(20, 5) - 3])
+    lab = torch.tensor([0] * 20 + [1] * 20)
+    assert knn_accuracy(a, lab, a + 0.01, lab, k=3) == 1.0
+    (p,) = pca_2d(a)
+    assert p.shape == (40, 2) and abs(float(p.mean())) < 1e-4
+
+
+def test_freeze_batchnorm_keeps_statistics_but_convs_learn():
+    from course_lib.training import freeze_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    freeze_batchnorm(net)
+    stats = net[1].running_mean.clone()
+    w = net[0].weight.clone()
+    x, y = torch.rand(8, 3, 8, 8), torch.tensor([0, 1] * 4)
+    fit(net, [(x, y)], loss_fn=F.cross_entropy, steps=3, progress=False, device="cpu", lr=1e-2)
+    assert torch.equal(net[1].running_mean, stats) and not torch.equal(net[0].weight, w)
