@@ -28,7 +28,7 @@ def names() -> list[str]:
     return HEADS.names()
 
 
-from . import classification  # noqa: E402,F401  (registers the heads)
+from . import classification, detection, segmentation  # noqa: E402,F401  (registers the heads)
 from .classification import ClassificationHead, ClassScore  # noqa: E402
 
 __all__ = ["HEADS", "build", "names", "ClassificationHead", "ClassScore"]

@@ -8,8 +8,9 @@ places where widgets cannot run.
 """
 
 from .backbone_explorers import FeatureExplorer, ReceptiveFieldExplorer
+from .head_explorer import HeadExplorer
 from .neck_explorers import DilationExplorer, FusionExplorer
 from .picker import ImagePicker
 from .stage_explorer import StageExplorer
 
-__all__ = ["DilationExplorer", "FusionExplorer", "FeatureExplorer", "ReceptiveFieldExplorer", "ImagePicker", "StageExplorer"]
+__all__ = ["HeadExplorer", "DilationExplorer", "FusionExplorer", "FeatureExplorer", "ReceptiveFieldExplorer", "ImagePicker", "StageExplorer"]

@@ -1,0 +1,335 @@
+"""The dense detection head: every cell of every level votes for a class and a box.
+
+Anchor-free (无锚框): each cell of a level with stride ``s`` has one *anchor point*,
+its centre ``(s * col + s/2, s * row + s/2)``.  For every point the head predicts
+
+* **class scores** (one sigmoid per class, no objectness), and
+* **box distances** ``(l, t, r, b)`` from the point to the four sides of the box,
+  in units of the stride (so a stride-32 cell predicting 1.5 means 48 pixels).
+
+Per level the two answers come from *decoupled* branches (解耦头), each
+``depth`` 3x3 convs then a 1x1 (as in YOLOv8 and FCOS); ``decoupled=False`` shares
+one branch for both (the older coupled design).  With ``reg_bins > 0`` each
+distance is a *distribution* over ``reg_bins`` bins (0, 1, ..., reg_bins - 1
+strides) and the distance is its expectation: Distribution Focal Loss (DFL)
+teaches the two bins around the true distance.
+
+**Target assignment** (标签分配, FCOS-style): a point is a positive for a ground
+truth box when (1) it lies inside the box, (2) it lies within ``center_radius``
+strides of the box centre (centre sampling), and (3) the object's size
+``sqrt(w * h)`` falls in the level's scale range (small objects go to fine levels,
+large ones to coarse levels).  A point claimed by several boxes takes the
+smallest.  A box that got no point this way (a tiny or thin object) takes the
+in-box point nearest its centre.  A box with no cell centre inside it at all (a
+6-pixel object between the points of a stride-8 grid) cannot be learned: the
+smallest stride sets the smallest object a detector can see.
+
+**Loss**: sigmoid focal loss on classes (normalised by the number of
+positives) + GIoU loss on the decoded boxes of positives (+ DFL when
+``reg_bins > 0``).  **Decode**: sigmoid scores, threshold, boxes from distances,
+then per-class NMS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import batched_nms as tv_batched_nms
+from torchvision.ops import sigmoid_focal_loss
+
+from ..blocks import Conv
+from ..boxes import anchor_points, decode_distances, encode_distances, giou_paired
+from ..contract import FeatureSpec, Head, select_inputs
+from . import HEADS
+
+
+def default_scale_ranges(strides: Sequence[int]) -> list[tuple[float, float]]:
+    """Object-size band per level: level ``k`` takes sizes up to ``3 * stride_k`` (the last takes the rest)."""
+    ranges, lo = [], 0.0
+    for i, s in enumerate(strides):
+        hi = float("inf") if i == len(strides) - 1 else 3.0 * s
+        ranges.append((lo, hi))
+        lo = hi
+    return ranges
+
+
+class LevelHead(nn.Module):
+    """The head of one level: a 1x1 stem, then class and box branches (decoupled or shared)."""
+
+    def __init__(self, c_in: int, width: int, depth: int, num_classes: int, box_ch: int, decoupled: bool):
+        super().__init__()
+        self.stem = Conv(c_in, width, 1)
+        self.decoupled = decoupled
+        if decoupled:
+            self.cls_branch = nn.Sequential(*[Conv(width, width, 3) for _ in range(depth)])
+            self.box_branch = nn.Sequential(*[Conv(width, width, 3) for _ in range(depth)])
+        else:
+            self.shared = nn.Sequential(*[Conv(width, width, 3) for _ in range(depth)])
+        self.cls_out = nn.Conv2d(width, num_classes, 1)
+        self.box_out = nn.Conv2d(width, box_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.stem(x)
+        if self.decoupled:
+            return self.cls_out(self.cls_branch(x)), self.box_out(self.box_branch(x))
+        y = self.shared(x)
+        return self.cls_out(y), self.box_out(y)
+
+
+@HEADS.register("detection")
+class DetectionHead(Head):
+    """Dense, anchor-free detection head over one or more levels (see the module docstring).
+
+    ``forward`` returns an ordered dict ``{"cls.P3": (B, K, H, W), "box.P3": (B, 4 or 4*bins, H, W), ...}``.
+    """
+
+    name = "detection"
+
+    def __init__(
+        self,
+        in_specs: Mapping[str, FeatureSpec],
+        num_classes: int = 3,
+        keys: Sequence[str] | None = None,
+        width: int = 64,
+        depth: int = 2,
+        decoupled: bool = True,
+        reg_bins: int = 0,
+        scale_ranges: Sequence[tuple[float, float]] | None = None,
+        center_radius: float = 1.5,
+        box_weight: float = 2.0,
+        dfl_weight: float = 0.5,
+        class_names: Sequence[str] | None = None,
+    ):
+        super().__init__()
+        self.in_specs = OrderedDict(in_specs)
+        picked = select_inputs("head 'detection'", in_specs, keys)
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        if reg_bins == 1 or reg_bins < 0:
+            raise ValueError(f"reg_bins must be 0 (plain distances) or at least 2 (DFL bins), got {reg_bins}")
+        self.levels = list(picked)
+        self.strides = [int(s.stride) for s in picked.values()]
+        self.num_classes = num_classes
+        self.reg_bins = int(reg_bins)
+        self.decoupled = decoupled
+        ranges = default_scale_ranges(self.strides) if scale_ranges is None else [tuple(r) for r in scale_ranges]
+        if len(ranges) != len(self.levels):
+            raise ValueError(f"scale_ranges has {len(ranges)} bands but the head reads {len(self.levels)} levels")
+        self.scale_ranges = [(float(lo), float(hi)) for lo, hi in ranges]
+        self.center_radius = center_radius
+        self.box_weight, self.dfl_weight = box_weight, dfl_weight
+        self.class_names = list(class_names) if class_names is not None else [f"class {i}" for i in range(num_classes)]
+        if len(self.class_names) != num_classes:
+            raise ValueError(f"{len(self.class_names)} class names given for {num_classes} classes")
+        box_ch = 4 * self.reg_bins if self.reg_bins else 4
+        self.heads = nn.ModuleDict(
+            (lv, LevelHead(spec.channels, width, depth, num_classes, box_ch, decoupled)) for lv, spec in picked.items()
+        )
+        prior = -math.log((1 - 0.01) / 0.01)  # start every class score at p = 0.01 (RetinaNet's prior)
+        for h in self.heads.values():
+            nn.init.constant_(h.cls_out.bias, prior)
+        self._grid_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, feats: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+        out: OrderedDict[str, torch.Tensor] = OrderedDict()
+        for lv, head in self.heads.items():
+            cls, box = head(feats[lv])
+            out[f"cls.{lv}"], out[f"box.{lv}"] = cls, box
+        return out
+
+    def distances(self, box_raw: torch.Tensor) -> torch.Tensor:
+        """Raw box outputs ``(..., 4 or 4*bins)`` -> distances ``(..., 4)`` in strides (DFL: the expectation)."""
+        if self.reg_bins:
+            prob = box_raw.unflatten(-1, (4, self.reg_bins)).softmax(-1)
+            return prob @ torch.arange(self.reg_bins, dtype=prob.dtype, device=prob.device)
+        return F.softplus(box_raw)
+
+    def flatten(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """All levels as one list of points: ``cls (B, N, K)``, ``box_raw (B, N, C)``, ``points (N, 2)``,
+        ``strides (N,)``, ``level (N,)`` (the level index of each point)."""
+        cls, box, shapes = [], [], []
+        for lv in self.levels:
+            c, b = outputs[f"cls.{lv}"], outputs[f"box.{lv}"]
+            cls.append(c.flatten(2).transpose(1, 2))
+            box.append(b.flatten(2).transpose(1, 2))
+            shapes.append(tuple(c.shape[-2:]))
+        points, strides, level = self._grid(tuple(shapes), cls[0].device)
+        return {"cls": torch.cat(cls, 1), "box_raw": torch.cat(box, 1), "points": points, "strides": strides,
+                "level": level}
+
+    def _grid(self, shapes: tuple, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = (shapes, str(device))
+        if key not in self._grid_cache:
+            pts, st, lv = [], [], []
+            for i, (shape, s) in enumerate(zip(shapes, self.strides)):
+                p = anchor_points(shape, s, device)
+                pts.append(p)
+                st.append(torch.full((len(p),), float(s), device=device))
+                lv.append(torch.full((len(p),), i, dtype=torch.long, device=device))
+            self._grid_cache[key] = (torch.cat(pts), torch.cat(st), torch.cat(lv))
+        return self._grid_cache[key]
+
+    # ------------------------------------------------------------------ targets
+    @torch.no_grad()
+    def assign(self, points: torch.Tensor, strides: torch.Tensor, level: torch.Tensor,
+               targets: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """FCOS-style assignment for a whole batch at once.
+
+        Returns ``pos (B, N)`` bool, ``gt_index (B, N)``, ``labels (B, N)``, ``boxes (B, N, 4)``
+        (the assigned ground truth of each point; meaningless where ``pos`` is False).
+        """
+        device = points.device
+        b = len(targets)
+        m = max([len(t["boxes"]) for t in targets] + [1])
+        gt = torch.zeros((b, m, 4), device=device)
+        gl = torch.zeros((b, m), dtype=torch.long, device=device)
+        valid = torch.zeros((b, m), dtype=torch.bool, device=device)
+        for i, t in enumerate(targets):
+            k = len(t["boxes"])
+            if k:
+                gt[i, :k] = t["boxes"].to(device, torch.float32)
+                gl[i, :k] = t["labels"].to(device)
+                valid[i, :k] = True
+        n = len(points)
+        px, py = points[None, :, None, 0], points[None, :, None, 1]  # (1, N, 1)
+        x1, y1, x2, y2 = (gt[:, None, :, j] for j in range(4))  # (B, 1, M)
+        in_box = (px >= x1) & (px <= x2) & (py >= y1) & (py <= y2)  # on the border counts
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        r = self.center_radius * strides[None, :, None]
+        near = ((px - cx).abs() < r) & ((py - cy).abs() < r)
+        size = ((x2 - x1) * (y2 - y1)).clamp(min=0).sqrt()
+        lo = torch.tensor([a for a, _ in self.scale_ranges], device=device)[level][None, :, None]
+        hi = torch.tensor([h for _, h in self.scale_ranges], device=device)[level][None, :, None]
+        in_range = (size >= lo) & (size < hi)
+        ok = valid[:, None, :]
+        cand = in_box & near & in_range & ok
+        area = (size * size).expand(b, n, m)
+        cost = torch.where(cand, area, torch.full_like(area, float("inf")))
+        best, gt_index = cost.min(dim=2)
+        pos = torch.isfinite(best)
+        # every object gets at least one point: the in-box point nearest its centre (its own level first)
+        counts = torch.zeros((b, m), device=device).scatter_add_(1, gt_index, pos.float())
+        needy = valid & (counts == 0)
+        if needy.any():
+            dist = torch.maximum((px - cx).abs(), (py - cy).abs()) / strides[None, :, None] + 1e3 * (~in_range)
+            dist = torch.where(in_box & ok, dist, torch.full_like(dist, float("inf")))
+            dmin, nearest = dist.min(dim=1)  # (B, M)
+            bi, mi = torch.nonzero(needy & torch.isfinite(dmin), as_tuple=True)
+            ni = nearest[bi, mi]
+            pos[bi, ni] = True
+            gt_index[bi, ni] = mi
+        boxes = torch.gather(gt, 1, gt_index[..., None].expand(b, n, 4))
+        labels = torch.gather(gl, 1, gt_index)
+        return {"pos": pos, "gt_index": gt_index, "labels": labels, "boxes": boxes}
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, outputs: Mapping[str, torch.Tensor], targets: Sequence[Mapping[str, torch.Tensor]],
+             return_parts: bool = False):
+        """Focal class loss + GIoU box loss (+ DFL): a scalar, or a dict of parts with ``return_parts``."""
+        flat = self.flatten(outputs)
+        if len(targets) != flat["cls"].shape[0]:
+            raise ValueError(f"got {len(targets)} targets for a batch of {flat['cls'].shape[0]} images")
+        a = self.assign(flat["points"], flat["strides"], flat["level"], targets)
+        pos = a["pos"]
+        num_pos = max(1.0, float(pos.sum()))
+        cls_t = torch.zeros_like(flat["cls"])
+        cls_t[pos] = F.one_hot(a["labels"][pos], self.num_classes).to(cls_t)
+        cls_loss = sigmoid_focal_loss(flat["cls"], cls_t, alpha=0.25, gamma=2.0, reduction="sum") / num_pos
+        raw = flat["box_raw"][pos]
+        pts = flat["points"][None].expand(pos.shape[0], -1, -1)[pos]
+        st = flat["strides"][None].expand(pos.shape[0], -1)[pos]
+        pred_boxes = decode_distances(pts, self.distances(raw), st)
+        _, giou = giou_paired(pred_boxes, a["boxes"][pos])
+        box_loss = (1 - giou).sum() / num_pos
+        total = cls_loss + self.box_weight * box_loss
+        parts = {"cls": cls_loss.detach(), "box": box_loss.detach()}
+        if self.reg_bins:
+            tgt = encode_distances(pts, a["boxes"][pos], st).clamp(0, self.reg_bins - 1.01)
+            dfl = self._dfl(raw.unflatten(-1, (4, self.reg_bins)), tgt)
+            total = total + self.dfl_weight * dfl
+            parts["dfl"] = dfl.detach()
+        if return_parts:
+            return {"loss": total, **parts}
+        return total
+
+    @staticmethod
+    def _dfl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Distribution focal loss: cross-entropy towards the two bins around each true distance."""
+        if logits.numel() == 0:
+            return logits.sum()
+        left = target.floor().long()
+        w_right = target - left
+        logp = logits.log_softmax(-1)
+        lp_left = logp.gather(-1, left[..., None])[..., 0]
+        lp_right = logp.gather(-1, (left + 1)[..., None])[..., 0]
+        return -((1 - w_right) * lp_left + w_right * lp_right).mean()
+
+    # ------------------------------------------------------------------ decode
+    @torch.no_grad()
+    def decode(self, outputs: Mapping[str, torch.Tensor], score_thresh: float = 0.3, iou_thresh: float = 0.6,
+               max_det: int = 100, levels: Sequence[str] | None = None, nms: bool = True,
+               pre_nms_topk: int = 1000) -> list[dict[str, torch.Tensor]]:
+        """Raw outputs -> per image ``{"boxes", "scores", "labels", "level"}`` (boxes in image pixels).
+
+        ``levels`` keeps only points of some levels (for looking at one level);
+        ``nms=False`` shows every box above the threshold, duplicates included.
+        """
+        flat = self.flatten(outputs)
+        scores = flat["cls"].sigmoid()
+        dist = self.distances(flat["box_raw"])
+        boxes = decode_distances(flat["points"], dist, flat["strides"]).float()
+        first = outputs[f"cls.{self.levels[0]}"]
+        h_img, w_img = first.shape[-2] * self.strides[0], first.shape[-1] * self.strides[0]
+        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, w_img)
+        boxes[..., 1::2] = boxes[..., 1::2].clamp(0, h_img)
+        if levels is not None:
+            unknown = [lv for lv in levels if lv not in self.levels]
+            if unknown:
+                raise ValueError(f"unknown levels {unknown}; this head reads {self.levels}")
+            keep_lv = torch.tensor([self.levels[i] in levels for i in flat["level"].tolist()], device=boxes.device)
+        else:
+            keep_lv = torch.ones(len(flat["level"]), dtype=torch.bool, device=boxes.device)
+        results = []
+        for i in range(scores.shape[0]):
+            s = scores[i] * keep_lv[:, None]
+            idx, cls = torch.nonzero(s > score_thresh, as_tuple=True)
+            sc = s[idx, cls]
+            if len(sc) > pre_nms_topk:
+                top = sc.topk(pre_nms_topk).indices
+                idx, cls, sc = idx[top], cls[top], sc[top]
+            bx = boxes[i, idx]
+            if nms and len(sc):
+                keep = tv_batched_nms(bx, sc, cls, iou_thresh)[:max_det]
+            else:
+                keep = sc.argsort(descending=True)[: max_det if nms else None]
+            results.append({"boxes": bx[keep], "scores": sc[keep], "labels": cls[keep],
+                            "level": flat["level"][idx[keep]], "point": idx[keep]})
+        return results
+
+    @torch.no_grad()
+    def cell(self, outputs: Mapping[str, torch.Tensor], level: str, row: int, col: int,
+             image: int = 0) -> dict[str, object]:
+        """What one cell says: its anchor point, class probabilities, distances (pixels), box, DFL bins."""
+        if level not in self.levels:
+            raise ValueError(f"unknown level {level!r}; this head reads {self.levels}")
+        cls, box = outputs[f"cls.{level}"][image], outputs[f"box.{level}"][image]
+        h, w = cls.shape[-2:]
+        if not (0 <= row < h and 0 <= col < w):
+            raise ValueError(f"cell ({row}, {col}) is outside the {h}x{w} map of level {level}")
+        s = self.strides[self.levels.index(level)]
+        raw = box[:, row, col]
+        dist = self.distances(raw)
+        point = torch.tensor([(col + 0.5) * s, (row + 0.5) * s])
+        out: dict[str, object] = {
+            "point": point, "stride": s, "probs": cls[:, row, col].sigmoid(),
+            "distances_px": dist * s, "box": decode_distances(point, dist, s),
+        }
+        if self.reg_bins:
+            out["bins"] = raw.unflatten(-1, (4, self.reg_bins)).softmax(-1)
+        return out

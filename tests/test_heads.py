@@ -1,0 +1,172 @@
+"""Detection and segmentation heads: shapes per level, assignment, loss, decode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import course_lib as cl
+from course_lib.boxes import decode_distances, encode_distances
+from course_lib.contract import ContractError, FeatureSpec
+from course_lib.data import ShapesWorld
+
+SPECS = {"P3": FeatureSpec(32, 8), "P4": FeatureSpec(32, 16), "P5": FeatureSpec(32, 32)}
+
+
+def feats(b: int = 2, size: int = 128, c: int = 32) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return {k: torch.randn(b, c, size // s.stride, size // s.stride) for k, s in SPECS.items()}
+
+
+@pytest.mark.parametrize("reg_bins", [0, 8])
+def test_detection_output_shapes_per_level(reg_bins):
+    head = cl.heads.build("detection", SPECS, num_classes=3, width=16, depth=1, reg_bins=reg_bins)
+    out = head(feats())
+    box_ch = 4 * reg_bins if reg_bins else 4
+    for lv, s in SPECS.items():
+        n = 128 // s.stride
+        assert out[f"cls.{lv}"].shape == (2, 3, n, n)
+        assert out[f"box.{lv}"].shape == (2, box_ch, n, n)
+    flat = head.flatten(out)
+    assert flat["cls"].shape == (2, 16 * 16 + 8 * 8 + 4 * 4, 3) and flat["points"].shape == (336, 2)
+    d = head.distances(flat["box_raw"])
+    assert d.shape == (2, 336, 4) and bool((d >= 0).all())
+    if reg_bins:
+        assert float(d.max().detach()) <= reg_bins - 1  # an expectation over bins 0 .. reg_bins - 1
+
+
+def test_decoupled_and_coupled_branches():
+    dec = cl.heads.build("detection", SPECS, width=16, depth=2)
+    cpl = cl.heads.build("detection", SPECS, width=16, depth=2, decoupled=False)
+    n_dec = sum(p.numel() for p in dec.parameters())
+    n_cpl = sum(p.numel() for p in cpl.parameters())
+    assert n_dec > n_cpl  # two branches of 3x3 convs instead of one
+    assert hasattr(dec.heads["P3"], "cls_branch") and hasattr(cpl.heads["P3"], "shared")
+    assert cpl(feats())["cls.P4"].shape == dec(feats())["cls.P4"].shape
+
+
+def test_assignment_respects_scale_ranges_and_centres():
+    head = cl.heads.build("detection", SPECS, width=16, depth=1)
+    out = head(feats(1))
+    flat = head.flatten(out)
+    small = [40.0, 40, 52, 52]  # size 12 -> P3 (sizes below 24)
+    large = [60.0, 20, 116, 76]  # size 56 -> P5 (48 and above)
+    targets = [{"boxes": torch.tensor([small, large]), "labels": torch.tensor([0, 2])}]
+    a = head.assign(flat["points"], flat["strides"], flat["level"], targets)
+    pos = a["pos"][0]
+    lv_small = flat["level"][pos & (a["gt_index"][0] == 0)]
+    lv_large = flat["level"][pos & (a["gt_index"][0] == 1)]
+    assert len(lv_small) > 0 and set(lv_small.tolist()) == {0}
+    assert len(lv_large) > 0 and set(lv_large.tolist()) == {2}
+    assert set(a["labels"][0][pos].tolist()) == {0, 2}
+    # every positive point lies inside its box (the border counts) and near its centre (1.5 strides)
+    pts, boxes = flat["points"][pos], a["boxes"][0][pos]
+    assert bool(((pts >= boxes[:, :2]) & (pts <= boxes[:, 2:])).all())
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    assert bool(((pts - centres).abs() < 1.5 * flat["strides"][pos][:, None]).all())
+
+
+def test_every_object_gets_a_positive_even_tiny_ones():
+    head = cl.heads.build("detection", SPECS, width=16, depth=1)
+    flat = head.flatten(head(feats(1)))
+    tiny = [[3.0, 3, 9, 9], [100, 30, 107, 36], [60, 61, 100, 62]]  # the last is 40 x 1 px between grid rows
+    a = head.assign(flat["points"], flat["strides"], flat["level"],
+                    [{"boxes": torch.tensor(tiny), "labels": torch.tensor([1, 1, 0])}])
+    assert set(a["gt_index"][0][a["pos"][0]].tolist()) == {0, 1}  # the thin line holds no cell centre
+    # a box with a cell centre on its border still gets it: point (100, 36) for the second box
+    on_border = a["pos"][0] & (a["gt_index"][0] == 1)
+    assert flat["points"][on_border].tolist() == [[100.0, 36.0]]
+
+
+def test_loss_parts_and_empty_images():
+    head = cl.heads.build("detection", SPECS, width=16, depth=1, reg_bins=8)
+    out = head(feats())
+    targets = [{"boxes": torch.tensor([[10.0, 10, 40, 50]]), "labels": torch.tensor([1])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]
+    parts = head.loss(out, targets, return_parts=True)
+    assert set(parts) == {"loss", "cls", "box", "dfl"}
+    assert torch.isfinite(parts["loss"]) and float(parts["box"]) > 0
+    parts["loss"].backward()
+    assert head.heads["P3"].cls_out.bias.grad is not None
+    with pytest.raises(ValueError, match="targets"):
+        head.loss(out, targets[:1])
+
+
+def test_decode_round_trip_of_a_planted_box():
+    """Plant a box in the raw outputs through encode; decode must give it back."""
+    head = cl.heads.build("detection", {"P4": FeatureSpec(8, 16)}, num_classes=2, width=8, depth=1)
+    out = head({"P4": torch.zeros(1, 8, 8, 8)})
+    out = {k: torch.full_like(v, -20.0) for k, v in out.items()}  # every score ~0, every distance ~0
+    box = torch.tensor([30.0, 20, 70, 90])
+    row, col = 3, 2  # cell centre (40, 56): inside the box
+    point = torch.tensor([(col + 0.5) * 16, (row + 0.5) * 16])
+    d = encode_distances(point, box, 16.0)
+    raw = d + torch.log(-torch.expm1(-d))  # softplus^-1, so distances() gives d back
+    out["box.P4"][0, :, row, col] = raw
+    out["cls.P4"][0, 1, row, col] = 3.0
+    res = head.decode(out, score_thresh=0.5)[0]
+    assert res["labels"].tolist() == [1]
+    assert torch.allclose(res["boxes"][0], box, atol=1e-3)
+    assert torch.allclose(decode_distances(point, d, 16.0), box)
+    cell = head.cell(out, "P4", row, col)
+    assert torch.allclose(cell["box"], box, atol=1e-3) and torch.allclose(cell["distances_px"], d * 16, atol=1e-3)
+
+
+def test_decode_levels_and_nms_switch():
+    torch.manual_seed(1)
+    head = cl.heads.build("detection", SPECS, width=16, depth=1)
+    out = head(feats(1))
+    out = {k: torch.full_like(v, 5.0 if k.startswith("cls") else 2.0) for k, v in out.items()}
+    # every cell confident and every box ~4 cells wide: many overlapping duplicates
+    before = head.decode(out, score_thresh=0.5, nms=False, max_det=10_000, pre_nms_topk=10_000)[0]
+    after = head.decode(out, score_thresh=0.5, iou_thresh=0.5, max_det=10_000)[0]
+    assert len(after["boxes"]) < len(before["boxes"]) == 336 * 3
+    only_p5 = head.decode(out, score_thresh=0.5, nms=False, levels=["P5"], max_det=10_000)[0]
+    assert len(only_p5["boxes"]) == 16 * 3 and set(only_p5["level"].tolist()) == {2}
+    with pytest.raises(ValueError, match="levels"):
+        head.decode(out, levels=["P9"])
+
+
+def test_detection_head_contract_errors():
+    with pytest.raises(ContractError, match="detection"):
+        cl.heads.build("detection", {"pooled": FeatureSpec(64, None)})
+    with pytest.raises(ValueError, match="reg_bins"):
+        cl.heads.build("detection", SPECS, reg_bins=1)
+    with pytest.raises(ValueError, match="scale_ranges"):
+        cl.heads.build("detection", SPECS, scale_ranges=[(0, 10)])
+
+
+def test_segmentation_head_shapes_loss_decode():
+    head = cl.heads.build("segmentation", SPECS, num_classes=4, width=16)
+    logits = head(feats())
+    assert logits.shape == (2, 4, 128, 128)
+    world = ShapesWorld("val", num_images=2)
+    _, targets = world.batch([0, 1])
+    loss = head.loss(logits, targets)
+    assert torch.isfinite(loss) and loss.ndim == 0
+    assert head.decode(logits).shape == (2, 128, 128)
+    with pytest.raises(ValueError, match="at least 2"):
+        cl.heads.build("segmentation", SPECS, num_classes=1)
+
+
+def test_full_detector_from_config():
+    model = cl.build_model({"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 32},
+                            "head": {"name": "detection", "num_classes": 3, "width": 16}})
+    assert model.head.levels == ["P3", "P4", "P5"] and model.head.strides == [8, 16, 32]
+    tr = model.trace(torch.rand(3, 128, 128))
+    assert tr.head["cls.P3"].shape == (1, 3, 16, 16)
+    none = cl.build_model({"backbone": {"name": "tiny_cnn"}, "neck": {"name": "identity", "keys": ["C5"]},
+                           "head": {"name": "detection", "num_classes": 3, "width": 16}})
+    assert none.head.levels == ["C5"] and none.head.scale_ranges == [(0.0, float("inf"))]
+
+
+@pytest.mark.parametrize("lesson", ["04", "05"])
+def test_lesson_exercises_check_instantly(lesson, capsys):
+    exs = cl.exercises.for_lesson(lesson)
+    assert len(exs) >= 3
+    for ex in exs:
+        assert ex.check(None) is False  # a blank answer never raises
+        assert ex.is_correct(ex.solution())
+        assert not ex.is_correct("something else")
+    assert cl.exercises.get("04.nms").is_correct(["c", "A"])  # order does not matter
+    assert "Not answered yet" in capsys.readouterr().out

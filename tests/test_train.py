@@ -1,0 +1,85 @@
+"""Training: a short run learns; the command writes checkpoints that match their manifest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import course_lib as cl
+from course_lib import train as T
+from course_lib import weights as W
+from course_lib.data import ShapesWorld
+
+SMALL = {
+    "task": "detection",
+    "model": {"backbone": {"name": "tiny_cnn", "widths": [16, 32, 48, 64, 96]},
+              "neck": {"name": "fpn", "out_channels": 32},
+              "head": {"name": "detection", "num_classes": 3, "width": 32, "depth": 1}},
+    "recipe": {"steps": 120, "batch_size": 16, "lr": 5e-3, "train_images": 400},
+}
+
+
+def test_short_training_lowers_loss_and_beats_chance():
+    torch.manual_seed(0)
+    model, rep = T.train(SMALL, progress=False, evaluate=False)
+    hist = rep["history"]
+    first, last = sum(hist.loss[:10]) / 10, sum(hist.loss[-10:]) / 10
+    assert rep["steps"] == 120 and last < 0.7 * first
+    val = ShapesWorld("val", num_images=100)
+    r = T.evaluate_detector(model, val)
+    # the untrained head scores 0 (its prior 0.01 is below the 0.05 threshold: no boxes at all);
+    # 120 small steps are the very start of learning (the shipped det_fpn reaches > 0.8 in 500 larger ones)
+    assert r["map50"] > 0.02, r
+
+
+def test_command_writes_checkpoint_and_manifest(tmp_path):
+    assert T.main(["det_none", "--steps", "2", "--train-images", "64", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    entry = manifest["det_none"]
+    assert entry["sha256"] == W.sha256_of(tmp_path / "det_none.pt")
+    assert entry["steps"] == 2 and entry["seed"] == 0 and entry["config"]["neck"]["name"] == "identity"
+    assert entry["torch"] == torch.__version__ and "map50" in entry["metrics"]
+    model = T.load_trained("det_none", tmp_path)
+    assert model.head.levels == ["C5"]
+    with pytest.raises(FileNotFoundError, match="python -m course_lib.train"):
+        T.load_trained("det_fpn", tmp_path)
+
+
+def test_configs_build():
+    for name, cfg in T.CONFIGS.items():
+        if cfg["model"]["backbone"].get("pretrained"):
+            continue  # needs the offline weights; built in test_shipped (same code path)
+        m = cl.build_model(cfg["model"])
+        assert {r["part"] for r in m.summary()} == {"backbone", "neck", "head"}, name
+    with pytest.raises(KeyError, match="known"):
+        T.get_config("det_fnp")
+
+
+# ------------------------------------------------------------------ the shipped checkpoints
+MANIFEST = T.read_manifest()
+
+
+@pytest.mark.parametrize("name", T.SHIPPED)
+def test_shipped_checkpoints_match_manifest(name):
+    assert name in MANIFEST, f"run: python -m course_lib.train {name}"
+    entry = MANIFEST[name]
+    path = T.CHECKPOINT_DIR / entry["file"]
+    assert path.stat().st_size <= 5_000_000
+    assert W.sha256_of(path) == entry["sha256"]
+    ckpt = W.load_checkpoint(path, entry["sha256"])  # weights_only=True inside
+    assert set(ckpt) == {"config", "task", "state_dict"}
+    assert torch.load(path, weights_only=True)["config"] == entry["config"]
+    model = T.load_trained(name)
+    assert not model.training
+
+
+def test_shipped_detector_is_good_and_fpn_beats_no_neck_on_small():
+    val = ShapesWorld("val", num_images=150)
+    fpn = T.evaluate_detector(T.load_trained("det_fpn"), val)
+    none = T.evaluate_detector(T.load_trained("det_none"), val)
+    assert fpn["map50"] > 0.8
+    assert fpn["map50_small"] > none["map50_small"] + 0.10
+    seg = T.evaluate_segmenter(T.load_trained("seg_fpn"), ShapesWorld("val", num_images=50))
+    assert seg["miou"] > 0.6
