@@ -1,0 +1,192 @@
+"""Execute every lesson and render a static HTML site (nbconvert) into ``_site/``.
+
+    .venv/bin/python tools/build_site.py                 # all notebooks -> _site/
+    .venv/bin/python tools/build_site.py --out /tmp/site notebooks/00_the_big_picture.ipynb
+
+Each notebook runs top to bottom in a fresh kernel (in memory: ``notebooks/``
+is never written to).  Live ipywidgets cannot run in a static page, so every
+widget output is replaced by a short note, and the build checks that each
+explorer left a *static figure* (an image output) in its own cell or in one of
+the next two code cells: a lesson must read well without a kernel.  The build
+fails on a cell error, on a missing static figure, or on a notebook that does
+not finish within ``--timeout`` seconds per cell.  ``_site/index.html`` lists
+the lessons with their titles and build times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+STATIC_MIME = ("image/png", "image/jpeg", "image/svg+xml")
+LIVE_NOTE = (
+    '<div class="course-live-note" style="border-left:4px solid #1976d2;padding:4px 10px;color:#555;'
+    'background:#f3f7fd;font-size:90%">&#9881; Live explorer: open this notebook in JupyterLab to move its '
+    "controls. The static figure below shows what it draws.</div>"
+)
+
+
+@dataclass
+class Page:
+    """One rendered lesson."""
+
+    notebook: Path
+    html: Path
+    title: str
+    seconds: float
+    explorers: int = 0
+    static_figures: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def title_of(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return "untitled"
+
+
+def _has_static(cell) -> bool:
+    return any(
+        out.get("output_type") in ("display_data", "execute_result") and any(m in out.get("data", {}) for m in STATIC_MIME)
+        for out in cell.get("outputs", [])
+    )
+
+
+def replace_widgets(nb) -> tuple[int, int, list[str]]:
+    """Swap live widget outputs for a note; check each explorer is followed by a static figure.
+
+    Returns (number of widget outputs, number of static figures, problems).
+    """
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    explorers, problems = 0, []
+    for i, cell in enumerate(code):
+        has_widget = False
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data:
+                has_widget = True
+                explorers += 1
+                out["data"] = {"text/html": LIVE_NOTE, "text/plain": "[live explorer: open in JupyterLab]"}
+        if has_widget and not any(_has_static(c) for c in code[i : i + 3]):
+            first = "".join(cell.source).splitlines()[:1]
+            problems.append(f"code cell {i} ({first[0] if first else ''!r}) shows an explorer but no static figure "
+                            "in it or the next two code cells")
+    nb.metadata.pop("widgets", None)  # no widget state: nothing tries to load a widget manager
+    statics = sum(_has_static(c) for c in code)
+    return explorers, statics, problems
+
+
+def errors_of(nb) -> list[str]:
+    out = []
+    for i, cell in enumerate(nb.cells):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                out.append(f"cell {i}: {o.get('ename')}: {o.get('evalue')}")
+    return out
+
+
+def build_page(path: Path, out_dir: Path, timeout: int = 600) -> Page:
+    """Execute ``path`` in memory and write ``out_dir/<stem>.html``."""
+    nb = nbformat.read(path, as_version=4)
+    t0 = time.perf_counter()
+    ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", store_widget_state=False)
+    problems: list[str] = []
+    # Figures must land in the page as they do in JupyterLab: the kernel uses the inline backend even when
+    # the caller (pytest sets MPLBACKEND=Agg) asked for another one.
+    saved = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        ep.preprocess(nb, {"metadata": {"path": str(path.parent)}})
+    except CellExecutionError as err:
+        problems.append(f"execution failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err!r}")
+    finally:
+        if saved is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = saved
+    seconds = time.perf_counter() - t0
+    problems += errors_of(nb)
+    explorers, statics, widget_problems = replace_widgets(nb)
+    problems += widget_problems
+    exporter = HTMLExporter(template_name="lab")
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb)}})
+    target = out_dir / f"{path.stem}.html"
+    target.write_text(body, encoding="utf-8")
+    return Page(path, target, title_of(nb), seconds, explorers, statics, problems)
+
+
+def write_index(pages: list[Page], out_dir: Path) -> Path:
+    rows = "\n".join(
+        f'<li><a href="{html.escape(p.html.name)}">{html.escape(p.notebook.stem.split("_")[0])} · '
+        f"{html.escape(p.title)}</a> <small>({p.explorers} explorer(s), {p.static_figures} figure(s), "
+        f"built in {p.seconds:.0f} s{'; PROBLEMS' if p.problems else ''})</small></li>"
+        for p in pages
+    )
+    index = out_dir / "index.html"
+    index.write_text(
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Eye · Brain · Judgement</title>"
+        "<style>body{font-family:sans-serif;max-width:760px;margin:2em auto;line-height:1.5}</style></head><body>"
+        "<h1>Eye · Brain · Judgement</h1><p>Backbone (主干网络) → neck (颈部) → head (头部) of deep vision models. "
+        "Each lesson below was executed top to bottom to make this page; open the notebooks in JupyterLab to "
+        f"use the live explorers.</p>\n<ol>\n{rows}\n</ol></body></html>\n",
+        encoding="utf-8",
+    )
+    (out_dir / "build.json").write_text(
+        json.dumps(
+            [
+                {"notebook": p.notebook.name, "html": p.html.name, "title": p.title, "seconds": round(p.seconds, 1),
+                 "explorers": p.explorers, "static_figures": p.static_figures, "problems": p.problems}
+                for p in pages
+            ],
+            indent=1,
+        )
+    )
+    return index
+
+
+def build_site(notebooks: list[Path], out_dir: Path, timeout: int = 600) -> list[Page]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for nb in notebooks:
+        print(f"executing {nb.name} ...", flush=True)
+        page = build_page(nb, out_dir, timeout)
+        status = "ok" if not page.problems else "PROBLEMS:\n  " + "\n  ".join(page.problems)
+        print(f"  {page.seconds:.1f} s, {page.explorers} explorer(s), {page.static_figures} figure(s): {status}")
+        pages.append(page)
+    write_index(pages, out_dir)
+    return pages
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to render (default: notebooks/[0-9]*.ipynb)")
+    ap.add_argument("--out", type=Path, default=ROOT / "_site", help="output folder (default: _site/)")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    args = ap.parse_args(argv)
+    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    if not notebooks:
+        print("no notebooks found", file=sys.stderr)
+        return 1
+    pages = build_site([p.resolve() for p in notebooks], args.out, args.timeout)
+    print(f"site written to {args.out / 'index.html'}")
+    return 1 if any(p.problems for p in pages) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
