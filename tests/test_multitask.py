@@ -1,0 +1,84 @@
+"""Lesson 07: one shared backbone + neck, three heads; the head switcher."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import course_lib as cl
+from course_lib import multitask
+from course_lib.data import ShapesWorld
+from course_lib.widgets.head_switcher import HeadSwitcher
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return ShapesWorld("val", num_images=4).batch(range(4))
+
+
+def test_three_heads_share_one_backbone_pass(batch):
+    model = multitask.build_multitask(multitask.MULTITASK_CONFIG)
+    calls = []
+    model.backbone.register_forward_hook(lambda *a: calls.append(1))
+    out = model(batch[0])
+    assert len(calls) == 1
+    assert out["classification"].shape == (4, 3)
+    assert out["segmentation"].shape == (4, 4, 128, 128)
+    assert {k.split(".")[0] for k in out["detection"]} == {"cls", "box"}
+
+
+def test_joint_loss_is_the_weighted_sum_and_trains_every_part(batch):
+    torch.manual_seed(0)
+    model = multitask.build_multitask(multitask.MULTITASK_CONFIG)
+    x, targets = batch
+    parts = model.loss(model(x), targets)
+    expected = sum(model.loss_weights[t] * parts[t] for t in model.heads)
+    assert torch.allclose(parts["loss"], expected)
+    parts["loss"].backward()
+    for name in ("backbone", "neck"):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in getattr(model, name).parameters()), name
+    for task, head in model.heads.items():
+        assert any(p.grad is not None for p in head.parameters()), task
+
+
+def test_dominant_label_counts_visible_pixels():
+    sem = torch.zeros(10, 10, dtype=torch.long)
+    sem[:2] = 1      # 20 pixels of class 0 (circle)
+    sem[2:7] = 3     # 50 pixels of class 2 (triangle)
+    assert multitask.dominant_label({"semantic": sem}) == 2
+
+
+def test_a_head_that_does_not_fit_names_both_sides():
+    cfg = {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 32},
+           "heads": {"detection": {"keys": ["C5"]}}}
+    with pytest.raises(cl.ContractError, match="neck 'fpn' \\(on backbone 'tiny_cnn'\\) gives P3"):
+        multitask.build_multitask(cfg)
+
+
+def test_shipped_checkpoint_matches_manifest_and_beats_chance():
+    entry = cl.train.read_manifest()["multitask"]
+    path = cl.train.CHECKPOINT_DIR / entry["file"]
+    assert cl.weights.sha256_of(path) == entry["sha256"] and path.stat().st_size < 5_000_000
+    model = multitask.load()
+    metrics = multitask.evaluate(model, ShapesWorld("val", num_images=60))
+    assert metrics["cls_accuracy"] > 0.6 and metrics["det_map50"] > 0.5 and metrics["seg_miou"] > 0.5
+    assert set(entry["baselines"]) == set(multitask.TASKS)
+
+
+def test_head_switcher_redraws_without_rerunning_the_shared_parts():
+    model = multitask.load()
+    images, _ = ShapesWorld("val", num_images=5).materialize()
+    sw = HeadSwitcher(model, images)
+    seen = set()
+    for task in ("classification", "detection", "segmentation"):
+        sw.head.value = task
+        seen.add(sw.image_widget.value)
+    assert len(seen) == 3 and sw.n_forward == 1
+    sw.head.value = "detection"
+    sw.score.value = 0.9
+    few = sw.label.value
+    sw.score.value = 0.1
+    assert few != sw.label.value and sw.n_forward == 1
+    sw.index.value = 2
+    assert sw.n_forward == 2
+    assert len(sw.static_figure(indices=(0, 1)).axes) == 8

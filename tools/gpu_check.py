@@ -1,0 +1,78 @@
+"""Check that the course runs on a GPU: ``python tools/gpu_check.py`` (exits non-zero on any failure).
+
+The lessons are sized for a CPU, but every part of ``course_lib`` should work
+unchanged with ``model.to("cuda")`` and ``fit(device="auto")``.  This script
+runs one short check per stage on the GPU and compares with the CPU where the
+answer must agree.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+
+def main() -> int:
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check")
+        return 1
+    import course_lib as cl
+    from course_lib import multitask, yolov8
+    from course_lib.images import imagenet_view
+    from course_lib.train import train
+
+    dev = torch.device("cuda")
+    print("device:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
+    failures = []
+
+    def check(name: str, ok: bool, detail: str = "") -> None:
+        print(f"[{'ok' if ok else 'FAIL'}] {name} {detail}")
+        if not ok:
+            failures.append(name)
+
+    # lesson 00: the pretrained classifier gives the same verdict on both devices
+    x = imagenet_view(cl.load_image(cl.sample_images()["chelsea"]))
+    model = cl.build_model({"backbone": {"name": "mobilenet_v2", "pretrained": True}, "neck": "gap",
+                            "head": {"name": "classification", "pretrained": True}}).eval()
+    cpu_logits = model.trace(x).head
+    model.to(dev)
+    trace = model.trace(x)
+    top = model.head.decode(trace.head)[0][0]
+    check("classifier on cuda", trace.head.device.type == "cuda" and top.name == "Egyptian cat",
+          f"{top.name} {top.prob:.3f}")
+    check("cpu/cuda agree", torch.allclose(trace.head.cpu(), cpu_logits, atol=2e-3),
+          f"max diff {float((trace.head.cpu() - cpu_logits).abs().max()):.2e}")
+
+    # lessons 03/06: necks and YOLOv8n
+    v8 = yolov8.build_yolov8("n").to(dev).eval()
+    with torch.no_grad():
+        out = v8(torch.zeros(1, 3, 640, 640, device=dev))
+    check("YOLOv8n on cuda", tuple(out.shape) == (1, 84, 8400), str(tuple(out.shape)))
+    fpn = cl.build_model({"backbone": "resnet18", "neck": {"name": "pan", "fusion": "concat"},
+                          "head": {"name": "detection", "num_classes": 3}}).to(dev)
+    t = fpn.trace(torch.rand(3, 128, 128))
+    check("PAN + detection head on cuda", all(v.device.type == "cuda" for v in t.neck.values()))
+
+    # lesson 05: a short detector training run picks the GPU and lowers the loss
+    t0 = time.perf_counter()
+    det, report = train("det_fpn", steps=60, device="cuda", progress=False, evaluate=False, train_images=960)
+    losses = report["history"].loss
+    check("detector trains on cuda", next(det.parameters()).device.type == "cuda" and
+          sum(losses[-10:]) / 10 < sum(losses[:10]) / 10,
+          f"loss {sum(losses[:10]) / 10:.3f} -> {sum(losses[-10:]) / 10:.3f} in {time.perf_counter() - t0:.1f} s")
+
+    # lesson 07: the multi-task model on cuda
+    mt = multitask.load().to(dev)
+    mtr = mt.trace(torch.rand(3, 128, 128))
+    check("multi-task on cuda", set(mtr.heads) == set(mt.heads) and mtr.heads["segmentation"].device.type == "cuda")
+    from course_lib.training import auto_device
+
+    check("auto_device picks cuda", auto_device().type == "cuda")
+    print(f"{len(failures)} failed" if failures else "all GPU checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
