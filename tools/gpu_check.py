@@ -38,12 +38,18 @@ def main() -> int:
                             "head": {"name": "classification", "pretrained": True}}).eval()
     cpu_logits = model.trace(x).head
     model.to(dev)
-    trace = model.trace(x)
+    trace = model.trace(x)  # default settings: cuDNN may use TF32 (10-bit mantissa) on recent GPUs
     top = model.head.decode(trace.head)[0][0]
     check("classifier on cuda", trace.head.device.type == "cuda" and top.name == "Egyptian cat",
           f"{top.name} {top.prob:.3f}")
-    check("cpu/cuda agree", torch.allclose(trace.head.cpu(), cpu_logits, atol=2e-3),
-          f"max diff {float((trace.head.cpu() - cpu_logits).abs().max()):.2e}")
+    prob_diff = float((trace.head.cpu().softmax(1) - cpu_logits.softmax(1)).abs().max())
+    check("cpu/cuda probabilities agree (TF32 allowed)", prob_diff < 5e-3, f"max diff {prob_diff:.1e}")
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    exact = model.trace(x).head.cpu()
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+    logit_diff = float((exact - cpu_logits).abs().max())
+    check("cpu/cuda logits agree in full fp32", logit_diff < 2e-3, f"max diff {logit_diff:.1e}")
 
     # lessons 03/06: necks and YOLOv8n
     v8 = yolov8.build_yolov8("n").to(dev).eval()
