@@ -188,7 +188,7 @@ def train_multitask(config: Mapping[str, Any] | None = None, *, steps: int | Non
                     time_budget_s: float | None = None, progress: bool = True, callback: Callable | None = None,
                     device: str = "cpu", train_images: int | None = None) -> tuple[MultiTaskModel, dict[str, Any]]:
     """Train the multi-task model with :func:`~course_lib.training.fit`; return it with a report."""
-    from .train import CosineSchedule, world_batches
+    from .train import CosineSchedule, set_bn_momentum, world_batches
     from .training import fit
 
     cfg = copy.deepcopy(dict(config or MULTITASK_CONFIG))
@@ -199,9 +199,7 @@ def train_multitask(config: Mapping[str, Any] | None = None, *, steps: int | Non
         recipe["train_images"] = int(train_images)
     torch.manual_seed(recipe["seed"])
     model = build_multitask(cfg)
-    for m in model.modules():  # short runs: BatchNorm statistics must keep up (see course_lib.train.train)
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = recipe["bn_momentum"]
+    set_bn_momentum(model, recipe["bn_momentum"])
     world = ShapesWorld("train", num_images=recipe["train_images"], image_size=recipe["image_size"])
     data = world_batches(world, recipe["batch_size"], seed=recipe["seed"])
     opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
