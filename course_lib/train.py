@@ -57,9 +57,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "det_none": _det({"name": "identity", "keys": ["C5"]}),
     "det_fpn": _det({"name": "fpn", "out_channels": 64}),
     "det_pan": _det({"name": "pan", "out_channels": 64}),
-    # lesson 05's backbone swap: the pretrained ImageNet eye, cut at C5 = features[17] (320 ch)
-    "det_mnv2_fpn": _det({"name": "fpn", "out_channels": 64},
-                         backbone={"name": "mobilenet_v2_320", "pretrained": True}),
+    # lesson 05's backbone swap: the pretrained ImageNet eye, cut at C5 = features[17] (320 ch).
+    # Batch 16 and lr 3e-3: twice the steps in a fixed time (measured: mAP@0.5 0.91 after 60 s on 2 cores,
+    # 0.88 with batch 32 and lr 2e-3).
+    "det_mnv2_fpn": {**_det({"name": "fpn", "out_channels": 64},
+                            backbone={"name": "mobilenet_v2_320", "pretrained": True}),
+                     "recipe": {**_RECIPE, "batch_size": 16, "lr": 3e-3}},
     # lesson 04's segmentation head
     "seg_fpn": {"task": "segmentation",
                 "model": {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},

@@ -148,3 +148,12 @@ def test_trace_shows_the_steps_a_neck_records():
     steps = trace.intermediates["neck"]
     assert "P3 lateral" in steps and "P3 top-down" in steps
     assert steps["P3 lateral"].shape == trace.neck["P3"].shape
+
+
+def test_the_readme_misfit_message_is_the_real_one():
+    from pathlib import Path
+
+    with pytest.raises(cl.ContractError) as err:
+        cl.build_model({"backbone": {"name": "resnet18", "levels": ["C4", "C5"]}, "neck": "fpn",
+                        "head": {"name": "detection"}})
+    assert f"`{err.value}`" in (Path(__file__).resolve().parents[1] / "README.md").read_text()
