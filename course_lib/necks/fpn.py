@@ -35,14 +35,9 @@ from torch import nn
 
 from ..contract import FeatureSpec, Neck, select_inputs
 from . import NECKS
-from .paths import Switchable, check_pyramid, level_name, zeros_like
+from .paths import Switchable, check_pyramid, level_name
 
 EXTRAS = (None, "maxpool", "conv")
-
-
-def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour upsampling to ``like``'s height and width (2x when the sizes divide)."""
-    return F.interpolate(x, size=like.shape[-2:], mode="nearest")
 
 
 @NECKS.register("fpn")
@@ -95,18 +90,8 @@ class FPN(Switchable, Neck):
         inner[-1] = self._record(f"{top} lateral", self.lateral[-1](xs[-1]))
         for i in range(n - 2, -1, -1):
             name = self.out_keys[i]
-            lat = self.lateral[i](xs[i]) if self.paths["lateral"] else None
-            down = upsample_to(inner[i + 1], xs[i]) if self.paths["top_down"] else None
-            if lat is not None:
-                self._record(f"{name} lateral", lat)
-            if down is not None:
-                self._record(f"{name} top-down", down)
-            ref = lat if lat is not None else down
-            if ref is None:  # both paths off: nothing reaches this level
-                shape = (xs[i].shape[0], self.out_channels, *xs[i].shape[-2:])
-                merged = xs[i].new_zeros(shape)
-            else:
-                merged = (lat if lat is not None else zeros_like(ref)) + (down if down is not None else 0)
+            lat, down, zeros = self._top_down_step(name, xs[i], self.lateral[i], inner[i + 1])
+            merged = (lat if lat is not None else zeros) + (down if down is not None else 0)
             inner[i] = self._record(f"{name} merged", merged)
         outs = [self._record(f"{k} smoothed", s(t)) for k, s, t in zip(self.out_keys, self.smooth, inner)]
         return outs

@@ -27,8 +27,8 @@ from torch import nn
 from ..blocks import C2f, Conv
 from ..contract import FeatureSpec, Neck, select_inputs
 from . import NECKS
-from .fpn import FPN, upsample_to
-from .paths import Switchable, check_pyramid, level_name, zeros_like
+from .fpn import FPN
+from .paths import Switchable, check_pyramid, level_name, upsample_to
 
 PAN_PATHS = ("lateral", "top_down", "bottom_up")
 
@@ -120,17 +120,8 @@ class ConcatPAN(Switchable, Neck):
         t[-1] = self._record(f"{top} lateral", self.lateral[-1](xs[-1]))
         for i in range(n - 2, -1, -1):
             name = self.out_keys[i]
-            lat = self.lateral[i](xs[i]) if self.paths["lateral"] else None
-            down = upsample_to(t[i + 1], xs[i]) if self.paths["top_down"] else None
-            if lat is not None:
-                self._record(f"{name} lateral", lat)
-            if down is not None:
-                self._record(f"{name} top-down", down)
-            ref = lat if lat is not None else down
-            if ref is None:
-                ref = xs[i].new_zeros((xs[i].shape[0], self.out_channels, *xs[i].shape[-2:]))
-            both = torch.cat([down if down is not None else zeros_like(ref),
-                              lat if lat is not None else zeros_like(ref)], dim=1)
+            lat, down, zeros = self._top_down_step(name, xs[i], self.lateral[i], t[i + 1])
+            both = torch.cat([down if down is not None else zeros, lat if lat is not None else zeros], dim=1)
             self._record(f"{name} concat", both)
             t[i] = self._record(f"{name} fused", self.td_blocks[i](both))
         outs = [t[0]]

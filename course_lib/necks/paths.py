@@ -76,6 +76,18 @@ class Switchable:
         """``"lateral on, top_down OFF"`` -- what :meth:`extra_repr` and the widgets show."""
         return ", ".join(f"{k} {'on' if v else 'OFF'}" for k, v in self.paths.items())
 
+    def _top_down_step(self, name: str, x: torch.Tensor, lateral: torch.nn.Module, upper: torch.Tensor):
+        """One level of a top-down path: ``(lateral(x) or None, upsampled upper or None, zeros)``.
+
+        A switched-off path gives None; ``zeros`` has the level's output shape,
+        for a fusion that needs a tensor where a path is off.  Both steps are
+        recorded under ``"<name> lateral"`` and ``"<name> top-down"``.
+        """
+        lat = self._record(f"{name} lateral", lateral(x)) if self.paths["lateral"] else None
+        down = self._record(f"{name} top-down", upsample_to(upper, x)) if self.paths["top_down"] else None
+        zeros = x.new_zeros((x.shape[0], self.out_channels, *x.shape[-2:]))
+        return lat, down, zeros
+
     def _record(self, name: str, t: torch.Tensor) -> torch.Tensor:
         self.last_intermediates[name] = t.detach()
         return t
@@ -100,6 +112,11 @@ def check_pyramid(consumer: str, picked: Mapping[str, FeatureSpec], in_specs: Ma
     if any(b <= a for a, b in zip(strides, strides[1:])):
         raise ContractError(consumer, f"{', '.join(picked)} ordered from fine to coarse (increasing stride)",
                             in_specs)
+
+
+def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour upsampling to ``like``'s height and width (2x when the sizes divide)."""
+    return torch.nn.functional.interpolate(x, size=like.shape[-2:], mode="nearest")
 
 
 def zeros_like(t: torch.Tensor) -> torch.Tensor:
