@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import platform
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -188,8 +187,7 @@ def train_multitask(config: Mapping[str, Any] | None = None, *, steps: int | Non
                     time_budget_s: float | None = None, progress: bool = True, callback: Callable | None = None,
                     device: str = "cpu", train_images: int | None = None) -> tuple[MultiTaskModel, dict[str, Any]]:
     """Train the multi-task model with :func:`~course_lib.training.fit`; return it with a report."""
-    from .train import CosineSchedule, set_bn_momentum, world_batches
-    from .training import fit
+    from .train import run_recipe
 
     cfg = copy.deepcopy(dict(config or MULTITASK_CONFIG))
     recipe = dict(RECIPE)
@@ -199,16 +197,8 @@ def train_multitask(config: Mapping[str, Any] | None = None, *, steps: int | Non
         recipe["train_images"] = int(train_images)
     torch.manual_seed(recipe["seed"])
     model = build_multitask(cfg)
-    set_bn_momentum(model, recipe["bn_momentum"])
-    world = ShapesWorld("train", num_images=recipe["train_images"], image_size=recipe["image_size"])
-    data = world_batches(world, recipe["batch_size"], seed=recipe["seed"])
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-    schedule = CosineSchedule(opt, recipe["steps"], time_budget_s, then=callback)
-    t0 = time.perf_counter()
-    hist = fit(model, data, loss_fn=model.loss, steps=recipe["steps"], time_budget_s=time_budget_s, optimizer=opt,
-               seed=recipe["seed"], device=device, progress=progress, callback=schedule, eval_every=10,
-               grad_clip=10.0, desc="multi-task")
-    seconds = time.perf_counter() - t0
+    hist, seconds = run_recipe(model, recipe, loss_fn=model.loss, time_budget_s=time_budget_s, progress=progress,
+                               callback=callback, device=device, desc="multi-task")
     report = {"name": "multitask", "task": "multitask", "config": cfg, "recipe": recipe,
               "seconds": round(seconds, 1), "steps": hist.steps_done, "history": hist}
     return model.eval(), report

@@ -172,6 +172,27 @@ def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
             m.momentum = momentum
 
 
+def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Callable | None = None,
+               time_budget_s: float | None = None, progress: bool = True, callback: Callable | None = None,
+               eval_every: int | None = None, device: str = "cpu", desc: str = "training") -> tuple[Any, float]:
+    """Train ``model`` on the ShapesWorld train split with a recipe: AdamW, cosine schedule, :func:`fit`.
+
+    Returns the :class:`~course_lib.training.History` and the training seconds.
+    """
+    from .training import fit
+
+    set_bn_momentum(model, recipe["bn_momentum"])
+    world = ShapesWorld("train", num_images=recipe["train_images"], image_size=recipe["image_size"])
+    data = world_batches(world, recipe["batch_size"], seed=recipe["seed"])
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    schedule = CosineSchedule(opt, recipe["steps"], time_budget_s, then=callback)
+    t0 = time.perf_counter()
+    hist = fit(model, data, loss_fn=loss_fn, steps=recipe["steps"], time_budget_s=time_budget_s, optimizer=opt,
+               seed=recipe["seed"], device=device, progress=progress, callback=schedule,
+               eval_every=eval_every or 10, grad_clip=10.0, desc=desc)
+    return hist, time.perf_counter() - t0
+
+
 def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, time_budget_s: float | None = None,
           progress: bool = True, callback: Callable | None = None, eval_every: int | None = None,
           device: str = "cpu", evaluate: bool = True, train_images: int | None = None) -> tuple[Model, dict[str, Any]]:
@@ -181,7 +202,6 @@ def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, 
     stops after that many seconds, whichever comes first).  Returns the trained
     model and a report ``{"name", "config", "recipe", "metrics", "seconds", "steps", "history"}``.
     """
-    from .training import fit
 
     cfg = get_config(name_or_config) if isinstance(name_or_config, str) else copy.deepcopy(dict(name_or_config))
     recipe = {**_RECIPE, **cfg.get("recipe", {})}
@@ -191,17 +211,9 @@ def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, 
         recipe["train_images"] = int(train_images)
     torch.manual_seed(recipe["seed"])
     model = build_model(cfg["model"])
-    set_bn_momentum(model, recipe["bn_momentum"])
-    world = ShapesWorld("train", num_images=recipe["train_images"], image_size=recipe["image_size"])
-    data = world_batches(world, recipe["batch_size"], seed=recipe["seed"])
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-    schedule = CosineSchedule(opt, recipe["steps"], time_budget_s, then=callback)
-    t0 = time.perf_counter()
-    hist = fit(model, data, steps=recipe["steps"], time_budget_s=time_budget_s, optimizer=opt,
-               seed=recipe["seed"], device=device, progress=progress,
-               callback=schedule, eval_every=eval_every or 10, grad_clip=10.0,
-               desc=str(name_or_config) if isinstance(name_or_config, str) else "training")
-    seconds = time.perf_counter() - t0
+    hist, seconds = run_recipe(model, recipe, time_budget_s=time_budget_s, progress=progress, callback=callback,
+                               eval_every=eval_every, device=device,
+                               desc=str(name_or_config) if isinstance(name_or_config, str) else "training")
     model.eval()
     metrics: dict[str, Any] = {}
     if evaluate:
