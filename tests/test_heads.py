@@ -92,6 +92,42 @@ def test_loss_parts_and_empty_images():
         head.loss(out, targets[:1])
 
 
+def test_quality_focal_loss_by_hand():
+    from course_lib.heads.detection import quality_focal_loss
+
+    logits = torch.tensor([0.0, 2.0, -1.0])
+    target = torch.tensor([0.5, 0.3, 0.0])
+    p = torch.sigmoid(logits)
+    by_hand = sum(-(t * torch.log(q) + (1 - t) * torch.log(1 - q)) * (q - t).abs() ** 2 for q, t in zip(p, target))
+    assert torch.allclose(quality_focal_loss(logits, target), by_hand)
+    # a score that already equals its soft target costs nothing (sigmoid(0) = 0.5)
+    assert float(quality_focal_loss(torch.zeros(1), torch.full((1,), 0.5))) == 0.0
+
+
+def test_quality_targets_are_the_iou_of_each_positive_box():
+    """With cls_loss="quality" a positive's class target is its box's IoU: a better box lowers the class loss."""
+    head = cl.heads.build("detection", {"P4": FeatureSpec(8, 16)}, num_classes=2, width=8, depth=1,
+                          cls_loss="quality")
+    out = {k: torch.zeros_like(v) for k, v in head({"P4": torch.zeros(1, 8, 8, 8)}).items()}
+    box = torch.tensor([[24.0, 24, 56, 56]])  # size 32, centre (40, 40): the cell centres at 24/40/56 px
+    targets = [{"boxes": box, "labels": torch.tensor([1])}]
+    flat = head.flatten(out)
+    a = head.assign(flat["points"], flat["strides"], flat["level"], targets)
+    pos = a["pos"][0]
+    assert int(pos.sum()) == 9  # 3 x 3 cells: inside the box and within 1.5 strides of its centre
+    out["cls.P4"][:] = 2.0  # every score sigmoid(2) = 0.88
+    d = encode_distances(flat["points"], box, 16.0)[:, :].clamp(min=1e-3)
+    exact = out["box.P4"].clone()
+    exact[0] = (d + torch.log(-torch.expm1(-d))).T.reshape(4, 8, 8)  # every cell predicts the true box
+    loose = exact.clone() + 1.0  # every distance too long
+    fit_well = head.loss({**out, "box.P4": exact}, targets, return_parts=True)
+    fit_badly = head.loss({**out, "box.P4": loose}, targets, return_parts=True)
+    assert float(fit_well["box"]) < 1e-3 < float(fit_badly["box"])
+    assert float(fit_well["cls"]) < float(fit_badly["cls"])  # targets near 1 vs near the worse IoU
+    with pytest.raises(ValueError, match="cls_loss"):
+        cl.heads.build("detection", SPECS, cls_loss="softmax")
+
+
 def test_decode_round_trip_of_a_planted_box():
     """Plant a box in the raw outputs through encode; decode must give it back."""
     head = cl.heads.build("detection", {"P4": FeatureSpec(8, 16)}, num_classes=2, width=8, depth=1)

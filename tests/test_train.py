@@ -83,3 +83,35 @@ def test_shipped_detector_is_good_and_fpn_beats_no_neck_on_small():
     assert fpn["map50_small"] > none["map50_small"] + 0.10
     seg = T.evaluate_segmenter(T.load_trained("seg_fpn"), ShapesWorld("val", num_images=50))
     assert seg["miou"] > 0.6
+
+
+def test_benchmark_table_knows_when_it_is_stale(tmp_path):
+    cfg = T.get_config("det_fpn")
+    row = {"config": "det_fpn", "model": cfg["model"], "recipe": {**T._RECIPE, **cfg["recipe"], "steps": 100_000},
+           "map50": 0.8}
+    old = {**row, "config": "det_pan", "recipe": {**row["recipe"], "lr": 1.0}}  # det_pan's recipe changed since
+    path = tmp_path / "detector.json"
+    path.write_text(json.dumps({"machine": {}, "budget_s": 60, "rows": [row, old]}))
+    rows = T.read_benchmark(path)["rows"]
+    assert [r["current"] for r in rows] == [True, False]
+    with pytest.raises(FileNotFoundError, match="bench_detector"):
+        T.read_benchmark(tmp_path / "missing.json")
+
+
+def test_shipped_benchmark_table_matches_todays_configs():
+    rows = T.read_benchmark()["rows"]
+    assert {r["config"] for r in rows} >= {"det_none", "det_fpn", "det_pan", "det_mnv2_fpn"}
+    assert all(r["current"] for r in rows), "rerun: python benchmarks/bench_detector.py"
+
+
+def test_recipe_freezes_parts_and_uses_channels_last():
+    recipe = {**T._RECIPE, "steps": 2, "batch_size": 4, "train_images": 8, "channels_last": True,
+              "freeze": ["backbone.stages.C1"], "lr_parts": {"head": 1e-2}}
+    torch.manual_seed(0)
+    model = cl.build_model(SMALL["model"])
+    before = {k: v.clone() for k, v in model.backbone.stages["C1"].state_dict().items()}
+    hist, _ = T.run_recipe(model, recipe, progress=False)
+    assert hist.steps_done == 2
+    after = model.backbone.stages["C1"].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics unchanged
+    assert model.backbone.stages["C3"][0][0].weight.is_contiguous(memory_format=torch.channels_last)

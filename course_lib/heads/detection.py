@@ -26,7 +26,9 @@ smallest stride sets the smallest object a detector can see.
 
 **Loss**: sigmoid focal loss on classes (normalised by the number of
 positives) + GIoU loss on the decoded boxes of positives (+ DFL when
-``reg_bins > 0``).  **Decode**: sigmoid scores, threshold, boxes from distances,
+``reg_bins > 0``).  With ``cls_loss="quality"`` a positive's class target is
+the IoU of its own predicted box instead of 1 (quality focal loss, from GFL),
+so a score also says how well the box fits.  **Decode**: sigmoid scores, threshold, boxes from distances,
 then per-class NMS.
 """
 
@@ -81,6 +83,19 @@ class LevelHead(nn.Module):
         return self.cls_out(y), self.box_out(y)
 
 
+def quality_focal_loss(logits: torch.Tensor, target: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """Quality focal loss (GFL): binary cross-entropy towards a soft target in [0, 1], scaled by
+    ``|sigmoid(logit) - target| ** beta`` so that scores already close to their target count little.
+
+    With the IoU of each positive's box as its class target, a cell's score learns to say
+    "a circle, *and my box fits it this well*": the best-fitting box ranks first, which is
+    what NMS and average precision reward.  Summed over every element.
+    """
+    p = logits.sigmoid()
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (bce * (p - target).abs().pow(beta)).sum()
+
+
 @HEADS.register("detection")
 class DetectionHead(Head):
     """Dense, anchor-free detection head over one or more levels (see the module docstring).
@@ -104,6 +119,7 @@ class DetectionHead(Head):
         box_weight: float = 2.0,
         dfl_weight: float = 0.5,
         class_names: Sequence[str] | None = None,
+        cls_loss: str = "focal",
     ):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
@@ -123,6 +139,9 @@ class DetectionHead(Head):
         self.scale_ranges = [(float(lo), float(hi)) for lo, hi in ranges]
         self.center_radius = center_radius
         self.box_weight, self.dfl_weight = box_weight, dfl_weight
+        if cls_loss not in ("focal", "quality"):
+            raise ValueError(f"cls_loss must be 'focal' or 'quality', got {cls_loss!r}")
+        self.cls_loss = cls_loss
         self.class_names = list(class_names) if class_names is not None else [f"class {i}" for i in range(num_classes)]
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names given for {num_classes} classes")
@@ -238,15 +257,20 @@ class DetectionHead(Head):
         a = self.assign(flat["points"], flat["strides"], flat["level"], targets)
         pos = a["pos"]
         num_pos = max(1.0, float(pos.sum()))
-        cls_t = torch.zeros_like(flat["cls"])
-        cls_t[pos] = F.one_hot(a["labels"][pos], self.num_classes).to(cls_t)
-        cls_loss = sigmoid_focal_loss(flat["cls"], cls_t, alpha=0.25, gamma=2.0, reduction="sum") / num_pos
         raw = flat["box_raw"][pos]
         pts = flat["points"][None].expand(pos.shape[0], -1, -1)[pos]
         st = flat["strides"][None].expand(pos.shape[0], -1)[pos]
         pred_boxes = decode_distances(pts, self.distances(raw), st)
-        _, giou = giou_paired(pred_boxes, a["boxes"][pos])
+        iou, giou = giou_paired(pred_boxes, a["boxes"][pos])
         box_loss = (1 - giou).sum() / num_pos
+        cls_t = torch.zeros_like(flat["cls"])
+        if self.cls_loss == "quality":
+            # the target of a positive's own class is how well its box fits (its IoU), not 1
+            cls_t[pos] = F.one_hot(a["labels"][pos], self.num_classes).to(cls_t) * iou.detach().clamp(0)[:, None]
+            cls_loss = quality_focal_loss(flat["cls"], cls_t) / num_pos
+        else:
+            cls_t[pos] = F.one_hot(a["labels"][pos], self.num_classes).to(cls_t)
+            cls_loss = sigmoid_focal_loss(flat["cls"], cls_t, alpha=0.25, gamma=2.0, reduction="sum") / num_pos
         total = cls_loss + self.box_weight * box_loss
         parts = {"cls": cls_loss.detach(), "box": box_loss.detach()}
         if self.reg_bins:
