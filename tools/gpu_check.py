@@ -69,6 +69,15 @@ def main() -> int:
           sum(losses[-10:]) / 10 < sum(losses[:10]) / 10,
           f"loss {sum(losses[:10]) / 10:.3f} -> {sum(losses[-10:]) / 10:.3f} in {time.perf_counter() - t0:.1f} s")
 
+    # lesson 05's pretrained detector recipe: frozen stem, channels-last memory, quality focal loss
+    t0 = time.perf_counter()
+    mnv2, report = train("det_mnv2_fpn", steps=40, device="cuda", progress=False, evaluate=False, train_images=640)
+    losses = report["history"].loss
+    stem = list(mnv2.backbone.stages["C1"].parameters())
+    check("det_mnv2_fpn recipe on cuda", all(p.grad is None for p in stem) and
+          sum(losses[-10:]) / 10 < sum(losses[:10]) / 10,
+          f"loss {sum(losses[:10]) / 10:.3f} -> {sum(losses[-10:]) / 10:.3f} in {time.perf_counter() - t0:.1f} s")
+
     # lesson 07: the multi-task model on cuda
     mt = multitask.load().to(dev)
     mtr = mt.trace(torch.rand(3, 128, 128))
