@@ -88,6 +88,9 @@ def test_classify_mode_and_batches():
     images, targets = det.materialize()
     assert images.dtype == torch.uint8 and images.shape == (10, 3, 128, 128) and len(targets) == 10
     assert torch.equal(images[3].float() / 255, det[3][0])
+    assert targets[3]["semantic"].dtype == torch.uint8 and "masks" not in targets[3]  # the memory-light cache
+    assert torch.equal(targets[3]["semantic"].long(), det[3][1]["semantic"])
+    assert torch.equal(targets[3]["boxes"], det[3][1]["boxes"])
 
 
 def test_bad_arguments_are_explained():
