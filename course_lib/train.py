@@ -63,8 +63,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # ... and the pretrained ImageNet eye, cut at C5 = features[17] (320 ch), with the recipe that fits
     # 60 s on 2 cores: batch 16 (more steps in a fixed time), the stem (C1, C2: edges and blobs) frozen,
     # so no backward pass through the two largest maps, channels-last memory, and IoU-aware class targets
-    # (quality focal loss).  Measured in 60 s runs on 2 cores: mAP@0.5 0.90 with batch 16 alone, 0.91 with
-    # the frozen stem and channels-last (1.5x the steps), 0.91-0.925 with all four (seeds 0, 1, 2).
+    # (quality focal loss).  Measured in 60 s runs on 2 cores: mAP@0.5 0.90-0.91 with batch 16 alone, 0.91
+    # adding the frozen stem and channels-last (1.5x the steps), 0.91-0.925 with all four (seeds 0-2).
     "det_mnv2_fpn": {**_det({"name": "fpn", "out_channels": 64},
                             backbone={"name": "mobilenet_v2_320", "pretrained": True}, cls_loss="quality"),
                      "recipe": {**_RECIPE, "batch_size": 16, "lr": 3e-3, "channels_last": True,
@@ -190,9 +190,13 @@ def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Ca
                eval_every: int | None = None, device: str = "cpu", desc: str = "training") -> tuple[Any, float]:
     """Train ``model`` on the ShapesWorld train split with a recipe: AdamW, cosine schedule, :func:`fit`.
 
-    Returns the :class:`~course_lib.training.History` and the training seconds.
+    Recipe keys: ``steps``, ``batch_size``, ``lr``, ``weight_decay``, ``seed``, ``train_images``,
+    ``image_size``, ``bn_momentum``; optional ``freeze`` (submodule names whose weights and
+    BatchNorm statistics stay as they are, e.g. ``"backbone.stages.C1"``) and ``channels_last``
+    (model and images in the (N, H, W, C) memory layout).  Returns the
+    :class:`~course_lib.training.History` and the training seconds.
     """
-    from .training import fit, freeze, param_groups
+    from .training import fit, freeze
 
     set_bn_momentum(model, recipe["bn_momentum"])
     for part in recipe.get("freeze", ()):
@@ -202,8 +206,7 @@ def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Ca
         model.to(memory_format=torch.channels_last)
     world = ShapesWorld("train", num_images=recipe["train_images"], image_size=recipe["image_size"])
     data = world_batches(world, recipe["batch_size"], seed=recipe["seed"], channels_last=channels_last)
-    params = param_groups(model, recipe["lr_parts"], recipe["lr"]) if recipe.get("lr_parts") else model.parameters()
-    opt = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     schedule = CosineSchedule(opt, recipe["steps"], time_budget_s, then=callback)
     t0 = time.perf_counter()
     hist = fit(model, data, loss_fn=loss_fn, steps=recipe["steps"], time_budget_s=time_budget_s, optimizer=opt,

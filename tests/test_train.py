@@ -106,7 +106,7 @@ def test_shipped_benchmark_table_matches_todays_configs():
 
 def test_recipe_freezes_parts_and_uses_channels_last():
     recipe = {**T._RECIPE, "steps": 2, "batch_size": 4, "train_images": 8, "channels_last": True,
-              "freeze": ["backbone.stages.C1"], "lr_parts": {"head": 1e-2}}
+              "freeze": ["backbone.stages.C1"]}
     torch.manual_seed(0)
     model = cl.build_model(SMALL["model"])
     before = {k: v.clone() for k, v in model.backbone.stages["C1"].state_dict().items()}

@@ -28,8 +28,8 @@ smallest stride sets the smallest object a detector can see.
 positives) + GIoU loss on the decoded boxes of positives (+ DFL when
 ``reg_bins > 0``).  With ``cls_loss="quality"`` a positive's class target is
 the IoU of its own predicted box instead of 1 (quality focal loss, from GFL),
-so a score also says how well the box fits.  **Decode**: sigmoid scores, threshold, boxes from distances,
-then per-class NMS.
+so a score also says how well the box fits.  **Decode**: sigmoid scores,
+threshold, boxes from distances, then per-class NMS.
 """
 
 from __future__ import annotations
