@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -92,7 +93,7 @@ def main() -> int:
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps({"machine": info, "budget_s": a.budget, "rows": rows}, indent=1) + "\n")
-        print(f"saved {out}")
+        print(f"saved {os.path.relpath(out, ROOT)}")
     print(table(rows))
     return 0
 

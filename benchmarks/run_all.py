@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
 
         saved = json.loads(detector.read_text())
         parts += [
-            f"## Detectors after {saved['budget_s']:.0f} s of training ({saved['machine']['torch']})",
+            f"## Detectors after {saved['budget_s']:.0f} s of training (torch {saved['machine']['torch']})",
             "",
             "Each row is a detector built from `course_lib` parts and trained on ShapesWorld for a fixed wall-clock "
             "budget, then evaluated on the 500 val images (lesson 05 shows this table; "
