@@ -116,7 +116,7 @@ def test_quality_targets_are_the_iou_of_each_positive_box():
     pos = a["pos"][0]
     assert int(pos.sum()) == 9  # 3 x 3 cells: inside the box and within 1.5 strides of its centre
     out["cls.P4"][:] = 2.0  # every score sigmoid(2) = 0.88
-    d = encode_distances(flat["points"], box, 16.0)[:, :].clamp(min=1e-3)
+    d = encode_distances(flat["points"], box, 16.0).clamp(min=1e-3)  # (64, 4); clamped for the inverse softplus
     exact = out["box.P4"].clone()
     exact[0] = (d + torch.log(-torch.expm1(-d))).T.reshape(4, 8, 8)  # every cell predicts the true box
     loose = exact.clone() + 1.0  # every distance too long
