@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..contract import FeatureSpec, Neck, select_inputs
+from ..contract import FeatureSpec, Neck
 from . import NECKS
-from .paths import Switchable, check_pyramid, level_name
+from .paths import Switchable, level_name
 
 EXTRAS = (None, "maxpool", "conv")
 
@@ -60,11 +60,7 @@ class FPN(Switchable, Neck):
         if not isinstance(out_channels, int) or out_channels < 1:
             raise ValueError(f"out_channels must be a positive int, got {out_channels!r}")
         who = f"neck {self.name!r}"
-        self.in_specs = OrderedDict(in_specs)
-        picked = select_inputs(who, in_specs, in_keys, min_count=2)
-        check_pyramid(who, picked, in_specs)
-        self.in_keys = tuple(picked)
-        self.out_keys = tuple(level_name(k, s) for k, s in picked.items())
+        picked = self._take_pyramid(who, in_specs, in_keys)
         self.out_channels = out_channels
         self.extra = extra
         self.lateral = nn.ModuleList(nn.Conv2d(s.channels, out_channels, 1) for s in picked.values())

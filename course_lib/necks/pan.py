@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from ..blocks import C2f, Conv
-from ..contract import FeatureSpec, Neck, select_inputs
+from ..contract import FeatureSpec, Neck
 from . import NECKS
 from .fpn import FPN
-from .paths import Switchable, check_pyramid, level_name, upsample_to
+from .paths import Switchable, upsample_to
 
 PAN_PATHS = ("lateral", "top_down", "bottom_up")
 
@@ -98,11 +98,7 @@ class ConcatPAN(Switchable, Neck):
         if not isinstance(out_channels, int) or out_channels < 2:
             raise ValueError(f"out_channels must be an int >= 2, got {out_channels!r}")
         who = f"neck {self.name!r} (concat)"
-        self.in_specs = OrderedDict(in_specs)
-        picked = select_inputs(who, in_specs, in_keys, min_count=2)
-        check_pyramid(who, picked, in_specs)
-        self.in_keys = tuple(picked)
-        self.out_keys = tuple(level_name(k, s) for k, s in picked.items())
+        picked = self._take_pyramid(who, in_specs, in_keys)
         self.out_channels = c = out_channels
         self.lateral = nn.ModuleList(Conv(s.channels, c, 1) for s in picked.values())
         self.td_blocks = nn.ModuleList(C2f(2 * c, c, n) for _ in self.in_keys[:-1])

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from ..contract import ContractError, FeatureSpec, describe_specs
+from ..contract import ContractError, FeatureSpec, describe_specs, select_inputs
 
 
 class PathSpecs(OrderedDict):
@@ -76,6 +76,22 @@ class Switchable:
         """``"lateral on, top_down OFF"`` -- what :meth:`extra_repr` and the widgets show."""
         return ", ".join(f"{k} {'on' if v else 'OFF'}" for k, v in self.paths.items())
 
+    def _take_pyramid(self, who: str, in_specs: Mapping[str, FeatureSpec],
+                      in_keys: Iterable[str] | None) -> OrderedDict[str, FeatureSpec]:
+        """Pick a pyramid neck's input maps (two or more, fine to coarse: strides strictly increasing).
+
+        Sets ``in_specs``, ``in_keys`` and ``out_keys`` (``C4`` -> ``P4``) and returns the picked specs.
+        """
+        picked = select_inputs(who, in_specs, in_keys, min_count=2)
+        strides = [s.stride for s in picked.values()]
+        if any(b <= a for a, b in zip(strides, strides[1:])):
+            raise ContractError(who, f"{', '.join(picked)} ordered from fine to coarse (increasing stride)",
+                                in_specs)
+        self.in_specs = OrderedDict(in_specs)
+        self.in_keys = tuple(picked)
+        self.out_keys = tuple(level_name(k, sp) for k, sp in picked.items())
+        return picked
+
     def _top_down_step(self, name: str, x: torch.Tensor, lateral: torch.nn.Module, upper: torch.Tensor):
         """One level of a top-down path: ``(lateral(x) or None, upsampled upper or None, zeros)``.
 
@@ -104,14 +120,6 @@ def level_name(key: str, spec: FeatureSpec) -> str:
     if spec.stride and 2 ** round(math.log2(spec.stride)) == spec.stride:
         return f"P{round(math.log2(spec.stride))}"
     return f"P_{key}"
-
-
-def check_pyramid(consumer: str, picked: Mapping[str, FeatureSpec], in_specs: Mapping[str, FeatureSpec]) -> None:
-    """A pyramid neck needs its maps from fine to coarse: strides strictly increasing."""
-    strides = [s.stride for s in picked.values()]
-    if any(b <= a for a, b in zip(strides, strides[1:])):
-        raise ContractError(consumer, f"{', '.join(picked)} ordered from fine to coarse (increasing stride)",
-                            in_specs)
 
 
 def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
