@@ -1,0 +1,68 @@
+"""How big a module is, how much it computes, and running it for a look without changing it.
+
+The one home for three small jobs every part of the course needs:
+
+* :func:`count_params` / :func:`count_trainable`: parameters (weights, biases, BatchNorm scales), all or
+  only those the optimizer will change;
+* :func:`count_flops`: FLOPs of one forward pass, with the convention of
+  :class:`torch.utils.flop_counter.FlopCounterMode`: **one multiply-add counts as 2 FLOPs** (so
+  ``MACs = FLOPs / 2``); only convolutions and matrix products are counted (BatchNorm, activations and
+  pooling are left out, as papers do);
+* :func:`evaluating`: a context manager that puts a module in eval mode with gradients off and puts its
+  training mode back afterwards, even when the body raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(module: nn.Module) -> int:
+    """Every parameter of ``module`` (weights, biases, BatchNorm scales)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_trainable(module: nn.Module) -> int:
+    """How many parameters the optimizer will change (``requires_grad`` is set)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module, no_grad: bool = True) -> Iterator[nn.Module]:
+    """Run ``module`` in eval mode (BatchNorm uses its running statistics, dropout is off), then restore.
+
+    >>> with evaluating(model):          # doctest: +SKIP
+    ...     out = model(x)
+    """
+    was = module.training
+    module.eval()
+    try:
+        with torch.no_grad() if no_grad else contextlib.nullcontext():
+            yield module
+    finally:
+        module.train(was)
+
+
+def _device(module: nn.Module) -> torch.device:
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def count_flops(module: nn.Module, image_size: int | tuple[int, int] = 224) -> int:
+    """FLOPs of one forward pass on a ``(1, 3, H, W)`` image of zeros (multiply-add = 2 FLOPs).
+
+    The module runs in eval mode and its training mode is restored afterwards.
+    """
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    x = torch.zeros(1, 3, h, w, device=_device(module))
+    with evaluating(module), FlopCounterMode(display=False) as counter:
+        module(x)
+    return int(counter.get_total_flops())
+
+
+__all__ = ["count_flops", "count_params", "count_trainable", "evaluating"]

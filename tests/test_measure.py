@@ -1,0 +1,31 @@
+import pytest
+import torch
+from torch import nn
+
+from course_lib.measure import count_flops, count_params, count_trainable, evaluating
+
+
+def test_counts_by_hand():
+    conv = nn.Conv2d(3, 8, 3, bias=True)   # 3*8*9 weights + 8 biases
+    net = nn.Sequential(conv, nn.BatchNorm2d(8))
+    assert count_params(net) == 3 * 8 * 9 + 8 + 2 * 8
+    conv.weight.requires_grad_(False)
+    assert count_trainable(net) == 8 + 2 * 8
+
+
+def test_flops_are_two_per_multiply_add_and_mode_is_restored():
+    conv = nn.Conv2d(3, 4, 1, bias=False)
+    net = nn.Sequential(conv, nn.Dropout()).train()
+    # a 1x1 conv on 10x10: 3*4 multiply-adds per pixel
+    assert count_flops(net, 10) == 2 * 3 * 4 * 10 * 10
+    assert net.training
+    assert count_flops(net.eval(), (10, 20)) == 2 * 3 * 4 * 10 * 20
+    assert not net.training
+
+
+def test_evaluating_restores_mode_even_on_error():
+    net = nn.BatchNorm1d(2).train()
+    with pytest.raises(RuntimeError), evaluating(net):
+        assert not net.training and not torch.is_grad_enabled()
+        raise RuntimeError("boom")
+    assert net.training and torch.is_grad_enabled()
