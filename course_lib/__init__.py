@@ -25,10 +25,16 @@ __all__ = [
 ]
 
 
+# Every lesson asks ``cl.exercises.get("01.stride")``; the exercises and the glossary live in ``lessons/``.
+_LESSON_PARTS = {"exercises": "lessons.exercises", "glossary": "lessons.glossary"}
+
+
 def __getattr__(name: str):
     # Heavier or optional parts load on first use: cl.data, cl.widgets, cl.exercises, ...
     import importlib
 
-    if name in {"data", "widgets", "exercises", "training", "receptive_field", "boxes", "metrics", "netguard", "train"}:
+    if name in _LESSON_PARTS:
+        return importlib.import_module(f"{__name__}.{_LESSON_PARTS[name]}")
+    if name in {"data", "widgets", "lessons", "training", "boxes", "measure", "metrics", "netguard", "train"}:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

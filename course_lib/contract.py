@@ -20,8 +20,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-Features = "OrderedDict[str, torch.Tensor]"
-
 
 @dataclass(frozen=True)
 class FeatureSpec:

@@ -1,8 +1,8 @@
 """Block outbound network connections (the course runs offline; the tests prove it).
 
-``install()`` wraps ``socket.socket.connect`` / ``connect_ex`` and
-``socket.create_connection`` so that any attempt to reach a non-loopback
-address raises :class:`NetworkBlockedError`.  Loopback (127.0.0.0/8, ::1) and
+``install()`` wraps ``socket.socket.connect`` / ``connect_ex`` (which
+``socket.create_connection``, urllib, pip and torch.hub all go through) so that
+any attempt to reach a non-loopback address raises :class:`NetworkBlockedError`.  Loopback (127.0.0.0/8, ::1) and
 Unix sockets stay open: Jupyter talks to its kernels over them.
 
 The test suite installs it in its own process, and -- through
@@ -57,14 +57,6 @@ def install() -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
     _installed = True
-
-
-def uninstall() -> None:
-    """Turn the guard off again."""
-    global _installed
-    socket.socket.connect = _original_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _original_connect_ex  # type: ignore[method-assign]
-    _installed = False
 
 
 def is_installed() -> bool:

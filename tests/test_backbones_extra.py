@@ -10,7 +10,8 @@ from torchvision import models as tvm
 import course_lib as cl
 from course_lib import blocks
 from course_lib.backbones import measure as M
-from course_lib.receptive_field import stage_receptive_fields
+from course_lib.backbones.receptive_field import stage_receptive_fields
+from course_lib.measure import count_flops, count_params
 
 ALL = ("C1", "C2", "C3", "C4", "C5")
 
@@ -36,8 +37,8 @@ def test_stage_table_on_a_real_backbone_runs_the_real_forward():
 def test_parameters_and_flops_match_published_numbers():
     rows = {r["backbone"]: r for r in M.compare_backbones(["resnet18", "resnet50", "mobilenet_v2", "vgg11"])}
     # torchvision's parameter counts minus the ImageNet classifier (the head)
-    assert M.count_params(cl.backbones.build("resnet50", levels=ALL)) == 25_557_032 - (2048 * 1000 + 1000)
-    assert M.count_params(cl.backbones.build("mobilenet_v2", levels=ALL)) == 3_504_872 - (1280 * 1000 + 1000)
+    assert count_params(cl.backbones.build("resnet50", levels=ALL)) == 25_557_032 - (2048 * 1000 + 1000)
+    assert count_params(cl.backbones.build("mobilenet_v2", levels=ALL)) == 3_504_872 - (1280 * 1000 + 1000)
     assert rows["resnet50"]["params (M)"] == pytest.approx(23.508, abs=1e-3)
     # torchvision lists ResNet-18 1.81, ResNet-50 4.09, MobileNetV2 0.30 "GFLOPS", which are multiply-adds
     assert rows["resnet18"]["GMACs"] == pytest.approx(1.81, rel=0.01)
@@ -46,7 +47,7 @@ def test_parameters_and_flops_match_published_numbers():
     assert rows["vgg11"]["GFLOPs"] == pytest.approx(2 * rows["vgg11"]["GMACs"], rel=1e-3)
     # and the counter agrees with a real (non-meta) forward pass
     bb = cl.backbones.build("mobilenet_v2", levels=ALL)
-    assert M.count_flops(bb, 224) == pytest.approx(rows["mobilenet_v2"]["GFLOPs"] * 1e9, rel=1e-3)
+    assert count_flops(bb, 224) == pytest.approx(rows["mobilenet_v2"]["GFLOPs"] * 1e9, rel=1e-3)
 
 
 def test_bottleneck_arithmetic_counted_on_torchvisions_blocks():
@@ -87,9 +88,9 @@ def test_yolo_csp_matches_yolov8n_layer_list():
     c2fs = [(m.cv2[0].out_channels, len(m.m), all(b.add for b in m.m)) for m in net if isinstance(m, blocks.C2f)]
     assert c2fs == [(32, 1, True), (64, 2, True), (128, 2, True), (256, 1, True)]
     assert net[9].m.kernel_size == 5 and isinstance(net[0][2], nn.SiLU) and net[0][0].bias is None
-    assert M.count_params(net) == 1_272_656  # YOLOv8n's backbone (layers 0-9): about 1.27 M
+    assert count_params(net) == 1_272_656  # YOLOv8n's backbone (layers 0-9): about 1.27 M
     bb = cl.backbones.build("yolo_csp", levels=ALL)
-    assert M.count_params(bb) == 1_272_656
+    assert count_params(bb) == 1_272_656
     out = bb(torch.rand(1, 3, 640, 640))
     assert {k: tuple(v.shape[1:]) for k, v in out.items()} == {
         "C1": (16, 320, 320), "C2": (32, 160, 160), "C3": (64, 80, 80), "C4": (128, 40, 40), "C5": (256, 20, 20)}

@@ -137,9 +137,18 @@ def test_output_specs_on_every_backbone(backbones, neck_name, kw):
 
 
 def test_builtin_backbones_fit_every_neck(backbones):
+    """No ContractError, and every neck's specs follow from the backbone's: Pk has stride 2**k, and its
+    channels are ``out_channels`` when asked for, else those of the Ck it refines."""
     for bb_name in ("resnet18", "resnet50", "mobilenet_v2", "vgg11"):
+        bb_specs = backbones[bb_name].out_specs
         for neck_name, kw in NECK_CONFIGS:
-            cl.necks.build(neck_name, backbones[bb_name].out_specs, **kw)  # no ContractError
+            neck = cl.necks.build(neck_name, bb_specs, **kw)
+            assert neck.out_specs, (bb_name, neck_name)
+            for name, spec in neck.out_specs.items():
+                level = int(name.removeprefix("P"))
+                assert spec.stride == 2 ** level, (bb_name, neck_name, name, spec)
+                want = kw.get("out_channels", bb_specs[f"C{level}"].channels if f"C{level}" in bb_specs else None)
+                assert spec.channels == want, (bb_name, neck_name, name, spec)
 
 
 def test_misfit_backbone_names_both_sides():

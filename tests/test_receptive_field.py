@@ -9,7 +9,7 @@ from torchvision.models.resnet import BasicBlock
 
 import course_lib as cl
 from course_lib import blocks
-from course_lib.receptive_field import (
+from course_lib.backbones.receptive_field import (
     ERF,
     Layer,
     effective_receptive_field,

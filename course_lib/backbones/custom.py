@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..contract import Backbone, ContractError, FeatureSpec, check_image_batch
+from ..measure import evaluating
 from .torchvision_backbones import Normalize
 
 
@@ -92,10 +93,7 @@ class ModuleBackbone(Backbone):
         self._last: str | None = None
         self.out_specs = self._probe(probe_size)
 
-    @torch.no_grad()
     def _probe(self, size: int) -> OrderedDict[str, FeatureSpec]:
-        was = self.module.training
-        self.module.eval()
         order: list[str] = []
         hooks = []
         try:
@@ -106,11 +104,11 @@ class ModuleBackbone(Backbone):
                 device = next(self.module.parameters()).device
             except StopIteration:  # a module without parameters (e.g. only pooling)
                 device = torch.device("cpu")
-            feats = self._run(torch.zeros(1, 3, size, size, device=device), stop=False)
+            with evaluating(self.module):
+                feats = self._run(torch.zeros(1, 3, size, size, device=device), stop=False)
         finally:
             for h in hooks:
                 h.remove()
-            self.module.train(was)
         self._last = order[-1] if order else None
         specs: OrderedDict[str, FeatureSpec] = OrderedDict()
         for level, path in self.taps.items():

@@ -1,10 +1,8 @@
-"""Measure a backbone: stage table, parameters, FLOPs, bottleneck arithmetic, first-layer filters.
+"""Measure a backbone: stage table, backbones side by side, bottleneck arithmetic, first-layer filters.
 
 Everything here is computed from the modules themselves, so a table in a
-notebook is evidence, not a claim.  FLOPs follow the usual convention of
-:class:`torch.utils.flop_counter.FlopCounterMode`: **one multiply-add counts
-as 2 FLOPs** (so ``MACs = FLOPs / 2``); only convolutions and matrix products
-are counted (BatchNorm, activations and pooling are left out, as papers do).
+notebook is evidence, not a claim.  Parameters and FLOPs are counted by
+:mod:`course_lib.measure` (one multiply-add = 2 FLOPs, so ``MACs = FLOPs / 2``).
 """
 
 from __future__ import annotations
@@ -18,15 +16,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+
+from ..measure import count_flops, count_params, evaluating
 
 
 # ----------------------------------------------------------------- counting
-def count_params(module: nn.Module) -> int:
-    """Every parameter (weights, biases, BatchNorm scales)."""
-    return sum(p.numel() for p in module.parameters())
-
-
 def count_conv_weights(module: nn.Module) -> int:
     """Only the convolution kernels' weights (no biases, no BatchNorm): what the bottleneck arithmetic counts."""
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
@@ -71,25 +65,7 @@ def inverted_residual(c: int = 96, expand: int = 6) -> nn.Module:
     return InvertedResidual(c, c, stride=1, expand_ratio=expand)
 
 
-# ----------------------------------------------------------------- FLOPs and tables
-def count_flops(module: nn.Module, image_size: int = 224) -> int:
-    """FLOPs of one forward pass on a ``(1, 3, size, size)`` image (multiply-add = 2 FLOPs).
-
-    Runs on the ``meta`` device when the module allows it (shapes only, no
-    arithmetic), otherwise on zeros.
-    """
-    x = torch.zeros(1, 3, image_size, image_size)
-    counter = FlopCounterMode(display=False)
-    was = module.training
-    module.eval()
-    try:
-        with torch.no_grad(), counter:
-            module(x.to(next(module.parameters()).device))
-    finally:
-        module.train(was)
-    return int(counter.get_total_flops())
-
-
+# ----------------------------------------------------------------- tables
 def _meta_build(name: str) -> nn.Module:
     from . import build
 
@@ -97,7 +73,6 @@ def _meta_build(name: str) -> nn.Module:
         return build(name, levels=("C1", "C2", "C3", "C4", "C5"))
 
 
-@torch.no_grad()
 def stage_table(backbone: nn.Module | str, image_size: int = 224) -> list[dict[str, Any]]:
     """One row per output map: stage, stride, channels and the measured map size at ``image_size``.
 
@@ -107,12 +82,8 @@ def stage_table(backbone: nn.Module | str, image_size: int = 224) -> list[dict[s
     if isinstance(backbone, str):
         backbone = _meta_build(backbone)
     device = next(backbone.parameters()).device
-    was = backbone.training
-    backbone.eval()
-    try:
+    with evaluating(backbone):
         feats = backbone(torch.zeros(1, 3, image_size, image_size, device=device))
-    finally:
-        backbone.train(was)
     rows = []
     for name, spec in backbone.out_specs.items():
         t = feats[name]

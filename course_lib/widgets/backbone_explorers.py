@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from .. import render
+from ..backbones.receptive_field import ERF, RF, mass_radius, stage_receptive_fields
 from ..images import load_image, to_uint8
-from ..receptive_field import ERF, RF, mass_radius, stage_receptive_fields
 
 
 def jpeg_bytes(img: Image.Image, quality: int = 88) -> bytes:
@@ -214,7 +214,7 @@ class ReceptiveFieldExplorer:
     """Pick a stage and a cell: the theoretical receptive-field box and the effective one (gradient heat map).
 
     Controls: ``stage``, ``y``, ``x``, ``show_erf``.  The box comes from
-    :func:`course_lib.receptive_field.stage_receptive_fields`; the heat map is
+    :func:`course_lib.backbones.receptive_field.stage_receptive_fields`; the heat map is
     ``|d cell / d input|`` from one backward pass through the graph kept from
     the single forward pass (``n_forward``), cached per cell (``n_backward``).
     """

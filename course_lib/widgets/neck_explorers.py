@@ -438,7 +438,7 @@ class DilationExplorer:
     def __init__(self, image: Any, backbone: nn.Module | None = None, level: str = "C4",
                  rates: Sequence[int] = (1, 3, 6, 12, 18, 24), max_side: int = 320, margin: int = 96):
         from .. import backbones
-        from ..receptive_field import ERF, stage_receptive_fields
+        from ..backbones.receptive_field import ERF, stage_receptive_fields
 
         self.backbone = (backbone if backbone is not None else backbones.build("mobilenet_v2", pretrained=True)).eval()
         if level not in self.backbone.out_specs:

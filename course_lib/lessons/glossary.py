@@ -49,7 +49,7 @@ TERMS: list[Term] = [
 
 def lesson_notebook(lesson: str, root: str | Path | None = None) -> Path | None:
     """The notebook file of a lesson number, or None if it does not exist."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[1] / "notebooks"
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2] / "notebooks"
     found = sorted(root.glob(f"{lesson}_*.ipynb"))
     return found[0] if found else None
 

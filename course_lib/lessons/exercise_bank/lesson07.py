@@ -6,10 +6,11 @@ from ..exercises import Exercise, register
 
 
 def _shared_params() -> int:
-    from ..multitask import MULTITASK_CONFIG, build_multitask
+    from ...measure import count_params
+    from ...multitask import MULTITASK_CONFIG, build_multitask
 
     model = build_multitask(MULTITASK_CONFIG)
-    return sum(p.numel() for m in (model.backbone, model.neck) for p in m.parameters())
+    return count_params(model.backbone) + count_params(model.neck)
 
 
 class _Lazy(Exercise):

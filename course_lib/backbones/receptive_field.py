@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import blocks
+from .. import blocks
+from ..measure import evaluating
 
 SIDE_BRANCHES = ("downsample", "shortcut")
 
@@ -228,12 +229,6 @@ def _order(root: nn.Module, path: str) -> int:
     return names.index(base) if base in names else -1
 
 
-def rf_table(backbone: nn.Module) -> list[dict[str, object]]:
-    """Rows ``{stage, size, jump, start}`` for printing."""
-    return [{"stage": k, "size": v.size, "jump (stride)": v.jump, "start": v.start}
-            for k, v in stage_receptive_fields(backbone).items()]
-
-
 # ----------------------------------------------------------------- the effective receptive field
 def _features(backbone: nn.Module, x: torch.Tensor) -> Mapping[str, torch.Tensor]:
     out = backbone(x)
@@ -256,17 +251,14 @@ class ERF:
     def __init__(self, backbone: nn.Module, image: torch.Tensor, cache_size: int = 256):
         if image.ndim == 3:
             image = image[None]
-        was = backbone.training
-        backbone.eval()
         try:
             device = next(backbone.parameters()).device
         except StopIteration:
             device = torch.device("cpu")
         self.backbone = backbone
         self.image = image.detach().to(device).requires_grad_(True)
-        with torch.enable_grad():
+        with evaluating(backbone, no_grad=False), torch.enable_grad():  # the graph is kept for map()
             self.features = _features(backbone, self.image)
-        backbone.train(was)
         self.n_forward = 1
         self.n_backward = 0
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()

@@ -22,7 +22,7 @@ register(Exercise(
     hints=["lateral i: in_channels * 64 weights + 64 biases; smoothing: 64 * 64 * 3 * 3 + 64, three times",
            "laterals: (32 + 96 + 1280) * 64 + 3 * 64 = 90,304; smoothing: 3 * 36,928 = 110,784"],
     explanation="90,304 (laterals, mostly C5's 1280 channels) + 110,784 (smoothing) = 201,088. "
-                "Check it: sum(p.numel() for p in cl.necks.build('fpn', specs, out_channels=64).parameters()).",
+                "Check it: cl.measure.count_params(cl.necks.build('fpn', specs, out_channels=64)).",
 ))
 register(Exercise(
     id="03.sppf_chain",

@@ -1,0 +1,89 @@
+"""course_lib.lessons: the exercise catalogue (found without registration), instant checks, the glossary."""
+
+from __future__ import annotations
+
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import course_lib as cl
+from course_lib.lessons import exercise_bank, exercises, glossary
+from course_lib.lessons.exercises import Exercise
+
+
+def test_cl_exercises_is_the_lessons_module():
+    assert cl.exercises is exercises and cl.glossary is glossary
+
+
+def test_every_bank_module_is_discovered_and_owns_its_ids():
+    modules = sorted(m.name for m in pkgutil.iter_modules(exercise_bank.__path__) if m.name.startswith("lesson"))
+    assert modules == [f"lesson{n:02d}" for n in range(9)]
+    lessons = {ex.id.split(".")[0] for ex in exercises.all_exercises()}
+    assert lessons == {m.removeprefix("lesson") for m in modules}  # every module registered something
+    for lesson in lessons:
+        assert len(exercises.for_lesson(lesson)) >= 3, lesson
+
+
+def test_a_new_lesson_module_needs_no_registration(tmp_path):
+    """Dropping ``lessonNN.py`` into the bank is enough: the package finds it by listing its own folder."""
+    pkg = tmp_path / "course_lib"
+    shutil.copytree(Path(exercises.__file__).parent, pkg / "lessons", ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "__init__.py").write_text("")
+    (pkg / "lessons" / "exercise_bank" / "lesson99.py").write_text(textwrap.dedent("""
+        from ..exercises import Exercise, register
+
+        register(Exercise(id="99.new", question="1 + 1?", answer=2))
+    """))
+    code = ("from course_lib.lessons import exercises as e; "
+            "print(e.get('99.new').is_correct(2), len(e.for_lesson('00')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", str(len(exercises.for_lesson("00")))]
+
+
+def test_every_reference_answer_passes_and_a_wrong_one_fails():
+    for ex in exercises.all_exercises():
+        assert ex.is_correct(ex.solution()), ex.id
+        assert not ex.is_correct("certainly not the answer"), ex.id
+
+
+def test_check_prints_and_never_raises(capsys):
+    ex = Exercise(id="xx.demo", question="How many cells is C5 of a 224 image?", answer=7,
+                  hints=["stride 32", "224 / 32"], explanation="224 / 32 = 7.")
+    assert ex.check(None) is False and "Not answered yet" in capsys.readouterr().out
+    assert ex.check(8) is False and "Hint: stride 32" in capsys.readouterr().out
+    assert ex.check(9) is False and "Hint: 224 / 32" in capsys.readouterr().out  # the next hint
+    assert ex.check(7) is True and "Correct! 224 / 32 = 7." in capsys.readouterr().out
+
+
+def test_answers_compare_as_a_learner_means_them():
+    assert Exercise("a", "?", answer=0.5, rel_tol=0.01).is_correct(0.502)
+    assert not Exercise("a", "?", answer=0.5).is_correct(0.502)
+    assert Exercise("a", "?", answer=(7, 7)).is_correct([7, 7])
+    assert Exercise("a", "?", answer="Head").is_correct("  head ")
+    assert not Exercise("a", "?", answer=True).is_correct(1.0 + 1)
+    broken = Exercise("a", "?", answer=1, compare=lambda v, ref: v["key"] == ref)
+    assert broken.is_correct(3) is False  # a checker that raises counts as wrong, not as a crash
+
+
+def test_unknown_id_lists_the_known_ones():
+    with pytest.raises(KeyError, match=r"no exercise '00\.strid'.*00\.stride"):
+        exercises.get("00.strid")
+    with pytest.raises(KeyError, match="registered twice"):
+        exercises.register(exercises.get("00.stride"))
+
+
+def test_glossary_terms_are_unique_and_point_at_lessons():
+    assert len({t.english for t in glossary.TERMS}) == len(glossary.TERMS)
+    for term in glossary.TERMS:
+        path = glossary.lesson_notebook(term.lesson)
+        assert path is not None and path.name.startswith(term.lesson + "_"), term
+        assert term.english.lower() in path.read_text(encoding="utf-8").lower(), (term.english, path.name)
+    table = glossary.table_markdown()
+    assert table.count("\n") == len(glossary.TERMS) + 1 and "| receptive field | 感受野 |" in table
