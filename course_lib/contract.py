@@ -13,6 +13,8 @@ fails at build time with a message naming both sides.
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -164,6 +166,18 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
+
+
+def import_modules(package: str, path: Iterable[str]) -> list[str]:
+    """Import every module of a package folder (``backbones/``, ``necks/``, ``heads/``), in name order.
+
+    Each module registers its parts with ``@REGISTRY.register(name)`` when it is imported, so a new file in
+    the folder is found by this walk: there is no list of modules to edit.
+    """
+    names = sorted(m.name for m in pkgutil.iter_modules(list(path)) if not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
 
 
 class Backbone(nn.Module):

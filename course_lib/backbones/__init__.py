@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..contract import Registry
+from ..contract import Registry, import_modules
 
 BACKBONES = Registry("backbone")
 
@@ -33,8 +33,9 @@ def names() -> list[str]:
     return BACKBONES.names()
 
 
-# Importing these modules registers their backbones (tiny_cnn, the torchvision ones, yolo_csp).
-from . import tiny, torchvision_backbones, yolo  # noqa: E402,F401
+# Every module in this folder is imported, and registers its backbones (tiny_cnn, the torchvision ones,
+# yolo_csp, ...) with @BACKBONES.register: a new backbone is one new file here.
+import_modules(__name__, __path__)
 from .custom import ModuleBackbone, capture, from_module  # noqa: E402
 from .torchvision_backbones import StagedBackbone  # noqa: E402
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from ..contract import FeatureSpec, Registry
+from ..contract import FeatureSpec, Registry, import_modules
 
 HEADS = Registry("head")
 
@@ -28,7 +28,9 @@ def names() -> list[str]:
     return HEADS.names()
 
 
-from . import classification, detection, segmentation  # noqa: E402,F401  (registers the heads)
+# Every module in this folder is imported, and registers its heads with @HEADS.register: a new head is one
+# new file here.
+import_modules(__name__, __path__)
 from .classification import ClassificationHead, ClassScore  # noqa: E402
 
 __all__ = ["HEADS", "build", "names", "ClassificationHead", "ClassScore"]

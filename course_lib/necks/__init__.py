@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from ..contract import FeatureSpec, Registry
+from ..contract import FeatureSpec, Registry, import_modules
 
 NECKS = Registry("neck")
 
@@ -33,7 +33,10 @@ def names() -> list[str]:
     return NECKS.names()
 
 
-from . import attention, basic, fpn, pan, pooling  # noqa: E402,F401  (register identity, gap, fpn, pan, spp, sppf, aspp, se, cbam)
+# Every module in this folder is imported, and registers its necks (identity, gap, fpn, pan, spp, sppf, aspp,
+# se, cbam, ...) with @NECKS.register: a new neck is one new file here.
+import_modules(__name__, __path__)
+from . import attention, fpn, pan, pooling  # noqa: E402  (named in __all__)
 from .basic import GlobalAvgPool, IdentityNeck  # noqa: E402
 
 __all__ = ["NECKS", "build", "names", "IdentityNeck", "GlobalAvgPool", "attention", "fpn", "pan", "pooling"]
