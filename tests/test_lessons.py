@@ -16,6 +16,8 @@ import course_lib as cl
 from course_lib.lessons import exercise_bank, exercises, glossary
 from course_lib.lessons.exercises import Exercise
 
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
 
 def test_cl_exercises_is_the_lessons_module():
     assert cl.exercises is exercises and cl.glossary is glossary
@@ -83,7 +85,7 @@ def test_unknown_id_lists_the_known_ones():
 def test_glossary_terms_are_unique_and_point_at_lessons():
     assert len({t.english for t in glossary.TERMS}) == len(glossary.TERMS)
     for term in glossary.TERMS:
-        path = glossary.lesson_notebook(term.lesson)
+        path = glossary.lesson_notebook(term.lesson, NOTEBOOKS)
         assert path is not None and path.name.startswith(term.lesson + "_"), term
         assert term.english.lower() in path.read_text(encoding="utf-8").lower(), (term.english, path.name)
     table = glossary.table_markdown()

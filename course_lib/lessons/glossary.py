@@ -48,8 +48,8 @@ TERMS: list[Term] = [
 
 
 def lesson_notebook(lesson: str, root: str | Path | None = None) -> Path | None:
-    """The notebook file of a lesson number, or None if it does not exist."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[2] / "notebooks"
+    """The notebook file of a lesson number in ``root`` (default: the current folder, where a lesson runs), or None."""
+    root = Path(root) if root is not None else Path.cwd()
     found = sorted(root.glob(f"{lesson}_*.ipynb"))
     return found[0] if found else None
 
