@@ -31,4 +31,9 @@ def names() -> list[str]:
 from . import classification, detection, segmentation  # noqa: E402,F401  (registers the heads)
 from .classification import ClassificationHead, ClassScore  # noqa: E402
 
+# isort: split
+# The zoo's published architectures register their necks and heads (yolov8_pan, yolov8_detect,
+# hybrid_encoder, detr_decoder) once the course's own heads exist.
+from .. import zoo  # noqa: E402,F401
+
 __all__ = ["HEADS", "build", "names", "ClassificationHead", "ClassScore"]

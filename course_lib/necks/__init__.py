@@ -36,4 +36,6 @@ def names() -> list[str]:
 from . import attention, basic, fpn, pan, pooling  # noqa: E402,F401  (register identity, gap, fpn, pan, spp, sppf, aspp, se, cbam)
 from .basic import GlobalAvgPool, IdentityNeck  # noqa: E402
 
+# The zoo's necks (yolov8_pan, hybrid_encoder) register when course_lib.heads imports course_lib.zoo.
+
 __all__ = ["NECKS", "build", "names", "IdentityNeck", "GlobalAvgPool", "attention", "fpn", "pan", "pooling"]
