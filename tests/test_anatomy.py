@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 import torch
 
 import course_lib as cl
-from course_lib import anatomy, rtdetr, yolov8
+from course_lib.heads.detection import DFL
+from course_lib.measure import count_flops, count_params
 from course_lib.widgets.architecture_browser import ArchitectureBrowser, run_with_hooks
+from course_lib.zoo import rtdetr, torchvision_parts, yolov8
 
 
 @pytest.fixture(scope="module")
@@ -16,15 +20,15 @@ def v8n():
 
 
 def test_yolov8n_parameter_count_is_exact(v8n):
-    assert anatomy.n_params(v8n) == 3_157_200
-    assert anatomy.n_params(v8n.backbone) == 1_272_656
-    assert anatomy.n_params(v8n.neck) == 986_880
-    assert anatomy.n_params(v8n.head) == 897_664
+    assert count_params(v8n) == 3_157_200
+    assert count_params(v8n.backbone) == 1_272_656
+    assert count_params(v8n.neck) == 986_880
+    assert count_params(v8n.head) == 897_664
 
 
 @pytest.mark.parametrize("scale", ["s", "m"])
 def test_other_scales_match_their_published_counts(scale):
-    assert anatomy.n_params(yolov8.build_yolov8(scale)) == yolov8.PUBLISHED_PARAMS[scale]
+    assert count_params(yolov8.build_yolov8(scale)) == yolov8.PUBLISHED_PARAMS[scale]
 
 
 def test_yolov8n_output_at_640(v8n):
@@ -52,14 +56,39 @@ def test_layer_table_matches_the_published_wiring(v8n):
     assert channels == [16, 32, 32, 64, 64, 128, 128, 256, 256, 256,
                         256, 384, 128, 128, 192, 64, 64, 192, 128, 128, 384, 256]
     assert sum(r["params"] for r in rows) == 3_157_200
+    # "from" is read off the data: the four concats take the layer before and a skip from earlier
+    assert {r["index"]: r["from"] for r in rows if r["from"] != -1} == {
+        11: "[-1, 6]", 14: "[-1, 4]", 17: "[-1, 12]", 20: "[-1, 9]", 22: "[15, 18, 21]"}
+    assert rows[22]["stride"] == "8/16/32" and rows[22]["channels"] == 84
+    assert [r["part"] for r in rows] == ["backbone"] * 10 + ["neck"] * 12 + ["head"]
+
+
+def test_layer_table_follows_the_neck_forward(v8n):
+    """The table is read from one real forward pass: a neck wired differently gives a different table."""
+
+    class NoLastStep(yolov8.YOLOv8Neck):
+        def forward(self, feats):  # layers 10-18 only: P5 comes straight from the backbone
+            p3, p4, p5 = (feats[k] for k in self.in_keys)
+            x12 = self.c2f_12(self.concat([self.up(p5), p4]))
+            x15 = self.c2f_15(self.concat([self.up(x12), p3]))
+            x18 = self.c2f_18(self.concat([self.down_16(x15), x12]))
+            return OrderedDict(P3=x15, P4=x18, P5=p5)
+
+    neck = NoLastStep(v8n.backbone.out_specs)
+    rows = yolov8.layer_table(cl.Model(v8n.backbone, neck, v8n.head), 128)
+    assert [r["module"] for r in rows[10:]] == ["Upsample", "Concat", "C2f"] * 2 + ["Conv", "Concat", "C2f",
+                                                                                    "Detect"]
+    assert rows[-1]["index"] == 19 and rows[-1]["from"] == "[15, 18, 9]"
+    assert sum(r["params"] for r in rows) == 3_157_200 - count_params(neck.down_19) - count_params(neck.c2f_21)
+    assert not any(m._forward_hooks for m in v8n.modules()) and not v8n.training  # hooks gone, mode kept
 
 
 def test_yolov8n_flops_in_published_range(v8n):
-    assert 8.7e9 <= yolov8.count_flops(v8n, 640) <= 8.9e9
+    assert 8.7e9 <= count_flops(v8n, 640) <= 8.9e9
 
 
 def test_dfl_computes_the_expected_distance():
-    dfl = yolov8.DFL(16)
+    dfl = DFL(16)
     logits = torch.randn(2, 64, 5)
     probs = logits.view(2, 4, 16, 5).softmax(2)
     expected = (probs * torch.arange(16).view(1, 1, 16, 1)).sum(2)
@@ -102,13 +131,15 @@ def test_torchvision_parts_put_fpn_inside_backbone():
     from torchvision.models import detection
 
     model = detection.fcos_resnet50_fpn(weights=None, weights_backbone=None)
-    parts = anatomy.split_torchvision(model)
+    parts = torchvision_parts.split_torchvision(model)
     assert parts["neck"][1] is model.backbone.fpn and parts["backbone"][1] is model.backbone.body
-    rows = anatomy.trace_torchvision(model, torch.rand(1, 3, 128, 128))
+    rows = torchvision_parts.trace_torchvision(model, torch.rand(1, 3, 128, 128))
     assert [r["part"] for r in rows] == ["backbone", "neck", "head"]
-    assert sum(r["params"] for r in rows) == anatomy.n_params(model)
+    assert sum(r["params"] for r in rows) == count_params(model)
+    assert len(rows[1]["outputs"]) == 5 and all(shape[1] == 256 for shape in rows[1]["outputs"].values())
+    assert model.training  # traced in eval mode, training mode given back
     with pytest.raises(TypeError, match="don't know how to split"):
-        anatomy.split_torchvision(torch.nn.Linear(2, 2))
+        torchvision_parts.split_torchvision(torch.nn.Linear(2, 2))
 
 
 def test_architecture_browser_records_once_and_redraws(v8n):

@@ -19,9 +19,10 @@ def main() -> int:
         print("no CUDA device: nothing to check")
         return 1
     import course_lib as cl
-    from course_lib import multitask, yolov8
+    from course_lib import multitask
     from course_lib.images import imagenet_view
     from course_lib.train import train
+    from course_lib.zoo import yolov8
 
     dev = torch.device("cuda")
     print("device:", torch.cuda.get_device_name(0), "| torch", torch.__version__)

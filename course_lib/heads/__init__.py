@@ -33,4 +33,9 @@ def names() -> list[str]:
 import_modules(__name__, __path__)
 from .classification import ClassificationHead, ClassScore  # noqa: E402
 
+# isort: split
+# The zoo's published architectures register their necks and heads (yolov8_pan, yolov8_detect,
+# hybrid_encoder, detr_decoder) once the course's own heads exist.
+from .. import zoo  # noqa: E402,F401
+
 __all__ = ["HEADS", "build", "names", "ClassificationHead", "ClassScore"]

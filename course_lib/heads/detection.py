@@ -50,6 +50,53 @@ from ..contract import FeatureSpec, Head, select_inputs
 from . import HEADS
 
 
+def anchor_grid(shapes: Sequence[tuple[int, int]], strides: Sequence[int],
+                device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every anchor point of every level, finest first: ``points (N, 2)`` in pixels (cell centres),
+    ``strides (N,)`` and ``level (N,)`` (the index of each point's level).
+
+    Level maps of 80x80, 40x40 and 20x20 at strides 8, 16, 32 give N = 8,400 points.
+    """
+    pts, st, lv = [], [], []
+    for i, (shape, s) in enumerate(zip(shapes, strides)):
+        p = anchor_points(tuple(shape), s, device)
+        pts.append(p)
+        st.append(torch.full((len(p),), float(s), device=device))
+        lv.append(torch.full((len(p),), i, dtype=torch.long, device=device))
+    return torch.cat(pts), torch.cat(st), torch.cat(lv)
+
+
+def dfl_expectation(logits: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+    """DFL decoding: logits over ``n`` bins ``(..., n)`` -> the expected distance ``(...)``.
+
+    A softmax turns the bins into a distribution over the distances ``values``
+    (by default 0, 1, ..., n - 1 strides); the distance is its expectation.
+    """
+    if values is None:
+        values = torch.arange(logits.shape[-1], dtype=logits.dtype, device=logits.device)
+    return logits.softmax(-1) @ values
+
+
+class DFL(nn.Module):
+    """DFL decoding stored as YOLOv8 ships it: a frozen 1x1 conv whose ``reg_max`` weights are 0, 1, ..., reg_max-1.
+
+    ``forward`` takes ``(B, 4 * reg_max, anchors)`` and returns the four distances ``(B, 4, anchors)``
+    through :func:`dfl_expectation` with the conv's weights as the bin values.  The weights count
+    as parameters (16 in YOLOv8's published total) but never train.
+    """
+
+    def __init__(self, reg_max: int = 16):
+        super().__init__()
+        self.reg_max = reg_max
+        self.conv = nn.Conv2d(reg_max, 1, 1, bias=False).requires_grad_(False)
+        self.conv.weight.data[:] = torch.arange(reg_max, dtype=torch.float32).view(1, reg_max, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, a = x.shape
+        bins = x.view(b, 4, self.reg_max, a).transpose(2, 3)        # (B, 4, anchors, reg_max)
+        return dfl_expectation(bins, self.conv.weight.view(-1))
+
+
 def default_scale_ranges(strides: Sequence[int]) -> list[tuple[float, float]]:
     """Object-size band per level: level ``k`` takes sizes up to ``3 * stride_k`` (the last takes the rest)."""
     ranges, lo = [], 0.0
@@ -165,8 +212,7 @@ class DetectionHead(Head):
     def distances(self, box_raw: torch.Tensor) -> torch.Tensor:
         """Raw box outputs ``(..., 4 or 4*bins)`` -> distances ``(..., 4)`` in strides (DFL: the expectation)."""
         if self.reg_bins:
-            prob = box_raw.unflatten(-1, (4, self.reg_bins)).softmax(-1)
-            return prob @ torch.arange(self.reg_bins, dtype=prob.dtype, device=prob.device)
+            return dfl_expectation(box_raw.unflatten(-1, (4, self.reg_bins)))
         return F.softplus(box_raw)
 
     def flatten(self, outputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -185,13 +231,7 @@ class DetectionHead(Head):
     def _grid(self, shapes: tuple, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         key = (shapes, str(device))
         if key not in self._grid_cache:
-            pts, st, lv = [], [], []
-            for i, (shape, s) in enumerate(zip(shapes, self.strides)):
-                p = anchor_points(shape, s, device)
-                pts.append(p)
-                st.append(torch.full((len(p),), float(s), device=device))
-                lv.append(torch.full((len(p),), i, dtype=torch.long, device=device))
-            self._grid_cache[key] = (torch.cat(pts), torch.cat(st), torch.cat(lv))
+            self._grid_cache[key] = anchor_grid(shapes, self.strides, device)
         return self._grid_cache[key]
 
     # ------------------------------------------------------------------ targets

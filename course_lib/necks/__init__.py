@@ -39,4 +39,6 @@ import_modules(__name__, __path__)
 from . import attention, fpn, pan, pooling  # noqa: E402  (named in __all__)
 from .basic import GlobalAvgPool, IdentityNeck  # noqa: E402
 
+# The zoo's necks (yolov8_pan, hybrid_encoder) register when course_lib.heads imports course_lib.zoo.
+
 __all__ = ["NECKS", "build", "names", "IdentityNeck", "GlobalAvgPool", "attention", "fpn", "pan", "pooling"]

@@ -11,9 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import anatomy, render
+from .. import render
 from ..images import to_uint8
+from ..measure import count_params
 from ..model import Model
+from ..zoo.torchvision_parts import split_torchvision, trace_torchvision
 
 
 def _first_tensor(out: Any) -> torch.Tensor | None:
@@ -33,7 +35,7 @@ def model_parts(model: nn.Module) -> OrderedDict[str, nn.Module]:
     """The three parts of a course :class:`Model` or of a torchvision detector / segmenter."""
     if isinstance(model, Model):
         return OrderedDict(backbone=model.backbone, neck=model.neck, head=model.head)
-    return OrderedDict((k, m) for k, (_, m) in anatomy.split_torchvision(model).items())
+    return OrderedDict((k, m) for k, (_, m) in split_torchvision(model).items())
 
 
 @torch.no_grad()
@@ -54,7 +56,7 @@ def run_with_hooks(model: nn.Module, x: torch.Tensor, depth: int = 2) -> list[di
             if d > depth:
                 continue
             row = {"part": part, "path": f"{part}.{path}" if path else part, "depth": d,
-                   "type": type(mod).__name__, "params": anatomy.n_params(mod), "output": None}
+                   "type": type(mod).__name__, "params": count_params(mod), "output": None}
             rows.append(row)
 
             def hook(_m, _inp, out, row=row):
@@ -69,7 +71,7 @@ def run_with_hooks(model: nn.Module, x: torch.Tensor, depth: int = 2) -> list[di
         if isinstance(model, Model):
             model(x)
         else:
-            anatomy.trace_torchvision(model, x)
+            trace_torchvision(model, x)
     finally:
         for h in handles:
             h.remove()

@@ -15,10 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-
-def n_params(module: nn.Module) -> int:
-    """Number of parameters (weights and biases) in a module."""
-    return sum(p.numel() for p in module.parameters())
+from ..measure import count_params, evaluating
 
 
 def split_torchvision(model: nn.Module) -> OrderedDict[str, tuple[str, nn.Module]]:
@@ -41,7 +38,6 @@ def split_torchvision(model: nn.Module) -> OrderedDict[str, tuple[str, nn.Module
     raise TypeError(f"don't know how to split a {type(model).__name__}; supported: RetinaNet, FCOS, DeepLabV3")
 
 
-@torch.no_grad()
 def trace_torchvision(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
     """Run the three parts of a torchvision detector/segmenter by hand on ``x`` and describe each output.
 
@@ -51,29 +47,22 @@ def trace_torchvision(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]
     the bare network.
     """
     parts = split_torchvision(model)
-    model.eval()
-    rows = []
-    b_path, backbone = parts["backbone"]
-    feats = backbone(x)
-    rows.append({"part": "backbone", "where": b_path, "params": n_params(backbone),
-                 "outputs": OrderedDict((k, tuple(v.shape)) for k, v in feats.items())})
-    n_path, neck = parts["neck"]
-    h_path, head = parts["head"]
-    if isinstance(feats, OrderedDict) and "out" in feats:  # DeepLabV3
-        fused = neck(feats["out"])
-        rows.append({"part": "neck", "where": n_path, "params": n_params(neck),
-                     "outputs": OrderedDict(out=tuple(fused.shape))})
-        out = head(fused)
-        rows.append({"part": "head", "where": h_path, "params": n_params(head),
-                     "outputs": OrderedDict(masks=tuple(out.shape))})
-        return rows
-    fused = neck(feats)
-    rows.append({"part": "neck", "where": n_path, "params": n_params(neck),
-                 "outputs": OrderedDict((k, tuple(v.shape)) for k, v in fused.items())})
-    out = head(list(fused.values()))
-    rows.append({"part": "head", "where": h_path, "params": n_params(head),
-                 "outputs": OrderedDict((k, tuple(v.shape)) for k, v in out.items())})
-    return rows
+    (b_path, backbone), (n_path, neck), (h_path, head) = parts.values()
+    with evaluating(model):
+        feats = backbone(x)
+        if isinstance(feats, OrderedDict) and "out" in feats:  # DeepLabV3: one map in, one mask map out
+            fused = OrderedDict(out=neck(feats["out"]))
+            out = OrderedDict(masks=head(fused["out"]))
+        else:  # RetinaNet / FCOS: the FPN's dict in, the head reads its maps as a list
+            fused = neck(feats)
+            out = head(list(fused.values()))
+
+    def shapes(maps: dict[str, torch.Tensor]) -> OrderedDict[str, tuple[int, ...]]:
+        return OrderedDict((k, tuple(v.shape)) for k, v in maps.items())
+
+    return [{"part": "backbone", "where": b_path, "params": count_params(backbone), "outputs": shapes(feats)},
+            {"part": "neck", "where": n_path, "params": count_params(neck), "outputs": shapes(fused)},
+            {"part": "head", "where": h_path, "params": count_params(head), "outputs": shapes(out)}]
 
 
 def draw_pipeline(rows: list[dict[str, Any]], title: str = "", ax=None):
@@ -112,9 +101,9 @@ def course_rows(model: nn.Module, trace) -> list[dict[str, Any]]:
     head_out = (OrderedDict(output=tuple(head.shape)) if isinstance(head, torch.Tensor)
                 else OrderedDict((k, tuple(v.shape)) for k, v in head.items() if isinstance(v, torch.Tensor)))
     return [
-        {"part": "backbone", "where": "model.backbone", "params": n_params(model.backbone),
+        {"part": "backbone", "where": "model.backbone", "params": count_params(model.backbone),
          "outputs": OrderedDict((k, tuple(v.shape)) for k, v in trace.backbone.items())},
-        {"part": "neck", "where": "model.neck", "params": n_params(model.neck),
+        {"part": "neck", "where": "model.neck", "params": count_params(model.neck),
          "outputs": OrderedDict((k, tuple(v.shape)) for k, v in trace.neck.items())},
-        {"part": "head", "where": "model.head", "params": n_params(model.head), "outputs": head_out},
+        {"part": "head", "where": "model.head", "params": count_params(model.head), "outputs": head_out},
     ]

@@ -18,21 +18,28 @@ Simplifications, said plainly: the decoder uses standard multi-head attention
 (the paper uses deformable attention and picks the initial queries from the
 encoder's best cells), the fusion blocks are CSP blocks of 3x3 convs (the
 paper's RepC3 re-parameterises them for speed), and sizes are scaled down.
+
+The neck and head are registered (``hybrid_encoder``, ``detr_decoder``), so
+:func:`build_rtdetr_small` is a config and :func:`course_lib.build_model`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import box_convert
 
-from .blocks import Conv
-from .contract import FeatureSpec, Head, Neck, select_inputs
-from .model import Model
+from ..blocks import Conv
+from ..contract import FeatureSpec, Head, Neck, select_inputs
+from ..heads import HEADS
+from ..model import Model, build_model
+from ..necks import NECKS
 
 #: Published facts about the full-size RT-DETR-l (for the lesson's table; not computed here).
 PUBLISHED_RTDETR_L = {
@@ -72,16 +79,20 @@ class CSPFuse(nn.Module):
         return self.m(self.cv1(x)) + self.cv2(x)
 
 
+@NECKS.register("hybrid_encoder")
 class HybridEncoder(Neck):
     """RT-DETR's neck: projections, AIFI on the deepest map, then CCFF fusion to three equal-width maps."""
 
     name = "hybrid_encoder"
 
     def __init__(self, in_specs: Mapping[str, FeatureSpec], dim: int = 128, heads: int = 4,
-                 in_keys: tuple[str, str, str] = ("C3", "C4", "C5")):
+                 in_keys: Sequence[str] = ("C3", "C4", "C5")):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
+        in_keys = tuple(in_keys)
         picked = select_inputs("neck 'hybrid_encoder'", in_specs, in_keys)
+        if len(picked) != 3:
+            raise ValueError(f"neck 'hybrid_encoder' fuses three maps (S3, S4, S5), got in_keys={list(in_keys)}")
         self.in_keys = in_keys
         self.dim = dim
         self.proj = nn.ModuleList(nn.Sequential(nn.Conv2d(s.channels, dim, 1, bias=False), nn.BatchNorm2d(dim))
@@ -117,10 +128,11 @@ class HybridEncoder(Neck):
         return OrderedDict(zip(self.out_specs, (p3, p4, p5)))
 
 
+@HEADS.register("detr_decoder")
 class DETRDecoderHead(Head):
     """Object queries + transformer decoder: each query gives one box and its class scores; no NMS.
 
-    ``forward`` returns ``{"logits": (B, Q, nc), "boxes": (B, Q, 4)}`` with
+    ``forward`` returns ``{"logits": (B, Q, num_classes), "boxes": (B, Q, 4)}`` with
     boxes as normalised ``cx, cy, w, h`` in [0, 1].
     """
 
@@ -168,8 +180,7 @@ class DETRDecoderHead(Head):
         for logits, boxes in zip(outputs["logits"], outputs["boxes"]):
             scores, labels = logits.sigmoid().max(-1)
             keep = scores > score_threshold
-            cxcywh = boxes[keep] * scale.to(boxes)
-            xyxy = torch.cat([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], 1)
+            xyxy = box_convert(boxes[keep] * scale.to(boxes), "cxcywh", "xyxy")
             results.append({"boxes": xyxy, "scores": scores[keep], "labels": labels[keep]})
         return results
 
@@ -184,7 +195,7 @@ class DETRDecoderHead(Head):
         from torchvision.ops import generalized_box_iou
 
         def xyxy(b: torch.Tensor) -> torch.Tensor:
-            return torch.cat([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], 1)
+            return box_convert(b, "cxcywh", "xyxy")
 
         logits, boxes = outputs["logits"], outputs["boxes"]
         cls_target = torch.zeros_like(logits)
@@ -206,15 +217,19 @@ class DETRDecoderHead(Head):
         return cls + (5 * l1 + 2 * giou) / max(n_obj, 1)
 
 
+def rtdetr_small_config(num_classes: int = 80, dim: int = 128, num_queries: int = 100,
+                        layers: int = 3) -> dict[str, Any]:
+    """The :func:`course_lib.build_model` config of the small RT-DETR: three registered names."""
+    return {"backbone": {"name": "resnet18", "levels": ("C3", "C4", "C5")},
+            "neck": {"name": "hybrid_encoder", "dim": dim},
+            "head": {"name": "detr_decoder", "num_classes": num_classes, "num_queries": num_queries,
+                     "layers": layers}}
+
+
 def build_rtdetr_small(num_classes: int = 80, dim: int = 128, num_queries: int = 100, layers: int = 3) -> Model:
     """A runnable, scaled-down RT-DETR: ResNet-18 backbone, hybrid encoder neck, query decoder head."""
-    from . import backbones
+    return build_model(rtdetr_small_config(num_classes, dim, num_queries, layers))
 
-    backbone = backbones.build("resnet18", levels=("C3", "C4", "C5"))
-    neck = HybridEncoder(backbone.out_specs, dim=dim)
-    head = DETRDecoderHead(neck.out_specs, num_classes=num_classes, num_queries=num_queries, layers=layers)
-    config = {"backbone": {"name": "resnet18", "levels": ("C3", "C4", "C5")},
-              "neck": {"name": "hybrid_encoder", "dim": dim},
-              "head": {"name": "detr_decoder", "num_classes": num_classes, "num_queries": num_queries,
-                       "layers": layers}}
-    return Model(backbone, neck, head, config=config)
+
+__all__ = ["PUBLISHED_RTDETR_L", "sincos_2d", "CSPFuse", "HybridEncoder", "DETRDecoderHead", "rtdetr_small_config",
+           "build_rtdetr_small"]

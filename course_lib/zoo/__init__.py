@@ -1,0 +1,25 @@
+"""The zoo: published architectures rebuilt from course parts, or split into them.
+
+* :mod:`~course_lib.zoo.yolov8`: YOLOv8 at every published scale, wired as ``yolov8.yaml`` says, to the parameter;
+* :mod:`~course_lib.zoo.rtdetr`: a small RT-DETR (hybrid encoder neck, query decoder head, no NMS);
+* :mod:`~course_lib.zoo.torchvision_parts`: torchvision's RetinaNet, FCOS and DeepLabV3 split into
+  backbone, neck and head, and traced part by part.
+
+The rebuilt models are made of registered parts (``yolov8_pan``, ``yolov8_detect``, ``hybrid_encoder``,
+``detr_decoder``, next to the course's own backbones), so ``cl.build_model(model.config)`` builds any of them
+again.  Importing :mod:`course_lib.heads` imports this package, which registers them.
+
+>>> from course_lib.zoo import build_yolov8
+>>> model = build_yolov8("n")
+>>> model.config["neck"]["name"]
+'yolov8_pan'
+"""
+
+from __future__ import annotations
+
+from . import rtdetr, torchvision_parts, yolov8
+from .rtdetr import build_rtdetr_small, rtdetr_small_config
+from .yolov8 import build_yolov8, layer_table, yolov8_config
+
+__all__ = ["build_rtdetr_small", "build_yolov8", "layer_table", "rtdetr", "rtdetr_small_config",
+           "torchvision_parts", "yolov8", "yolov8_config"]
