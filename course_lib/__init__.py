@@ -29,6 +29,6 @@ def __getattr__(name: str):
     # Heavier or optional parts load on first use: cl.data, cl.widgets, cl.exercises, ...
     import importlib
 
-    if name in {"data", "widgets", "exercises", "training", "receptive_field", "boxes", "metrics", "netguard", "train"}:
+    if name in {"data", "widgets", "exercises", "training", "receptive_field", "boxes", "metrics", "netguard"}:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

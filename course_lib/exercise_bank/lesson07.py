@@ -6,9 +6,10 @@ from ..exercises import Exercise, register
 
 
 def _shared_params() -> int:
-    from ..multitask import MULTITASK_CONFIG, build_multitask
+    from ..model import build_model
+    from ..training import CONFIGS
 
-    model = build_multitask(MULTITASK_CONFIG)
+    model = build_model(CONFIGS["multitask"]["model"])
     return sum(p.numel() for m in (model.backbone, model.neck) for p in m.parameters())
 
 
