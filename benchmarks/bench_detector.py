@@ -34,7 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.run_all import machine  # noqa: E402
-from course_lib.train import CONFIGS, ROOT, train  # noqa: E402
+from course_lib.training import CONFIGS, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT = ["det_none", "det_fpn", "det_pan", "det_yolo_fpn", "det_mnv2_fpn"]
 SAVED = ROOT / "benchmarks" / "detector.json"

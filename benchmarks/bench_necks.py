@@ -32,7 +32,8 @@ from torch import nn  # noqa: E402
 
 import course_lib as cl  # noqa: E402
 from course_lib.blocks import SPP, SPPF  # noqa: E402
-from course_lib.widgets.neck_explorers import FusionExplorer, shapes_scene  # noqa: E402
+from course_lib.data import shapes_scene  # noqa: E402
+from course_lib.widgets.neck_explorers import FusionExplorer  # noqa: E402
 
 
 def timed(fn, repeats: int, warmup: int = 3) -> list[float]:

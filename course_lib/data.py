@@ -1,4 +1,4 @@
-"""ShapesWorld: a synthetic world for detection, segmentation and classification.
+"""The course's data: ShapesWorld (detection, segmentation, classification) and small generated sets.
 
 Every image is drawn with NumPy masks in memory: a textured background (a
 colour, a sine grating and smooth noise), then a few shapes (circle, square,
@@ -29,12 +29,21 @@ to this world: with a 128-pixel image an object is *small* when its size
 ``sqrt(w·h)`` is under 16 px (under 2 cells of a stride-8 map), *medium* from 16
 to 32 px and *large* from 32 px (half the image at most).  For other image sizes
 the limits are ``image_size / 8`` and ``image_size / 4`` (:func:`size_ranges`).
+
+Small data sets the lessons draw (all deterministic by seed, all in memory):
+
+* :func:`lfw_split` -- scikit-image's real faces vs non-faces, ready for an ImageNet backbone (lesson 02);
+* :func:`toy_shapes` -- one shape per 32-pixel image, for a quick classifier (lesson 02);
+* :func:`shapes_scene` -- one large photo-like picture with objects from 10 to 240 pixels (lesson 03);
+* :func:`attention_probe_data` -- grey pictures with coloured distractors and, in every second, a red
+  square: a task where attention helps (lesson 03).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +51,16 @@ import torch
 CLASSES = ("circle", "square", "triangle")
 SPLITS = {"train": (0, 4000), "val": (1, 500), "test": (2, 500)}  # split -> (stream, default size)
 _NOISE_TILE = 256
+
+
+def dominant_label(target: Mapping[str, Any], num_classes: int = len(CLASSES)) -> int:
+    """The class whose shapes cover the most visible pixels of an image (from its semantic mask).
+
+    This is the classification label of a ShapesWorld detection image: what a classification
+    head reading the same picture as the detection and segmentation heads should answer.
+    """
+    counts = torch.bincount(torch.as_tensor(target["semantic"]).long().flatten(), minlength=num_classes + 1)[1:]
+    return int(counts.argmax())
 
 
 def size_ranges(image_size: int = 128) -> dict[str, tuple[float, float]]:
@@ -296,3 +315,128 @@ class ShapesWorld:
         return (f"ShapesWorld(split={self.split!r}, images={self.num_images}, size={self.image_size}, "
                 f"objects 1-{self.max_objects} of {self.min_size:g}-{self.max_size:g} px, "
                 f"classes={list(self.classes)}, mode={self.mode!r}, seed={self.seed})")
+
+
+# ----------------------------------------------------------------- small data sets for single lessons
+def lfw_split(size: int = 32, n_train: int = 140, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """scikit-image's ``lfw_subset`` (100 faces, 100 non-faces, 25x25 grey) ready for an ImageNet backbone.
+
+    Grey is repeated into 3 channels and the images are resized to ``size``
+    pixels; a seeded shuffle splits them into ``n_train`` training and the
+    rest validation images.  Returns ``(x_train, y_train, x_val, y_val)``,
+    labels 1 = face, 0 = not a face.
+    """
+    from .images import lfw_faces
+
+    imgs, labels = lfw_faces()
+    x = torch.from_numpy(imgs)[:, None].repeat(1, 3, 1, 1)
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    y = torch.from_numpy(labels)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    tr, va = order[:n_train], order[n_train:]
+    return x[tr], y[tr], x[va], y[va]
+
+
+def toy_shapes(n: int = 240, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A synthetic 3-class task: one circle, square or triangle per image, random size, place and colours.
+
+    Returns images ``(n, 3, size, size)`` in [0, 1] and labels (indices into
+    :data:`CLASSES`), balanced and the same for the same seed.  Smaller and
+    plainer than ``ShapesWorld(mode="classify")`` (flat colours, no texture),
+    so a classifier learns it in a few steps.
+    """
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32) + 0.5,
+                            torch.arange(size, dtype=torch.float32) + 0.5, indexing="ij")
+    labels = torch.arange(n) % len(CLASSES)
+    labels = labels[torch.randperm(n, generator=g)]
+    images = torch.empty(n, 3, size, size)
+    for i, lab in enumerate(labels.tolist()):
+        r = size * (0.15 + 0.2 * float(torch.rand(1, generator=g)))
+        cy, cx = (r + (size - 2 * r) * torch.rand(2, generator=g)).tolist()
+        if lab == 0:
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        elif lab == 1:
+            mask = ((yy - cy).abs() <= r * 0.85) & ((xx - cx).abs() <= r * 0.85)
+        else:  # an upright triangle: below the apex, inside two slanted edges
+            top, bottom = cy - r, cy + r * 0.8
+            half = (yy - top) / (bottom - top) * r
+            mask = (yy >= top) & (yy <= bottom) & ((xx - cx).abs() <= half)
+        bg, fg = torch.rand(3, 1, 1, generator=g), torch.rand(3, 1, 1, generator=g)
+        fg = torch.where((fg - bg).abs() < 0.3, 1 - bg, fg)  # keep the shape visible
+        noise = 0.08 * torch.randn(3, size, size, generator=g)
+        images[i] = (torch.where(mask, fg, bg) + noise).clamp(0, 1)
+    return images, labels
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One shape in :func:`shapes_scene`: its kind and box ``(x0, y0, x1, y1)`` in pixels."""
+
+    kind: str
+    box: tuple[int, int, int, int]
+
+    @property
+    def size(self) -> int:
+        """The longer side of the box, in pixels."""
+        return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+def shapes_scene(height: int = 384, width: int = 512, seed: int = 0) -> tuple[np.ndarray, list[SceneObject]]:
+    """A synthetic photo with objects from 10 to 240 pixels on a noisy background.
+
+    Returns ``(image (H, W, 3) uint8, objects)``.  Deterministic for a seed.
+    """
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    base = rng.normal(150, 12, size=(height, width, 1)) + np.linspace(-20, 20, width)[None, :, None]
+    img = Image.fromarray(np.clip(np.repeat(base, 3, axis=2), 0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    spec = [("square", 0.06, 0.08, 10, (200, 30, 30)), ("circle", 0.14, 0.72, 22, (30, 60, 200)),
+            ("triangle", 0.30, 0.12, 56, (240, 190, 20)), ("circle", 0.46, 0.30, 240, (40, 150, 70)),
+            ("square", 0.86, 0.84, 14, (150, 30, 160))]
+    objects = []
+    for kind, fx, fy, s, col in spec:
+        s = min(s, height - 2, width - 2)
+        x0 = int(fx * width)
+        y0 = int(fy * height)
+        x0, y0 = min(x0, width - s - 1), min(y0, height - s - 1)
+        box = (x0, y0, x0 + s, y0 + s)
+        if kind == "square":
+            d.rectangle(box, fill=col)
+        elif kind == "circle":
+            d.ellipse(box, fill=col)
+        else:
+            d.polygon([(x0 + s / 2, y0), (x0 + s, y0 + s), (x0, y0 + s)], fill=col)
+        objects.append(SceneObject(kind, box))
+    return np.asarray(img), objects
+
+
+def attention_probe_data(n: int = 240, size: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Pictures with three coloured distractor discs; every second one also holds a red square (label 1).
+
+    Returns ``(images (n, 3, size, size) in [0, 1], labels (n,), boxes)``; a box is ``None`` without a square.
+    """
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    xs, ys, boxes = [], [], []
+    for i in range(n):
+        base = rng.normal(140, 18, size=(size, size, 1)).repeat(3, axis=2)
+        img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+        d = ImageDraw.Draw(img)
+        for _ in range(3):
+            s = int(rng.integers(10, 22))
+            x, y = (int(v) for v in rng.integers(0, size - s, 2))
+            d.ellipse([x, y, x + s, y + s], fill=[(40, 70, 210), (40, 170, 60), (230, 200, 30)][int(rng.integers(3))])
+        box = None
+        if i % 2 == 0:
+            s = int(rng.integers(10, 22))
+            x, y = (int(v) for v in rng.integers(0, size - s, 2))
+            box = (x, y, x + s, y + s)
+            d.rectangle(box, fill=(220, 30, 30))
+        xs.append(np.asarray(img))
+        ys.append(float(box is not None))
+        boxes.append(box)
+    return torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255, torch.tensor(ys), boxes

@@ -4,6 +4,8 @@
 ...                      "neck": {"name": "identity"},
 ...                      "head": {"name": "classification", "num_classes": 10}})
 
+or one backbone and neck with several heads (``"heads": {task: {...}}``).
+
 ``build_model`` is the whole "framework": look each name up in its registry,
 build the backbone, build the neck from the backbone's ``out_specs``, build the
 head from the neck's ``out_specs``.  :meth:`Model.trace` runs one forward pass
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +24,16 @@ import torch
 from torch import nn
 
 from .contract import ContractError, FeatureSpec, check_image_batch, describe_specs
+from .data import dominant_label
+from .measure import count_params
 
 
 @dataclass
 class Trace:
-    """Everything one forward pass produced, stage by stage (tensors are detached)."""
+    """Everything one forward pass produced, stage by stage (tensors are detached).
+
+    ``head`` is the head's output, or ``{task: output}`` for a model with several heads.
+    """
 
     image: torch.Tensor
     backbone: OrderedDict[str, torch.Tensor]
@@ -44,7 +51,9 @@ class Trace:
         if isinstance(self.head, torch.Tensor):
             rows.append(("head", "output", self.head))
         elif isinstance(self.head, Mapping):
-            rows += [("head", k, v) for k, v in self.head.items() if isinstance(v, torch.Tensor)]
+            for k, v in self.head.items():  # one head's named outputs, or {task: output}
+                named = v.items() if isinstance(v, Mapping) else [("", v)]
+                rows += [("head", f"{k}.{n}" if n else k, t) for n, t in named if isinstance(t, torch.Tensor)]
         return rows
 
     def shapes(self) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -52,34 +61,70 @@ class Trace:
         return [(part, name, tuple(t.shape)) for part, name, t in self.stages()]
 
 
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 class Model(nn.Module):
-    """backbone -> neck -> head, with :meth:`trace` for looking inside."""
+    """backbone -> neck -> head, with :meth:`trace` for looking inside.
 
-    def __init__(self, backbone: nn.Module, neck: nn.Module, head: nn.Module, config: dict | None = None):
+    ``head`` may also be a dict ``{task: head}``: several heads read the same
+    neck output (multi-task learning, 多任务学习).  They live in ``model.heads``;
+    :meth:`forward` then returns ``{task: output}`` and :meth:`loss` adds the
+    heads' losses with ``loss_weights``.
+    """
+
+    def __init__(self, backbone: nn.Module, neck: nn.Module, head: nn.Module | Mapping[str, nn.Module],
+                 config: dict | None = None, loss_weights: Mapping[str, float] | None = None):
         super().__init__()
         self.backbone = backbone
         self.neck = neck
-        self.head = head
+        self.multi_head = isinstance(head, Mapping)
+        if self.multi_head:
+            self.heads = nn.ModuleDict(head)
+            self.loss_weights = {t: float((loss_weights or {}).get(t, 1.0)) for t in self.heads}
+        else:
+            self.head = head
         self.config = copy.deepcopy(config) if config is not None else None
+
+    def parts(self) -> OrderedDict[str, nn.Module]:
+        """``{name: module}`` in the order the data flows; a head of task ``t`` is ``"heads.t"``."""
+        parts = OrderedDict(backbone=self.backbone, neck=self.neck)
+        if self.multi_head:
+            parts.update((f"heads.{t}", h) for t, h in self.heads.items())
+        else:
+            parts["head"] = self.head
+        return parts
 
     def extract(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         """Backbone then neck: the features a head reads (MMDetection's ``extract_feat``)."""
         check_image_batch(x, "Model")
         return self.neck(self.backbone(x))
 
-    def forward(self, x: torch.Tensor):
-        return self.head(self.extract(x))
+    def judge(self, feats: Mapping[str, torch.Tensor], tasks: Sequence[str] | None = None):
+        """The head's output for the neck's features (with several heads: ``{task: output}``)."""
+        if not self.multi_head:
+            return self.head(feats)
+        return {t: self.heads[t](feats) for t in (tasks or list(self.heads))}
+
+    def forward(self, x: torch.Tensor, tasks: Sequence[str] | None = None):
+        return self.judge(self.extract(x), tasks)
+
+    def loss(self, outputs: Any, targets: Any) -> Any:
+        """The head's own loss; with several heads, their weighted sum ``{"loss": total, task: part, ...}``.
+
+        Every head reads the same targets (ShapesWorld's per-image dicts); a
+        classification head is given each image's :func:`~course_lib.data.dominant_label`.
+        """
+        if not self.multi_head:
+            return self.head.loss(outputs, targets)
+        parts = {t: self.heads[t].loss(out, _targets_for(self.heads[t], targets, out)) for t, out in outputs.items()}
+        total = sum(self.loss_weights[t] * v for t, v in parts.items())
+        return {"loss": total, **{t: v.detach() for t, v in parts.items()}}
 
     @torch.no_grad()
     def trace(self, x: torch.Tensor) -> Trace:
         """One forward pass in eval mode that keeps every stage's output.
 
         ``x`` may be one image ``(3, H, W)`` or a batch.  The model's training
-        mode is restored afterwards.
+        mode is restored afterwards.  With several heads, ``trace.head`` is
+        ``{task: output}``: the backbone and neck ran once for all of them.
         """
         if isinstance(x, torch.Tensor) and x.ndim == 3:
             x = x[None]
@@ -91,7 +136,7 @@ class Model(nn.Module):
             x = x.to(device)
             feats = self.backbone(x)
             fused = self.neck(feats)
-            out = self.head(fused)
+            out = self.judge(fused)
         finally:
             self.train(was_training)
 
@@ -104,41 +149,48 @@ class Model(nn.Module):
                 return type(v)(detach(t) for t in v)
             return v
 
+        recorded = {name: getattr(part, "last_intermediates", None) for name, part in self.parts().items()}
         return Trace(
             image=x.detach(),
             backbone=detach(feats),
             neck=detach(fused),
             head=detach(out),
             specs={"backbone": self.backbone.out_specs, "neck": self.neck.out_specs},
-            intermediates={part: OrderedDict(detach(getattr(getattr(self, part), "last_intermediates", None) or {}))
-                           for part in ("backbone", "neck", "head")
-                           if getattr(getattr(self, part), "last_intermediates", None)},
+            intermediates={name: OrderedDict(detach(steps)) for name, steps in recorded.items() if steps},
         )
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per part: its name, parameter count and output specs."""
+        """One row per part (each head its own row): its name, parameter count and output specs."""
         rows = []
-        for part in ("backbone", "neck", "head"):
-            mod = getattr(self, part)
+        for part, mod in self.parts().items():
             specs = getattr(mod, "out_specs", None)
             rows.append(
                 {
                     "part": part,
                     "name": getattr(mod, "name", type(mod).__name__),
-                    "params": _count(mod),
+                    "params": count_params(mod),
                     "out": describe_specs(specs) if specs is not None else "task output",
                 }
             )
         return rows
 
 
-def _split(cfg: Mapping[str, Any] | str, part: str) -> tuple[str, dict[str, Any]]:
+def _targets_for(head: nn.Module, targets: Any, out: torch.Tensor) -> Any:
+    """What one head of a multi-head model learns from: a classifier needs one label per image."""
+    from .heads.classification import ClassificationHead
+
+    if isinstance(head, ClassificationHead) and not isinstance(targets, torch.Tensor):
+        return torch.tensor([dominant_label(t, head.fc.out_features) for t in targets], device=out.device)
+    return targets
+
+
+def _split(cfg: Mapping[str, Any] | str, part: str, default: str | None = None) -> tuple[str, dict[str, Any]]:
     if isinstance(cfg, str):
         return cfg, {}
-    if not isinstance(cfg, Mapping) or "name" not in cfg:
+    if not isinstance(cfg, Mapping) or ("name" not in cfg and default is None):
         raise ValueError(f"config[{part!r}] must be a name or a dict with a 'name' key, got {cfg!r}")
     kw = dict(cfg)
-    return kw.pop("name"), kw
+    return kw.pop("name", default), kw
 
 
 def build_model(config: Mapping[str, Any]) -> Model:
@@ -150,28 +202,41 @@ def build_model(config: Mapping[str, Any]) -> Model:
     ``"neck"`` may be left out: it means ``"identity"``.
     ``{"head": {"name": "classification", "pretrained": True}}`` loads the
     ImageNet classifier that was trained together with the backbone's weights.
+
+    Several heads on one backbone and neck: ``"heads": {task: {...}}`` instead
+    of ``"head"`` (a head may leave out ``"name"`` when its task is a head's
+    name, e.g. ``"detection"``), and optionally ``"loss_weights": {task: w}``.
     """
     from . import backbones, heads, necks
 
-    unknown = set(config) - {"backbone", "neck", "head"}
+    several = "heads" in config
+    allowed = {"backbone", "neck", "heads", "loss_weights"} if several else {"backbone", "neck", "head"}
+    unknown = set(config) - allowed
     if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; use 'backbone', 'neck' and 'head'")
-    if "backbone" not in config or "head" not in config:
-        raise ValueError("a model config needs at least 'backbone' and 'head' entries")
+        raise ValueError(f"unknown config keys {sorted(unknown)}; use {', '.join(sorted(allowed))}")
+    if "backbone" not in config or not ("head" in config or several):
+        raise ValueError("a model config needs 'backbone' and 'head' (or 'heads': {task: head, ...}) entries")
     b_name, b_kw = _split(config["backbone"], "backbone")
     n_name, n_kw = _split(config.get("neck", "identity"), "neck")
-    h_name, h_kw = _split(config["head"], "head")
-    if h_kw.get("pretrained") is True:
-        h_kw["pretrained"] = b_name  # the classifier that belongs to this backbone's weights
-
     backbone = backbones.build(b_name, **b_kw)
     try:
         neck = necks.build(n_name, backbone.out_specs, **n_kw)
     except ContractError as err:
         raise err.with_provider(f"backbone {b_name!r}") from None
-    try:
-        head = heads.build(h_name, neck.out_specs, **h_kw)
-    except ContractError as err:
-        raise err.with_provider(f"neck {n_name!r} (on backbone {b_name!r})") from None
-    full = {"backbone": {"name": b_name, **b_kw}, "neck": {"name": n_name, **n_kw}, "head": {"name": h_name, **h_kw}}
-    return Model(backbone, neck, head, config=full)
+
+    built, full = {}, {}
+    for task, cfg in (config["heads"] if several else {"head": config["head"]}).items():
+        h_name, h_kw = _split(cfg, f"heads.{task}" if several else "head", default=task if several else None)
+        if h_kw.get("pretrained") is True:
+            h_kw["pretrained"] = b_name  # the classifier that belongs to this backbone's weights
+        try:
+            built[task] = heads.build(h_name, neck.out_specs, **h_kw)
+        except ContractError as err:
+            raise err.with_provider(f"neck {n_name!r} (on backbone {b_name!r})") from None
+        full[task] = {"name": h_name, **h_kw}
+
+    parts = {"backbone": {"name": b_name, **b_kw}, "neck": {"name": n_name, **n_kw}}
+    if not several:
+        return Model(backbone, neck, built["head"], config={**parts, "head": full["head"]})
+    weights = dict(config.get("loss_weights", {}))
+    return Model(backbone, neck, built, config={**parts, "heads": full, "loss_weights": weights}, loss_weights=weights)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.data import CLASSES, ShapesWorld, size_bucket, size_ranges
+from course_lib.data import CLASSES, ShapesWorld, dominant_label, size_bucket, size_ranges
 
 
 def test_same_seed_same_images_and_splits_differ():
@@ -102,3 +102,32 @@ def test_bad_arguments_are_explained():
         ShapesWorld(min_size=40, max_size=20)
     with pytest.raises(IndexError):
         ShapesWorld("val", num_images=3).scene(3)
+
+
+def test_small_data_sets_are_deterministic_and_shaped_for_a_backbone():
+    from course_lib.data import attention_probe_data, lfw_split, shapes_scene, toy_shapes
+
+    xtr, ytr, xva, yva = lfw_split(size=32, n_train=140, seed=0)
+    assert xtr.shape == (140, 3, 32, 32) and xva.shape == (60, 3, 32, 32)
+    assert torch.equal(xtr[:, 0], xtr[:, 1]) and 0 <= float(xtr.min()) and float(xtr.max()) <= 1
+    assert int(ytr.sum() + yva.sum()) == 100  # 100 faces in all
+    assert torch.equal(lfw_split(32, seed=0)[0], xtr) and not torch.equal(lfw_split(32, seed=1)[0], xtr)
+    x, y = toy_shapes(30, size=32, seed=3)
+    assert x.shape == (30, 3, 32, 32) and sorted(set(y.tolist())) == [0, 1, 2]
+    assert torch.bincount(y).tolist() == [10, 10, 10]
+    assert torch.equal(toy_shapes(30, 32, seed=3)[0], x)
+    scene, objects = shapes_scene(192, 256, seed=0)
+    assert scene.shape == (192, 256, 3) and scene.dtype == np.uint8
+    assert sorted(o.size for o in objects)[0] <= 10 and max(o.size for o in objects) >= 150
+    assert np.array_equal(shapes_scene(192, 256, seed=0)[0], scene)
+    X, y, boxes = attention_probe_data(n=8, size=48, seed=2)
+    assert X.shape == (8, 3, 48, 48) and y.tolist() == [1.0, 0.0] * 4
+    assert all((b is None) == (lab == 0) for b, lab in zip(boxes, y.tolist()))
+
+
+def test_dominant_label_is_the_shape_with_most_pixels():
+    world = ShapesWorld("val", num_images=20)
+    for i in range(20):
+        _, t = world[i]
+        areas = [int(t["masks"][t["labels"] == c].sum()) for c in range(len(CLASSES))]
+        assert dominant_label(t) == int(np.argmax(areas))

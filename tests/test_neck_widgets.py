@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import course_lib as cl
+from course_lib.data import shapes_scene
 from course_lib.widgets.neck_explorers import (
     DilationExplorer,
     FusionExplorer,
     grid_overlay,
     neck_diagram,
     sampling_grid,
-    shapes_scene,
 )
 
 
@@ -152,7 +152,8 @@ def test_scene_and_drawings(scene):
 def test_attention_probe_trains_and_keeps_threads():
     from collections import OrderedDict
 
-    from course_lib.widgets.neck_explorers import attention_probe_data, train_attention_probe
+    from course_lib.data import attention_probe_data
+    from course_lib.training import train_attention_probe
 
     X, y, boxes = attention_probe_data(n=16, size=64, seed=1)
     assert X.shape == (16, 3, 64, 64) and float(y.sum()) == 8

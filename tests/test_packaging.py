@@ -1,8 +1,13 @@
-"""environment.yml, pyproject.toml and the install scripts agree."""
+"""environment.yml, pyproject.toml and the install scripts agree; the installed package works from anywhere."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 try:
@@ -56,3 +61,43 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make lab" in readme
     assert re.search(r"^make test$", ci, re.M)
+
+
+LOAD_EVERY_CHECKPOINT = """
+import json, sys
+import course_lib
+from course_lib import weights
+from course_lib.training import load_trained, read_manifest, shipped_dir
+
+folder = shipped_dir()
+manifest = read_manifest()
+for name, entry in manifest.items():
+    model = load_trained(name)
+    assert not model.training
+    assert weights.sha256_of(str(folder / entry["file"])) == entry["sha256"]
+print(json.dumps({"course_lib": course_lib.__file__, "loaded": sorted(manifest)}))
+"""
+
+
+def test_installed_package_loads_every_shipped_checkpoint_from_anywhere(tmp_path):
+    """A non-editable install (no network, no build isolation) carries the checkpoints as package data."""
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(ROOT / "course_lib", src / "course_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    target, elsewhere = tmp_path / "installed", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--quiet", "--target", str(target), str(src)], check=True, env=env, cwd=elsewhere)
+    shipped = json.loads((ROOT / "course_lib" / "training" / "checkpoints" / "manifest.json").read_text())
+    assert {p.name for p in (target / "course_lib" / "training" / "checkpoints").iterdir()} >= {
+        e["file"] for e in shipped.values()} | {"manifest.json"}
+
+    env["PYTHONPATH"] = str(target)  # torch and friends still come from this interpreter's site-packages
+    run = subprocess.run([sys.executable, "-c", LOAD_EVERY_CHECKPOINT], capture_output=True, text=True, env=env,
+                         cwd=elsewhere)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert Path(got["course_lib"]).resolve().is_relative_to(target.resolve())  # not the checkout's course_lib
+    assert got["loaded"] == sorted(shipped)

@@ -1,16 +1,23 @@
-"""Training: a short run learns; the command writes checkpoints that match their manifest."""
+"""Training recipes: a short run learns; the command writes checkpoints that match their manifest;
+every named config comes back from its own ``model.config``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 import course_lib as cl
-from course_lib import train as T
+from course_lib import training as T
 from course_lib import weights as W
 from course_lib.data import ShapesWorld
+from course_lib.measure import count_params
+from course_lib.training.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARK = ROOT / "benchmarks" / "detector.json"
 
 SMALL = {
     "task": "detection",
@@ -35,24 +42,54 @@ def test_short_training_lowers_loss_and_beats_chance():
 
 
 def test_command_writes_checkpoint_and_manifest(tmp_path):
-    assert T.main(["det_none", "--steps", "2", "--train-images", "64", "--out", str(tmp_path)]) == 0
+    assert main(["det_none", "--steps", "2", "--train-images", "64", "--out", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     entry = manifest["det_none"]
     assert entry["sha256"] == W.sha256_of(tmp_path / "det_none.pt")
     assert entry["steps"] == 2 and entry["seed"] == 0 and entry["config"]["neck"]["name"] == "identity"
     assert entry["torch"] == torch.__version__ and "map50" in entry["metrics"]
+    assert entry["command"].startswith("python -m course_lib.training det_none")
     model = T.load_trained("det_none", tmp_path)
     assert model.head.levels == ["C5"]
-    with pytest.raises(FileNotFoundError, match="python -m course_lib.train"):
+    with pytest.raises(FileNotFoundError, match="python -m course_lib.training"):
         T.load_trained("det_fpn", tmp_path)
 
 
-def test_configs_build():
-    for name, cfg in T.CONFIGS.items():
-        if cfg["model"]["backbone"].get("pretrained"):
-            continue  # needs the offline weights; built in test_shipped (same code path)
-        m = cl.build_model(cfg["model"])
-        assert {r["part"] for r in m.summary()} == {"backbone", "neck", "head"}, name
+@pytest.mark.slow
+def test_command_trains_several_heads_with_their_baselines(tmp_path):
+    assert main(["multitask", "--steps", "1", "--train-images", "32", "--out", str(tmp_path)]) == 0
+    entry = T.read_manifest(tmp_path)["multitask"]
+    assert set(entry["metrics"]) == {"cls_accuracy", "det_map50", "det_map50_small", "seg_miou"}
+    assert set(entry["baselines"]) == {"classification", "detection", "segmentation"}
+    assert "seg_miou" in entry["baselines"]["segmentation"] and "train_seconds" in entry["baselines"]["detection"]
+    model = T.load_trained("multitask", tmp_path)
+    assert model.multi_head and list(model.heads) == ["classification", "detection", "segmentation"]
+
+
+def _built(cfg: dict) -> cl.Model:
+    torch.manual_seed(0)
+    return cl.build_model(cfg)
+
+
+def _shapes(out) -> object:
+    if isinstance(out, torch.Tensor):
+        return tuple(out.shape)
+    return {k: _shapes(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("name", list(T.CONFIGS))
+def test_every_config_rebuilds_from_its_own_model_config(name):
+    """``cl.build_model(model.config)`` gives the same architecture: parameters, state-dict keys, output shapes."""
+    first = _built(T.get_config(name)["model"])  # det_mnv2_fpn: the offline MobileNetV2 weights
+    again = _built(first.config)
+    assert count_params(again) == count_params(first) > 0
+    assert list(again.state_dict()) == list(first.state_dict())
+    assert again.config == first.config
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        assert _shapes(again.eval()(x)) == _shapes(first.eval()(x))
+    heads = [f"heads.{t}" for t in first.config["heads"]] if first.multi_head else ["head"]
+    assert [r["part"] for r in first.summary()] == ["backbone", "neck", *heads]
     with pytest.raises(KeyError, match="known"):
         T.get_config("det_fnp")
 
@@ -63,9 +100,9 @@ MANIFEST = T.read_manifest()
 
 @pytest.mark.parametrize("name", T.SHIPPED)
 def test_shipped_checkpoints_match_manifest(name):
-    assert name in MANIFEST, f"run: python -m course_lib.train {name}"
+    assert name in MANIFEST, f"run: python -m course_lib.training {name}"
     entry = MANIFEST[name]
-    path = T.CHECKPOINT_DIR / entry["file"]
+    path = Path(str(T.shipped_dir())) / entry["file"]
     assert path.stat().st_size <= 5_000_000
     assert W.sha256_of(path) == entry["sha256"]
     ckpt = W.load_checkpoint(path, entry["sha256"])  # weights_only=True inside
@@ -73,6 +110,7 @@ def test_shipped_checkpoints_match_manifest(name):
     assert torch.load(path, weights_only=True)["config"] == entry["config"]
     model = T.load_trained(name)
     assert not model.training
+    assert list(cl.build_model(model.config).state_dict()) == list(ckpt["state_dict"])
 
 
 def test_shipped_detector_is_good_and_fpn_beats_no_neck_on_small():
@@ -81,13 +119,13 @@ def test_shipped_detector_is_good_and_fpn_beats_no_neck_on_small():
     none = T.evaluate_detector(T.load_trained("det_none"), val)
     assert fpn["map50"] > 0.8
     assert fpn["map50_small"] > none["map50_small"] + 0.10
-    seg = T.evaluate_segmenter(T.load_trained("seg_fpn"), ShapesWorld("val", num_images=50))
+    seg = T.evaluate(T.load_trained("seg_fpn"), ShapesWorld("val", num_images=50))
     assert seg["miou"] > 0.6
 
 
 def test_benchmark_table_knows_when_it_is_stale(tmp_path):
     cfg = T.get_config("det_fpn")
-    row = {"config": "det_fpn", "model": cfg["model"], "recipe": {**T._RECIPE, **cfg["recipe"], "steps": 100_000},
+    row = {"config": "det_fpn", "model": cfg["model"], "recipe": {**T.RECIPE, **cfg["recipe"], "steps": 100_000},
            "map50": 0.8}
     old = {**row, "config": "det_pan", "recipe": {**row["recipe"], "lr": 1.0}}  # det_pan's recipe changed since
     path = tmp_path / "detector.json"
@@ -99,13 +137,13 @@ def test_benchmark_table_knows_when_it_is_stale(tmp_path):
 
 
 def test_shipped_benchmark_table_matches_todays_configs():
-    rows = T.read_benchmark()["rows"]
+    rows = T.read_benchmark(BENCHMARK)["rows"]
     assert {r["config"] for r in rows} >= {"det_none", "det_fpn", "det_pan", "det_mnv2_fpn"}
     assert all(r["current"] for r in rows), "rerun: python benchmarks/bench_detector.py"
 
 
 def test_recipe_freezes_parts_and_uses_channels_last():
-    recipe = {**T._RECIPE, "steps": 2, "batch_size": 4, "train_images": 8, "channels_last": True,
+    recipe = {**T.RECIPE, "steps": 2, "batch_size": 4, "train_images": 8, "channels_last": True,
               "freeze": ["backbone.stages.C1"]}
     torch.manual_seed(0)
     model = cl.build_model(SMALL["model"])

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import course_lib as cl
+from course_lib.measure import count_trainable
 from course_lib.training import (
     History,
     LiveCurves,
     auto_device,
     classification_metrics,
-    count_trainable,
     fit,
     freeze,
     param_groups,
@@ -181,18 +181,22 @@ def test_one_shot_iterator_stops_when_it_runs_dry():
     assert hist.steps_done == 2 and hist.stopped_by == "data"
 
 
-def test_small_data_sets_are_deterministic_and_shaped_for_a_backbone():
-    from course_lib.training import SHAPE_CLASSES, lfw_split, toy_shapes
-
-    xtr, ytr, xva, yva = lfw_split(size=32, n_train=140, seed=0)
-    assert xtr.shape == (140, 3, 32, 32) and xva.shape == (60, 3, 32, 32)
-    assert torch.equal(xtr[:, 0], xtr[:, 1]) and 0 <= float(xtr.min()) and float(xtr.max()) <= 1
-    assert int(ytr.sum() + yva.sum()) == 100  # 100 faces in all
-    assert torch.equal(lfw_split(32, seed=0)[0], xtr) and not torch.equal(lfw_split(32, seed=1)[0], xtr)
-    x, y = toy_shapes(30, size=32, seed=3)
-    assert x.shape == (30, 3, 32, 32) and sorted(set(y.tolist())) == [0, 1, 2] and len(SHAPE_CLASSES) == 3
-    assert torch.bincount(y).tolist() == [10, 10, 10]
-    assert torch.equal(toy_shapes(30, 32, seed=3)[0], x)
+def test_tensor_batches_cut_uint8_images_and_list_targets():
+    images = torch.arange(10 * 3 * 2 * 2, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(10, 3, 2, 2)
+    targets = [{"id": torch.tensor(i)} for i in range(10)]
+    data = tensor_batches(images, targets, batch_size=4, seed=1, drop_last=True, channels_last=True)
+    first = list(data())
+    assert data.num_batches == 2 and [len(y) for _, y in first] == [4, 4]  # the last 2 images are dropped
+    x, y = first[0]
+    assert x.dtype == torch.float32 and float(x.max()) <= 1.0
+    assert torch.equal(x * 255, images[[int(t["id"]) for t in y]].float())  # targets follow their images
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    again = list(data())
+    assert [int(t["id"]) for t in again[0][1]] != [int(t["id"]) for t in y]  # a new order each epoch
+    kept = tensor_batches(images, targets, batch_size=4, shuffle=False)
+    assert kept.num_batches == 3 and [len(y) for _, y in kept()] == [4, 4, 2]
+    with pytest.raises(ValueError, match="length"):
+        tensor_batches(images, targets[:3])
 
 
 def test_embeddings_knn_and_pca():

@@ -19,9 +19,8 @@ def main() -> int:
         print("no CUDA device: nothing to check")
         return 1
     import course_lib as cl
-    from course_lib import multitask
     from course_lib.images import imagenet_view
-    from course_lib.train import train
+    from course_lib.training import auto_device, load_trained, train
     from course_lib.zoo import yolov8
 
     dev = torch.device("cuda")
@@ -80,11 +79,9 @@ def main() -> int:
           f"loss {sum(losses[:10]) / 10:.3f} -> {sum(losses[-10:]) / 10:.3f} in {time.perf_counter() - t0:.1f} s")
 
     # lesson 07: the multi-task model on cuda
-    mt = multitask.load().to(dev)
+    mt = load_trained("multitask").to(dev)
     mtr = mt.trace(torch.rand(3, 128, 128))
-    check("multi-task on cuda", set(mtr.heads) == set(mt.heads) and mtr.heads["segmentation"].device.type == "cuda")
-    from course_lib.training import auto_device
-
+    check("multi-task on cuda", set(mtr.head) == set(mt.heads) and mtr.head["segmentation"].device.type == "cuda")
     check("auto_device picks cuda", auto_device().type == "cuda")
     print(f"{len(failures)} failed" if failures else "all GPU checks passed")
     return 1 if failures else 0

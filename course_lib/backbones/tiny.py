@@ -37,7 +37,7 @@ def tiny_cnn(pretrained: bool = False, levels: Sequence[str] = ("C3", "C4", "C5"
     if pretrained:
         raise ValueError(
             "tiny_cnn has no ImageNet weights: it is trained from scratch on ShapesWorld. "
-            "Use pretrained=False, or load a course checkpoint from data/checkpoints/."
+            "Use pretrained=False, or load a trained course checkpoint with course_lib.training.load_trained(name)."
         )
     if len(widths) != 5:
         raise ValueError(f"tiny_cnn needs 5 stage widths (C1..C5), got {list(widths)}")

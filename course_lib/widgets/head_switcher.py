@@ -9,7 +9,7 @@ from PIL import Image
 
 from .. import render
 from ..images import to_uint8
-from ..multitask import MultiTaskModel
+from ..model import Model
 
 #: colours of background + the three ShapesWorld classes
 PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48]], dtype=np.uint8)
@@ -31,7 +31,7 @@ class HeadSwitcher:
     the score threshold only redraws from the cached outputs.
     """
 
-    def __init__(self, model: MultiTaskModel, images: torch.Tensor, scale: int = 3):
+    def __init__(self, model: Model, images: torch.Tensor, scale: int = 3):
         self.model = model.eval()
         self.images = images
         self.scale = scale
@@ -56,7 +56,7 @@ class HeadSwitcher:
     def picture(self, task: str) -> Image.Image:
         """What head ``task`` says about the current image, drawn on it."""
         img = self.trace.image[0]
-        out = self.trace.heads[task]
+        out = self.trace.head[task]
         if task == "classification":
             head = self.model.heads[task]
             top = head.decode(out, k=len(head.categories))[0]

@@ -7,9 +7,10 @@ from ..exercises import Exercise, register
 
 def _shared_params() -> int:
     from ...measure import count_params
-    from ...multitask import MULTITASK_CONFIG, build_multitask
+    from ...model import build_model
+    from ...training import CONFIGS
 
-    model = build_multitask(MULTITASK_CONFIG)
+    model = build_model(CONFIGS["multitask"]["model"])
     return count_params(model.backbone) + count_params(model.neck)
 
 

@@ -1,0 +1,220 @@
+"""The course's named models and how each is trained: :data:`CONFIGS`, :func:`train`.
+
+A named config is a plain ``build_model`` dict plus a training recipe::
+
+    {"task": "detection", "model": {"backbone": ..., "neck": ..., "head": ...}, "recipe": {...}}
+
+Every recipe starts from :data:`RECIPE` (AdamW, a cosine learning-rate schedule, BatchNorm
+momentum 0.1, seed 0) and trains with :func:`~course_lib.training.fit` on a ShapesWorld train
+split drawn once into memory.  ``"multitask"`` is lesson 05's detector parts with three heads
+(classification, detection, segmentation) trained with the same recipe on the same images.
+``python -m course_lib.training NAME`` trains one and saves it as a checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import CLASSES, ShapesWorld
+from ..model import Model, build_model
+from .evaluation import evaluate as evaluate_model
+from .loop import fit, freeze, tensor_batches
+
+#: The recipe every named config starts from (lesson 05's detector recipe).
+RECIPE = {"steps": 500, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "seed": 0,
+          "train_images": 4000, "image_size": 128, "bn_momentum": 0.1}
+_DET_HEAD = {"name": "detection", "num_classes": len(CLASSES), "class_names": list(CLASSES),
+             "width": 48, "depth": 2, "reg_bins": 8}
+
+
+def _det(neck: Mapping[str, Any], backbone: Mapping[str, Any] | None = None, **head_kw) -> dict[str, Any]:
+    return {"task": "detection",
+            "model": {"backbone": dict(backbone or {"name": "tiny_cnn"}), "neck": dict(neck),
+                      "head": {**_DET_HEAD, **head_kw}},
+            "recipe": dict(RECIPE)}
+
+
+#: Every named config: ``{"task", "model" (a build_model dict), "recipe"}``.
+CONFIGS: dict[str, dict[str, Any]] = {
+    # lesson 05's ablation: the same backbone and head, three necks
+    "det_none": _det({"name": "identity", "keys": ["C5"]}),
+    "det_fpn": _det({"name": "fpn", "out_channels": 64}),
+    "det_pan": _det({"name": "pan", "out_channels": 64}),
+    # lesson 05's backbone swap: a small YOLO-style eye (YOLOv8n's CSP backbone), from scratch
+    "det_yolo_fpn": _det({"name": "fpn", "out_channels": 64},
+                         backbone={"name": "yolo_csp", "levels": ["C3", "C4", "C5"]}),
+    # ... and the pretrained ImageNet eye, cut at C5 = features[17] (320 ch), with the recipe that fits
+    # 60 s on 2 cores: batch 16 (more steps in a fixed time), the stem (C1, C2: edges and blobs) frozen,
+    # so no backward pass through the two largest maps, channels-last memory, and IoU-aware class targets
+    # (quality focal loss).  Measured in 60 s runs on 2 cores: mAP@0.5 0.90-0.91 with batch 16 alone, 0.91
+    # adding the frozen stem and channels-last (1.5x the steps), 0.91-0.925 with all four (seeds 0-2).
+    "det_mnv2_fpn": {**_det({"name": "fpn", "out_channels": 64},
+                            backbone={"name": "mobilenet_v2_320", "pretrained": True}, cls_loss="quality"),
+                     "recipe": {**RECIPE, "batch_size": 16, "lr": 3e-3, "channels_last": True,
+                                "freeze": ["backbone.stages.C1", "backbone.stages.C2"]}},
+    # lesson 04's segmentation head
+    "seg_fpn": {"task": "segmentation",
+                "model": {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},
+                          "head": {"name": "segmentation", "num_classes": len(CLASSES) + 1,
+                                   "class_names": ["background", *CLASSES]}},
+                "recipe": {**RECIPE, "steps": 250}},
+    # lesson 07: one backbone and neck, three heads, their losses added with these weights
+    "multitask": {"task": "multitask",
+                  "model": {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},
+                            "heads": {"classification": {"num_classes": len(CLASSES), "categories": list(CLASSES),
+                                                         "dropout": 0.0},
+                                      "detection": {k: v for k, v in _DET_HEAD.items() if k != "name"},
+                                      "segmentation": {"num_classes": len(CLASSES) + 1,
+                                                       "class_names": ["background", *CLASSES]}},
+                            "loss_weights": {"classification": 0.5, "detection": 1.0, "segmentation": 1.0}},
+                  "recipe": dict(RECIPE)},
+}
+#: The checkpoints the lessons load (``--all`` trains these).
+SHIPPED = ("det_fpn", "det_none", "det_pan", "seg_fpn", "multitask")
+
+
+def get_config(name: str) -> dict[str, Any]:
+    """A deep copy of a named config (so changing it does not change the catalogue)."""
+    if name not in CONFIGS:
+        raise KeyError(f"unknown config {name!r}; known: {', '.join(CONFIGS)}")
+    return copy.deepcopy(CONFIGS[name])
+
+
+# ----------------------------------------------------------------- the recipe
+class CosineSchedule:
+    """A :func:`fit` callback that lowers the learning rate along a half cosine, to 5 % at the end.
+
+    Progress is the fraction of ``steps`` done, or of ``time_budget_s`` spent,
+    whichever is further.  ``fit`` calls it after every evaluation, so pass
+    ``eval_every`` (e.g. 10) to update the rate every few steps.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, steps: int | None, time_budget_s: float | None = None,
+                 then: Callable | None = None):
+        self.optimizer, self.steps, self.budget, self.then = optimizer, steps, time_budget_s, then
+        self.base = [g["lr"] for g in optimizer.param_groups]
+        self.start = time.perf_counter()
+
+    def __call__(self, hist) -> None:
+        done = hist.steps_done / self.steps if self.steps else 0.0
+        if self.budget:
+            done = max(done, (time.perf_counter() - self.start) / self.budget)
+        f = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+        for g, lr in zip(self.optimizer.param_groups, self.base):
+            g["lr"] = lr * f
+        if self.then is not None:
+            self.then(hist)
+
+
+def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
+    """Let BatchNorm's running statistics follow the weights faster in short runs.
+
+    YOLO-style blocks keep BatchNorm running statistics with momentum 0.03 (a ~33-step memory), made for
+    300-epoch runs.  In a run of a few hundred steps the weights change faster than that memory, so the
+    eval-mode statistics lag behind: measured here, mAP@0.5 after 120 steps was 0.02 with 0.03 and 0.27 with 0.1.
+    """
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
+def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Callable | None = None,
+               time_budget_s: float | None = None, progress: bool = True, callback: Callable | None = None,
+               eval_every: int | None = None, device: str = "cpu", desc: str = "training") -> tuple[Any, float]:
+    """Train ``model`` on the ShapesWorld train split with a recipe: AdamW, cosine schedule, :func:`fit`.
+
+    Recipe keys: ``steps``, ``batch_size``, ``lr``, ``weight_decay``, ``seed``, ``train_images``,
+    ``image_size``, ``bn_momentum``; optional ``freeze`` (submodule names whose weights and
+    BatchNorm statistics stay as they are, e.g. ``"backbone.stages.C1"``) and ``channels_last``
+    (model and images in the (N, H, W, C) memory layout).  Without ``loss_fn`` the model's own
+    loss trains it (with several heads: their weighted sum).  Returns the
+    :class:`~course_lib.training.History` and the training seconds.
+    """
+    set_bn_momentum(model, recipe["bn_momentum"])
+    for part in recipe.get("freeze", ()):
+        freeze(model.get_submodule(part))
+    channels_last = bool(recipe.get("channels_last", False))
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    world = ShapesWorld("train", num_images=recipe["train_images"], image_size=recipe["image_size"])
+    data = tensor_batches(*world.materialize(), recipe["batch_size"], seed=recipe["seed"], drop_last=True,
+                          channels_last=channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    schedule = CosineSchedule(opt, recipe["steps"], time_budget_s, then=callback)
+    t0 = time.perf_counter()
+    hist = fit(model, data, loss_fn=loss_fn, steps=recipe["steps"], time_budget_s=time_budget_s, optimizer=opt,
+               seed=recipe["seed"], device=device, progress=progress, callback=schedule,
+               eval_every=eval_every or 10, grad_clip=10.0, desc=desc)
+    return hist, time.perf_counter() - t0
+
+
+def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, time_budget_s: float | None = None,
+          progress: bool = True, callback: Callable | None = None, eval_every: int | None = None,
+          device: str = "cpu", evaluate: bool = True, train_images: int | None = None) -> tuple[Model, dict[str, Any]]:
+    """Build a named config (or a config dict), train it with :func:`~course_lib.training.fit`, evaluate it.
+
+    ``steps`` / ``time_budget_s`` override the recipe's budget (a time budget
+    stops after that many seconds, whichever comes first).  Returns the trained
+    model and a report ``{"name", "task", "config", "recipe", "metrics", "seconds", "steps", "history"}``.
+    """
+    cfg = get_config(name_or_config) if isinstance(name_or_config, str) else copy.deepcopy(dict(name_or_config))
+    name = name_or_config if isinstance(name_or_config, str) else "custom"
+    recipe = {**RECIPE, **cfg.get("recipe", {})}
+    if steps is not None:
+        recipe["steps"] = int(steps)
+    if train_images is not None:
+        recipe["train_images"] = int(train_images)
+    torch.manual_seed(recipe["seed"])
+    model = build_model(cfg["model"])
+    hist, seconds = run_recipe(model, recipe, time_budget_s=time_budget_s, progress=progress, callback=callback,
+                               eval_every=eval_every, device=device, desc=name if name != "custom" else "training")
+    model.eval()
+    metrics = evaluate_model(model, ShapesWorld("val", image_size=recipe["image_size"])) if evaluate else {}
+    report = {"name": name, "task": cfg["task"], "config": model.config, "recipe": recipe, "metrics": metrics,
+              "seconds": round(seconds, 1), "steps": hist.steps_done, "history": hist}
+    return model, report
+
+
+def train_baselines(name_or_config: str | Mapping[str, Any], **train_kw) -> dict[str, dict[str, float]]:
+    """For a config with several heads: one model per head, same recipe; ``{task: metrics + train_seconds}``.
+
+    What sharing the backbone and neck costs or gains, measured: lesson 07's comparison.
+    """
+    cfg = get_config(name_or_config) if isinstance(name_or_config, str) else copy.deepcopy(dict(name_or_config))
+    out = {}
+    for task, head in cfg["model"]["heads"].items():
+        single = copy.deepcopy(cfg)
+        single["model"]["heads"] = {task: head}
+        _, rep = train(single, **train_kw)
+        out[task] = {**rep["metrics"], "train_seconds": rep["seconds"]}
+    return out
+
+
+# ----------------------------------------------------------------- benchmark results
+def read_benchmark(path: str | Path) -> dict[str, Any]:
+    """A wall-clock detector table that ``benchmarks/bench_detector.py`` saved: ``{"machine", "budget_s", "rows"}``.
+
+    The repository keeps it in ``benchmarks/detector.json`` (from lesson 05:
+    ``read_benchmark("../benchmarks/detector.json")``).  Each row gets ``"current"``: whether its
+    model and recipe are still those of the named config today (a table measured before a config
+    changed is stale: rerun ``make bench``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark results at {path}; measure them with: python benchmarks/bench_detector.py")
+    data = json.loads(path.read_text())
+    for row in data["rows"]:
+        cfg = CONFIGS.get(row["config"])
+        recipe = {**RECIPE, **cfg["recipe"]} if cfg else {}
+        same_recipe = {k: v for k, v in recipe.items() if k != "steps"} == {
+            k: v for k, v in row.get("recipe", {}).items() if k != "steps"}
+        row["current"] = bool(cfg) and cfg["model"] == row.get("model") and same_recipe
+    return data
