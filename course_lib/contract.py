@@ -77,19 +77,19 @@ def describe_specs(specs: Mapping[str, FeatureSpec]) -> str:
 def select_inputs(
     consumer: str,
     in_specs: Mapping[str, FeatureSpec],
-    keys: Iterable[str] | None,
+    in_keys: Iterable[str] | None,
     *,
     spatial: bool = True,
     min_count: int = 1,
 ) -> OrderedDict[str, FeatureSpec]:
     """Pick the input maps a neck or head will read, or raise :class:`ContractError`.
 
-    ``keys=None`` takes every input.  With ``spatial=True`` every picked map
+    ``in_keys=None`` takes every input.  With ``spatial=True`` every picked map
     must have a stride (a global vector cannot be upsampled or convolved).
     """
     in_specs = OrderedDict(in_specs)
-    wanted = list(in_specs) if keys is None else list(keys)
-    what = ", ".join(wanted) if keys is not None else f"at least {min_count} map(s)"
+    wanted = list(in_specs) if in_keys is None else list(in_keys)
+    what = ", ".join(wanted) if in_keys is not None else f"at least {min_count} map(s)"
     missing = [k for k in wanted if k not in in_specs]
     if missing or len(wanted) < min_count:
         if spatial:
@@ -99,6 +99,23 @@ def select_inputs(
     if spatial and any(s.stride is None for s in picked.values()):
         raise ContractError(consumer, f"{what} with a spatial layout (a stride)", in_specs)
     return picked
+
+
+def one_input(consumer: str, in_specs: Mapping[str, FeatureSpec], in_keys: str | Iterable[str] | None,
+              default: str | None = None, *, spatial: bool = True) -> tuple[str, FeatureSpec]:
+    """The one map a single-input part reads (a pooling neck, a classifier), or :class:`ContractError`.
+
+    ``in_keys`` is a name, a list of one name, or ``None`` for ``default`` (else the last input).
+    """
+    if in_keys is None:
+        key = default if default is not None else (next(reversed(in_specs)) if in_specs else "a feature map")
+    else:
+        keys = [in_keys] if isinstance(in_keys, str) else list(in_keys)
+        if len(keys) != 1:
+            raise ValueError(f"{consumer} reads one map; got in_keys={keys}: pass one name, e.g. in_keys=[{keys[-1]!r}]"
+                             if keys else f"{consumer} reads one map; got in_keys=[]")
+        key = keys[0]
+    return key, select_inputs(consumer, in_specs, [key], spatial=spatial)[key]
 
 
 def check_image_batch(x: object, who: str = "model") -> torch.Tensor:
@@ -202,7 +219,8 @@ class Neck(nn.Module):
 
 
 class Head(nn.Module):
-    """Base class: ``forward(features)`` gives raw outputs; ``decode`` and ``loss`` interpret them."""
+    """Base class: ``forward(features)`` gives raw outputs; ``decode`` turns them into one item per image,
+    ``loss`` scores them against targets."""
 
     name: str = "head"
     in_specs: OrderedDict[str, FeatureSpec]

@@ -149,7 +149,7 @@ def load_state_dict(name: str, download: bool | None = None) -> dict[str, torch.
     return torch.load(resolve(name, download), map_location="cpu", weights_only=True)
 
 
-def categories(name: str = "mobilenet_v2") -> list[str]:
+def class_names(name: str = "mobilenet_v2") -> list[str]:
     """The 1000 ImageNet class names, from torchvision's weights metadata."""
     return list(OFFICIAL[name].meta["categories"])
 

@@ -79,7 +79,7 @@ def test_trace_keeps_every_stage_and_restores_training_mode(classifier, cat):
 
 def test_build_model_names_both_sides_when_parts_do_not_fit():
     with pytest.raises(cl.ContractError) as err:
-        cl.build_model({"backbone": {"name": "vgg11"}, "neck": {"name": "identity", "keys": ["C6"]},
+        cl.build_model({"backbone": {"name": "vgg11"}, "neck": {"name": "identity", "in_keys": ["C6"]},
                         "head": {"name": "classification"}})
     msg = str(err.value)
     assert "neck 'identity' expects C6" in msg and "backbone 'vgg11' gives" in msg
@@ -89,7 +89,7 @@ def test_build_model_names_both_sides_when_parts_do_not_fit():
 def test_head_misfit_names_the_neck_and_backbone():
     with pytest.raises(cl.ContractError) as err:
         cl.build_model({"backbone": "resnet18", "neck": "gap",
-                        "head": {"name": "classification", "key": "C5"}})
+                        "head": {"name": "classification", "in_keys": "C5"}})
     assert "head 'classification' expects C5" in str(err.value)
     assert "neck 'gap' (on backbone 'resnet18') gives pooled (512ch global)" in str(err.value)
 
@@ -126,7 +126,7 @@ def test_new_head_on_any_backbone_trains_one_step():
 def test_classification_head_on_identity_neck_pools_itself():
     model = cl.build_model({"backbone": "resnet18", "head": {"name": "classification", "num_classes": 5}})
     assert model(torch.rand(1, 3, 64, 64)).shape == (1, 5)
-    assert model.head.categories[:2] == ["class 0", "class 1"]
+    assert model.head.class_names[:2] == ["class 0", "class 1"]
 
 
 def test_vgg_has_no_linear_imagenet_head():

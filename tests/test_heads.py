@@ -140,7 +140,7 @@ def test_decode_round_trip_of_a_planted_box():
     raw = d + torch.log(-torch.expm1(-d))  # softplus^-1, so distances() gives d back
     out["box.P4"][0, :, row, col] = raw
     out["cls.P4"][0, 1, row, col] = 3.0
-    res = head.decode(out, score_thresh=0.5)[0]
+    res = head.decode(out, score_threshold=0.5)[0]
     assert res["labels"].tolist() == [1]
     assert torch.allclose(res["boxes"][0], box, atol=1e-3)
     assert torch.allclose(decode_distances(point, d, 16.0), box)
@@ -154,10 +154,10 @@ def test_decode_levels_and_nms_switch():
     out = head(feats(1))
     out = {k: torch.full_like(v, 5.0 if k.startswith("cls") else 2.0) for k, v in out.items()}
     # every cell confident and every box ~4 cells wide: many overlapping duplicates
-    before = head.decode(out, score_thresh=0.5, nms=False, max_det=10_000, pre_nms_topk=10_000)[0]
-    after = head.decode(out, score_thresh=0.5, iou_thresh=0.5, max_det=10_000)[0]
+    before = head.decode(out, score_threshold=0.5, nms=False, max_det=10_000, pre_nms_topk=10_000)[0]
+    after = head.decode(out, score_threshold=0.5, iou_threshold=0.5, max_det=10_000)[0]
     assert len(after["boxes"]) < len(before["boxes"]) == 336 * 3
-    only_p5 = head.decode(out, score_thresh=0.5, nms=False, levels=["P5"], max_det=10_000)[0]
+    only_p5 = head.decode(out, score_threshold=0.5, nms=False, levels=["P5"], max_det=10_000)[0]
     assert len(only_p5["boxes"]) == 16 * 3 and set(only_p5["level"].tolist()) == {2}
     with pytest.raises(ValueError, match="levels"):
         head.decode(out, levels=["P9"])
@@ -180,7 +180,8 @@ def test_segmentation_head_shapes_loss_decode():
     _, targets = world.batch([0, 1])
     loss = head.loss(logits, targets)
     assert torch.isfinite(loss) and loss.ndim == 0
-    assert head.decode(logits).shape == (2, 128, 128)
+    masks = head.decode(logits)   # one (H, W) class map per image
+    assert len(masks) == 2 and all(m.shape == (128, 128) for m in masks)
     with pytest.raises(ValueError, match="at least 2"):
         cl.heads.build("segmentation", SPECS, num_classes=1)
 
@@ -191,7 +192,7 @@ def test_full_detector_from_config():
     assert model.head.levels == ["P3", "P4", "P5"] and model.head.strides == [8, 16, 32]
     tr = model.trace(torch.rand(3, 128, 128))
     assert tr.head["cls.P3"].shape == (1, 3, 16, 16)
-    none = cl.build_model({"backbone": {"name": "tiny_cnn"}, "neck": {"name": "identity", "keys": ["C5"]},
+    none = cl.build_model({"backbone": {"name": "tiny_cnn"}, "neck": {"name": "identity", "in_keys": ["C5"]},
                            "head": {"name": "detection", "num_classes": 3, "width": 16}})
     assert none.head.levels == ["C5"] and none.head.scale_ranges == [(0.0, float("inf"))]
 

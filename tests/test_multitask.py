@@ -71,7 +71,7 @@ def test_dominant_label_counts_visible_pixels():
 
 def test_a_head_that_does_not_fit_names_both_sides():
     cfg = {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 32},
-           "heads": {"detection": {"keys": ["C5"]}}}
+           "heads": {"detection": {"in_keys": ["C5"]}}}
     with pytest.raises(cl.ContractError, match="neck 'fpn' \\(on backbone 'tiny_cnn'\\) gives P3"):
         cl.build_model(cfg)
     with pytest.raises(ValueError, match="loss_weights"):

@@ -38,7 +38,7 @@ NECK_CONFIGS = [
     ("aspp", {"out_channels": 32}),
     ("se", {}),
     ("cbam", {}),
-    ("cbam", {"spatial_kind": "pointwise", "keys": ["C5"]}),
+    ("cbam", {"spatial_kind": "pointwise", "in_keys": ["C5"]}),
 ]
 
 
@@ -280,7 +280,7 @@ def test_aspp_rates_branches_and_switches():
     assert default_rates(16) == (6, 12, 18) and default_rates(8) == (12, 24, 36)
     torch.manual_seed(0)
     aspp = ASPP(SPECS, out_channels=8).eval()
-    assert aspp.key == "C4" and aspp.rates == (6, 12, 18)  # DeepLab v3 works at output stride 16
+    assert aspp.in_keys == ("C4",) and aspp.rates == (6, 12, 18)  # DeepLab v3 works at output stride 16
     assert list(aspp.paths) == ["conv1x1", "rate6", "rate12", "rate18", "image_pool"]
     dil = [m.dilation[0] for m in aspp.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert dil == [6, 12, 18]
@@ -324,7 +324,7 @@ def test_se_attention_maps_and_switch():
 
 def test_cbam_channel_then_spatial():
     torch.manual_seed(0)
-    cbam = cl.necks.build("cbam", SPECS, keys=["C3", "C5"]).eval()
+    cbam = cl.necks.build("cbam", SPECS, in_keys=["C3", "C5"]).eval()
     assert list(cbam.out_specs) == ["P3", "P5"]
     x = feats_for(SPECS)
     with torch.no_grad():
@@ -343,7 +343,7 @@ def test_cbam_channel_then_spatial():
 
 
 def test_pointwise_sam_has_one_weight_per_cell_and_channel():
-    cbam = cl.necks.build("cbam", SPECS, keys=["C4"], spatial_kind="pointwise").eval()
+    cbam = cl.necks.build("cbam", SPECS, in_keys=["C4"], spatial_kind="pointwise").eval()
     with torch.no_grad():
         cbam(feats_for(SPECS))
     assert cbam.last_attention["P4"]["spatial"].shape == (2, 96, 6, 10)

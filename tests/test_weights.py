@@ -78,5 +78,5 @@ def test_checkpoints_load_weights_only(tmp_path):
 
 
 def test_imagenet_categories_come_from_torchvision():
-    cats = W.categories()
+    cats = W.class_names()
     assert len(cats) == 1000 and cats[285] == "Egyptian cat"

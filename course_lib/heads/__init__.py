@@ -1,6 +1,6 @@
 """Heads: the judgement (头部).  Fused maps in, the task's answer out.
 
-Every head has ``forward`` (raw numbers), ``decode`` (human terms: labels,
+Every head has ``forward`` (raw numbers), ``decode`` (human terms, one item per image: labels,
 boxes, masks) and ``loss`` (what training minimises).
 
 >>> import course_lib as cl

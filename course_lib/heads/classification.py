@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import weights as W
-from ..contract import FeatureSpec, Head, select_inputs
+from ..contract import FeatureSpec, Head, one_input
 from . import HEADS
 
 # Where each backbone's official ImageNet classifier lives in torchvision's state dict.
@@ -46,17 +46,17 @@ class ClassificationHead(Head):
         self,
         in_specs: Mapping[str, FeatureSpec],
         num_classes: int = 1000,
-        key: str | None = None,
+        in_keys: str | Sequence[str] | None = None,
         dropout: float = 0.2,
         pretrained: str | bool = False,
-        categories: Sequence[str] | None = None,
+        class_names: Sequence[str] | None = None,
         download: bool | None = None,
     ):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
-        key = key if key is not None else (next(reversed(self.in_specs)) if self.in_specs else "a feature map")
-        spec = select_inputs("head 'classification'", in_specs, [key], spatial=False)[key]
-        self.key = key
+        key, spec = one_input("head 'classification'", in_specs, in_keys, spatial=False)
+        self.in_keys = (key,)
+        self.num_classes = num_classes
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(spec.channels, num_classes)
         if pretrained is True:
@@ -66,10 +66,10 @@ class ClassificationHead(Head):
             )
         if pretrained:
             self._load_imagenet(str(pretrained), spec, num_classes, download)
-            categories = categories or W.categories(str(pretrained))
-        if categories is not None and len(categories) != num_classes:
-            raise ValueError(f"{len(categories)} category names given for {num_classes} classes")
-        self.categories = list(categories) if categories is not None else [f"class {i}" for i in range(num_classes)]
+            class_names = class_names or W.class_names(str(pretrained))
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
+        self.class_names = list(class_names) if class_names is not None else [f"class {i}" for i in range(num_classes)]
 
     def _load_imagenet(self, backbone: str, spec: FeatureSpec, num_classes: int, download: bool | None) -> None:
         if backbone not in _CLASSIFIER_KEYS:
@@ -89,7 +89,7 @@ class ClassificationHead(Head):
         self.fc.load_state_dict({"weight": weight, "bias": bias})
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        x = feats[self.key]
+        x = feats[self.in_keys[0]]
         if x.ndim == 4:  # still a map: pool it here
             x = x.mean(dim=(2, 3))
         return self.fc(self.dropout(x))
@@ -100,7 +100,7 @@ class ClassificationHead(Head):
         probs = F.softmax(logits.float(), dim=-1)
         top = probs.topk(min(k, probs.shape[-1]), dim=-1)
         return [
-            [ClassScore(int(i), self.categories[int(i)], float(p)) for p, i in zip(ps, idx)]
+            [ClassScore(int(i), self.class_names[int(i)], float(p)) for p, i in zip(ps, idx)]
             for ps, idx in zip(top.values, top.indices)
         ]
 

@@ -156,7 +156,7 @@ class DetectionHead(Head):
         self,
         in_specs: Mapping[str, FeatureSpec],
         num_classes: int = 3,
-        keys: Sequence[str] | None = None,
+        in_keys: Sequence[str] | None = None,
         width: int = 64,
         depth: int = 2,
         decoupled: bool = True,
@@ -170,7 +170,7 @@ class DetectionHead(Head):
     ):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
-        picked = select_inputs("head 'detection'", in_specs, keys)
+        picked = select_inputs("head 'detection'", in_specs, in_keys)
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
         if reg_bins == 1 or reg_bins < 0:
@@ -336,7 +336,7 @@ class DetectionHead(Head):
 
     # ------------------------------------------------------------------ decode
     @torch.no_grad()
-    def decode(self, outputs: Mapping[str, torch.Tensor], score_thresh: float = 0.3, iou_thresh: float = 0.6,
+    def decode(self, outputs: Mapping[str, torch.Tensor], score_threshold: float = 0.3, iou_threshold: float = 0.6,
                max_det: int = 100, levels: Sequence[str] | None = None, nms: bool = True,
                pre_nms_topk: int = 1000) -> list[dict[str, torch.Tensor]]:
         """Raw outputs -> per image ``{"boxes", "scores", "labels", "level"}`` (boxes in image pixels).
@@ -362,14 +362,14 @@ class DetectionHead(Head):
         results = []
         for i in range(scores.shape[0]):
             s = scores[i] * keep_lv[:, None]
-            idx, cls = torch.nonzero(s > score_thresh, as_tuple=True)
+            idx, cls = torch.nonzero(s > score_threshold, as_tuple=True)
             sc = s[idx, cls]
             if len(sc) > pre_nms_topk:
                 top = sc.topk(pre_nms_topk).indices
                 idx, cls, sc = idx[top], cls[top], sc[top]
             bx = boxes[i, idx]
             if nms and len(sc):
-                keep = tv_batched_nms(bx, sc, cls, iou_thresh)[:max_det]
+                keep = tv_batched_nms(bx, sc, cls, iou_threshold)[:max_det]
             else:
                 keep = sc.argsort(descending=True)[: max_det if nms else None]
             results.append({"boxes": bx[keep], "scores": sc[keep], "labels": cls[keep],

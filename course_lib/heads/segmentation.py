@@ -29,11 +29,12 @@ class SegmentationHead(Head):
 
     name = "segmentation"
 
-    def __init__(self, in_specs: Mapping[str, FeatureSpec], num_classes: int = 4, keys: Sequence[str] | None = None,
+    def __init__(self, in_specs: Mapping[str, FeatureSpec], num_classes: int = 4, in_keys: Sequence[str] | None = None,
                  width: int = 48, class_names: Sequence[str] | None = None):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
-        picked = select_inputs("head 'segmentation'", in_specs, keys)
+        picked = select_inputs("head 'segmentation'", in_specs, in_keys)
+        self.in_keys = tuple(picked)
         if num_classes < 2:
             raise ValueError(f"num_classes counts the background and must be at least 2, got {num_classes}")
         self.levels = list(picked)
@@ -78,6 +79,6 @@ class SegmentationHead(Head):
         return sem
 
     @torch.no_grad()
-    def decode(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits -> ``(B, H, W)`` class index per pixel (0 = background)."""
-        return logits.argmax(1)
+    def decode(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        """Logits -> per image an ``(H, W)`` map of class indices (0 = background)."""
+        return list(logits.argmax(1))

@@ -10,7 +10,7 @@
   ``spatial="pointwise"`` swaps in YOLOv4's "modified SAM": a point-wise 1x1
   conv -> sigmoid, one weight per cell *and* channel, no pooling.
 
-Both wrap every input map by default (``keys=None``; each map gets its own
+Both wrap every input map by default (``in_keys=None``; each map gets its own
 module) and keep the channels.  The attention maps of the last forward pass
 are kept in ``neck.last_attention[level][kind]`` for display:
 ``"channel"`` is ``(B, C)``, ``"spatial"`` is ``(B, 1, H, W)`` (``(B, C, H, W)``
@@ -90,11 +90,11 @@ class PointwiseSpatialAttention(nn.Module):
 class _AttentionNeck(Switchable, Neck):
     """Base: one attention module per chosen map; outputs renamed ``C_i`` -> ``P_i``, channels kept."""
 
-    def _pick(self, in_specs: Mapping[str, FeatureSpec], keys: Sequence[str] | None) -> OrderedDict:
+    def _pick(self, in_specs: Mapping[str, FeatureSpec], in_keys: Sequence[str] | None) -> OrderedDict:
         self.in_specs = OrderedDict(in_specs)
-        if keys is None:
-            keys = [k for k, s in self.in_specs.items() if s.stride is not None] or None
-        picked = select_inputs(f"neck {self.name!r}", in_specs, keys)
+        if in_keys is None:
+            in_keys = [k for k, s in self.in_specs.items() if s.stride is not None] or None
+        picked = select_inputs(f"neck {self.name!r}", in_specs, in_keys)
         self.in_keys = tuple(picked)
         self.out_keys = tuple(level_name(k, s) for k, s in picked.items())
         self.last_attention: dict[str, dict[str, torch.Tensor]] = {}
@@ -103,14 +103,14 @@ class _AttentionNeck(Switchable, Neck):
 
 @NECKS.register("se")
 class SENeck(_AttentionNeck):
-    """Squeeze-and-excitation on each chosen map (``keys=None``: every spatial map); path ``excite``."""
+    """Squeeze-and-excitation on each chosen map (``in_keys=None``: every spatial map); path ``excite``."""
 
     name = "se"
 
-    def __init__(self, in_specs: Mapping[str, FeatureSpec], keys: Sequence[str] | None = None, reduction: int = 16,
+    def __init__(self, in_specs: Mapping[str, FeatureSpec], in_keys: Sequence[str] | None = None, reduction: int = 16,
                  excite: bool = True):
         super().__init__()
-        picked = self._pick(in_specs, keys)
+        picked = self._pick(in_specs, in_keys)
         self.se = nn.ModuleList(SEBlock(s.channels, reduction) for s in picked.values())
         specs = OrderedDict((o, s) for o, s in zip(self.out_keys, picked.values()))
         self._init_paths(("excite",), specs, excite=excite)
@@ -131,13 +131,13 @@ class CBAMNeck(_AttentionNeck):
 
     name = "cbam"
 
-    def __init__(self, in_specs: Mapping[str, FeatureSpec], keys: Sequence[str] | None = None, reduction: int = 16,
+    def __init__(self, in_specs: Mapping[str, FeatureSpec], in_keys: Sequence[str] | None = None, reduction: int = 16,
                  kernel_size: int = 7, spatial_kind: str = "cbam", channel: bool = True, spatial: bool = True):
         super().__init__()
         if spatial_kind not in ("cbam", "pointwise"):
             raise ValueError(f"spatial_kind must be 'cbam' (7x7 on max+mean) or 'pointwise' (YOLOv4 SAM), "
                              f"got {spatial_kind!r}")
-        picked = self._pick(in_specs, keys)
+        picked = self._pick(in_specs, in_keys)
         self.spatial_kind = spatial_kind
         self.channel_att = nn.ModuleList(ChannelAttention(s.channels, reduction) for s in picked.values())
         self.spatial_att = nn.ModuleList(

@@ -7,20 +7,21 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ..contract import FeatureSpec, Neck, select_inputs
+from ..contract import FeatureSpec, Neck, one_input, select_inputs
 from . import NECKS
 
 
 @NECKS.register("identity")
 class IdentityNeck(Neck):
-    """No neck: the head reads the backbone's maps as they are (optionally only ``keys``)."""
+    """No neck: the head reads the backbone's maps as they are (optionally only ``in_keys``)."""
 
     name = "identity"
 
-    def __init__(self, in_specs: Mapping[str, FeatureSpec], keys: Sequence[str] | None = None):
+    def __init__(self, in_specs: Mapping[str, FeatureSpec], in_keys: Sequence[str] | None = None):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
-        self.out_specs = select_inputs("neck 'identity'", in_specs, keys, spatial=False)
+        self.out_specs = select_inputs("neck 'identity'", in_specs, in_keys, spatial=False)
+        self.in_keys = tuple(self.out_specs)
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
         return OrderedDict((k, feats[k]) for k in self.out_specs)
@@ -37,13 +38,12 @@ class GlobalAvgPool(Neck):
 
     name = "gap"
 
-    def __init__(self, in_specs: Mapping[str, FeatureSpec], key: str | None = None):
+    def __init__(self, in_specs: Mapping[str, FeatureSpec], in_keys: str | Sequence[str] | None = None):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
-        key = key if key is not None else (next(reversed(self.in_specs)) if self.in_specs else "a feature map")
-        spec = select_inputs("neck 'gap'", in_specs, [key])[key]
-        self.key = key
+        key, spec = one_input("neck 'gap'", in_specs, in_keys)
+        self.in_keys = (key,)
         self.out_specs = OrderedDict(pooled=FeatureSpec(spec.channels, None))
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
-        return OrderedDict(pooled=feats[self.key].mean(dim=(2, 3)))
+        return OrderedDict(pooled=feats[self.in_keys[0]].mean(dim=(2, 3)))

@@ -14,7 +14,7 @@
   3x3 conv reads 9 cells ``rate`` cells apart: a wide view at the cost of 9
   weights.
 
-All three work on one map (``key``, by default the deepest; ASPP prefers the
+All three work on one map (``in_keys``, by default the deepest; ASPP prefers the
 stride-16 map) and name their output after it (``C5`` -> ``P5``).  With
 ``keep_others=True`` the other spatial maps pass through unchanged (renamed
 likewise).  Every branch is a switchable path (off = zeros in the concat).
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks import SPP, SPPF
-from ..contract import FeatureSpec, Neck, select_inputs
+from ..contract import FeatureSpec, Neck, one_input
 from . import NECKS
 from .paths import Switchable, level_name, zeros_like
 
@@ -47,15 +47,14 @@ def spp_net_pool(x: torch.Tensor, bins: Sequence[int] = (1, 2, 4)) -> torch.Tens
 class OneMapNeck(Switchable, Neck):
     """Base for necks that transform one chosen map (and may pass the others through)."""
 
-    def _pick(self, in_specs: Mapping[str, FeatureSpec], key: str | None, keep_others: bool,
+    def _pick(self, in_specs: Mapping[str, FeatureSpec], in_keys: str | Sequence[str] | None, keep_others: bool,
               prefer_stride: int | None = None) -> FeatureSpec:
         self.in_specs = OrderedDict(in_specs)
         spatial = [k for k, s in self.in_specs.items() if s.stride is not None]
-        if key is None:
-            preferred = [k for k in spatial if self.in_specs[k].stride == prefer_stride]
-            key = preferred[0] if preferred else (spatial[-1] if spatial else "a spatial feature map")
-        spec = select_inputs(f"neck {self.name!r}", in_specs, [key])[key]
-        self.key = key
+        preferred = [k for k in spatial if self.in_specs[k].stride == prefer_stride]
+        default = preferred[0] if preferred else (spatial[-1] if spatial else "a spatial feature map")
+        key, spec = one_input(f"neck {self.name!r}", in_specs, in_keys, default)
+        self.in_keys = (key,)
         self.out_key = level_name(key, spec)
         self.keep_others = bool(keep_others)
         self._passed = [k for k in spatial if k != key] if keep_others else []
@@ -64,7 +63,7 @@ class OneMapNeck(Switchable, Neck):
     def _specs(self, out_channels: int) -> OrderedDict[str, FeatureSpec]:
         specs = OrderedDict()
         for k, s in self.in_specs.items():
-            if k == self.key:
+            if k == self.in_keys[0]:
                 specs[self.out_key] = FeatureSpec(out_channels, s.stride)
             elif k in self._passed:
                 specs[level_name(k, s)] = s
@@ -73,7 +72,7 @@ class OneMapNeck(Switchable, Neck):
     def _pack(self, feats: Mapping[str, torch.Tensor], y: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         out = OrderedDict()
         for k, s in self.in_specs.items():
-            if k == self.key:
+            if k == self.in_keys[0]:
                 out[self.out_key] = y
             elif k in self._passed:
                 out[level_name(k, s)] = feats[k]
@@ -90,7 +89,7 @@ class _MaxPoolPyramid(OneMapNeck):
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
         self.last_intermediates = OrderedDict()
-        x = self.block.cv1(feats[self.key])
+        x = self.block.cv1(feats[self.in_keys[0]])
         chunks = [x, *self._pooled(x)]
         for name, c in zip(self.paths, chunks):
             self._record(f"{self.out_key} {name}", c)
@@ -105,10 +104,10 @@ class SPPNeck(_MaxPoolPyramid):
 
     name = "spp"
 
-    def __init__(self, in_specs: Mapping[str, FeatureSpec], key: str | None = None, out_channels: int | None = None,
+    def __init__(self, in_specs: Mapping[str, FeatureSpec], in_keys: str | Sequence[str] | None = None, out_channels: int | None = None,
                  ks: Sequence[int] = (5, 9, 13), keep_others: bool = False, **paths: bool):
         super().__init__()
-        spec = self._pick(in_specs, key, keep_others)
+        spec = self._pick(in_specs, in_keys, keep_others)
         if any(k % 2 == 0 or k < 1 for k in ks):
             raise ValueError(f"pool sizes must be odd positive ints (the map size is kept), got {tuple(ks)}")
         out = out_channels or spec.channels
@@ -125,10 +124,10 @@ class SPPFNeck(_MaxPoolPyramid):
 
     name = "sppf"
 
-    def __init__(self, in_specs: Mapping[str, FeatureSpec], key: str | None = None, out_channels: int | None = None,
+    def __init__(self, in_specs: Mapping[str, FeatureSpec], in_keys: str | Sequence[str] | None = None, out_channels: int | None = None,
                  k: int = 5, keep_others: bool = False, **paths: bool):
         super().__init__()
-        spec = self._pick(in_specs, key, keep_others)
+        spec = self._pick(in_specs, in_keys, keep_others)
         if k % 2 == 0 or k < 1:
             raise ValueError(f"pool size k must be an odd positive int, got {k}")
         out = out_channels or spec.channels
@@ -176,10 +175,10 @@ class ASPP(OneMapNeck):
 
     name = "aspp"
 
-    def __init__(self, in_specs: Mapping[str, FeatureSpec], key: str | None = None, out_channels: int = 256,
+    def __init__(self, in_specs: Mapping[str, FeatureSpec], in_keys: str | Sequence[str] | None = None, out_channels: int = 256,
                  rates: Sequence[int] | None = None, keep_others: bool = False, **paths: bool):
         super().__init__()
-        spec = self._pick(in_specs, key, keep_others, prefer_stride=16)
+        spec = self._pick(in_specs, in_keys, keep_others, prefer_stride=16)
         self.rates = tuple(rates) if rates is not None else default_rates(spec.stride)
         if not self.rates or any(not isinstance(r, int) or r < 1 for r in self.rates):
             raise ValueError(f"rates must be positive ints, got {rates!r}")
@@ -194,7 +193,7 @@ class ASPP(OneMapNeck):
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
         self.last_intermediates = OrderedDict()
-        x = feats[self.key]
+        x = feats[self.in_keys[0]]
         outs = []
         for name, branch in zip(self.paths, self.branches):
             y = self._record(f"{self.out_key} {name}", branch(x))
@@ -203,4 +202,4 @@ class ASPP(OneMapNeck):
         return self._pack(feats, y)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f"\nrates: {self.rates} on a /{self.in_specs[self.key].stride} map"
+        return super().extra_repr() + f"\nrates: {self.rates} on a /{self.in_specs[self.in_keys[0]].stride} map"

@@ -44,16 +44,16 @@ def predict(model: Model, images: torch.Tensor, batch_size: int = 100, task: str
             x = x.float().div(255) if x.dtype == torch.uint8 else x
             raw = model(x) if task is None else model(x, tasks=[task])[task]
             res = head.decode(raw, **decode_kw)
-            out.extend(res if isinstance(res, list) else list(res.cpu()))
+            out.extend(res)
     return out
 
 
-def evaluate_detector(model: Model, world: ShapesWorld | None = None, score_thresh: float = 0.05,
+def evaluate_detector(model: Model, world: ShapesWorld | None = None, score_threshold: float = 0.05,
                       task: str | None = None) -> dict[str, Any]:
     """mAP@0.5, mAP@[.5:.95] and the small / medium / large breakdown on a split (default: val)."""
     world = world or ShapesWorld("val")
     images, targets = world.materialize()
-    preds = predict(model, images, task=task, score_thresh=score_thresh, iou_thresh=0.6)
+    preds = predict(model, images, task=task, score_threshold=score_threshold, iou_threshold=0.6)
     return detection_map(preds, targets, num_classes=_head(model, task).num_classes, image_size=world.image_size)
 
 
@@ -61,7 +61,7 @@ def evaluate_segmenter(model: Model, world: ShapesWorld | None = None, task: str
     """mIoU (background included) and pixel accuracy on a split (default: val)."""
     world = world or ShapesWorld("val")
     images, targets = world.materialize()
-    pred = torch.stack(predict(model, images, task=task))
+    pred = torch.stack(predict(model, images, task=task)).cpu()
     sem = torch.stack([t["semantic"] for t in targets])
     return mean_iou(pred, sem, _head(model, task).num_classes)
 

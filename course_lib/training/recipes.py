@@ -45,7 +45,7 @@ def _det(neck: Mapping[str, Any], backbone: Mapping[str, Any] | None = None, **h
 #: Every named config: ``{"task", "model" (a build_model dict), "recipe"}``.
 CONFIGS: dict[str, dict[str, Any]] = {
     # lesson 05's ablation: the same backbone and head, three necks
-    "det_none": _det({"name": "identity", "keys": ["C5"]}),
+    "det_none": _det({"name": "identity", "in_keys": ["C5"]}),
     "det_fpn": _det({"name": "fpn", "out_channels": 64}),
     "det_pan": _det({"name": "pan", "out_channels": 64}),
     # lesson 05's backbone swap: a small YOLO-style eye (YOLOv8n's CSP backbone), from scratch
@@ -69,7 +69,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # lesson 07: one backbone and neck, three heads, their losses added with these weights
     "multitask": {"task": "multitask",
                   "model": {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},
-                            "heads": {"classification": {"num_classes": len(CLASSES), "categories": list(CLASSES),
+                            "heads": {"classification": {"num_classes": len(CLASSES), "class_names": list(CLASSES),
                                                          "dropout": 0.0},
                                       "detection": {k: v for k, v in _DET_HEAD.items() if k != "name"},
                                       "segmentation": {"num_classes": len(CLASSES) + 1,

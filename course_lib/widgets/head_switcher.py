@@ -59,7 +59,7 @@ class HeadSwitcher:
         out = self.trace.head[task]
         if task == "classification":
             head = self.model.heads[task]
-            top = head.decode(out, k=len(head.categories))[0]
+            top = head.decode(out, k=len(head.class_names))[0]
             self.label.value = f"classification: <b>{top[0].name}</b> covers the most pixels ({top[0].prob:.0%} sure)"
             pic = Image.fromarray(to_uint8(img)).resize((img.shape[-1] * self.scale,) * 2, Image.NEAREST)
             return render.hstack([pic, render.bars([c.name for c in top], [c.prob for c in top], width=300)])

@@ -106,7 +106,7 @@ class StageExplorer:
         return render.bars(["(this head does not classify)"], [0.0])
 
     def _names(self, stage: str, idx: list[int]) -> list[str]:
-        cats = getattr(self.model.head, "categories", None)
+        cats = getattr(self.model.head, "class_names", None)
         if stage.startswith("head") and cats is not None:
             return [cats[i] for i in idx]
         return [f"channel {i}" for i in idx]
