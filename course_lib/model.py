@@ -25,7 +25,7 @@ from torch import nn
 
 from .contract import ContractError, FeatureSpec, check_image_batch, describe_specs
 from .data import dominant_label
-from .measure import count_params
+from .measure import count_params, evaluating
 
 
 @dataclass
@@ -129,16 +129,11 @@ class Model(nn.Module):
         if isinstance(x, torch.Tensor) and x.ndim == 3:
             x = x[None]
         check_image_batch(x, "Model.trace")
-        was_training = self.training
-        self.eval()
-        try:
-            device = next(self.parameters()).device
-            x = x.to(device)
+        with evaluating(self):
+            x = x.to(next(self.parameters()).device)
             feats = self.backbone(x)
             fused = self.neck(feats)
             out = self.judge(fused)
-        finally:
-            self.train(was_training)
 
         def detach(v):
             if isinstance(v, torch.Tensor):
