@@ -5,11 +5,12 @@
 
 Each notebook runs top to bottom in a fresh kernel (in memory: ``notebooks/``
 is never written to).  Live ipywidgets cannot run in a static page, so every
-widget output is replaced by a short note, and the build checks that each
-explorer left a *static figure* (an image output) in its own cell or in one of
-the next two code cells: a lesson must read well without a kernel.  The build
-fails on a cell error, on a missing static figure, or on a notebook that does
-not finish within ``--timeout`` seconds per cell.  ``_site/index.html`` lists
+widget output is replaced by a short note followed by the explorer's *static
+figure*: every course explorer puts a PNG of ``static_figure()`` into its own
+display output, next to the widget (``course_lib.widgets.base.Panel``).  A
+widget output without one is a problem: a lesson must read well without a
+kernel.  The build fails on a cell error, on a widget without its static figure,
+or on a notebook that does not finish within ``--timeout`` seconds per cell.  ``_site/index.html`` lists
 the lessons with their titles and build times.
 """
 
@@ -61,34 +62,43 @@ def title_of(nb) -> str:
     return "untitled"
 
 
-def _has_static(cell) -> bool:
-    return any(
+def _static_outputs(cell) -> int:
+    """How many outputs of ``cell`` are pictures (PNG, JPEG, SVG)."""
+    return sum(
         out.get("output_type") in ("display_data", "execute_result") and any(m in out.get("data", {}) for m in STATIC_MIME)
         for out in cell.get("outputs", [])
     )
 
 
 def replace_widgets(nb) -> tuple[int, int, list[str]]:
-    """Swap live widget outputs for a note; check each explorer is followed by a static figure.
+    """Swap every live widget output for a note followed by its own static figure.
 
-    Returns (number of widget outputs, number of static figures, problems).
+    A widget output that carries no static figure (an image next to the
+    widget view in the same output) is a problem.  Returns (number of widget
+    outputs, number of static figures in the page, problems).
     """
     code = [c for c in nb.cells if c.cell_type == "code"]
     explorers, problems = 0, []
     for i, cell in enumerate(code):
-        has_widget = False
+        outputs = []
         for out in cell.get("outputs", []):
             data = out.get("data", {})
-            if WIDGET_VIEW in data:
-                has_widget = True
-                explorers += 1
-                out["data"] = {"text/html": LIVE_NOTE, "text/plain": "[live explorer: open in JupyterLab]"}
-        if has_widget and not any(_has_static(c) for c in code[i : i + 3]):
-            first = "".join(cell.source).splitlines()[:1]
-            problems.append(f"code cell {i} ({first[0] if first else ''!r}) shows an explorer but no static figure "
-                            "in it or the next two code cells")
+            if WIDGET_VIEW not in data:
+                outputs.append(out)
+                continue
+            explorers += 1
+            static = {m: data[m] for m in STATIC_MIME if m in data}
+            out["data"] = {"text/html": LIVE_NOTE, "text/plain": "[live explorer: open in JupyterLab]"}
+            outputs.append(out)
+            if static:
+                outputs.append(nbformat.v4.new_output("display_data", data={**static, "text/plain": "[static figure]"}))
+            else:
+                first = "".join(cell.source).splitlines()[:1]
+                problems.append(f"code cell {i} ({first[0] if first else ''!r}) shows an explorer without its "
+                                "static figure")
+        cell["outputs"] = outputs
     nb.metadata.pop("widgets", None)  # no widget state: nothing tries to load a widget manager
-    statics = sum(_has_static(c) for c in code)
+    statics = sum(_static_outputs(c) for c in code)
     return explorers, statics, problems
 
 
