@@ -77,8 +77,9 @@ class HeadSwitcher(GalleryExplorer):
         self.image_widget.value = render.png_bytes(pic)
         self.n_redraw += 1
 
-    def static_figure(self, images: Sequence[int | str] | None = (0, 1)):
-        """A grid: rows are images (gallery positions or names), columns the input and what each head says.
+    def static_figure(self, images: Sequence[int | str] | None = None):
+        """A grid: rows are images (gallery positions or names; default: the one shown), columns the input and
+        what each head says.
 
         Panel ``(r, 1 + t)`` is exactly the explorer's picture of head ``t`` for image ``r``, titled with the
         head's name.
@@ -86,8 +87,7 @@ class HeadSwitcher(GalleryExplorer):
         import matplotlib.pyplot as plt
 
         tasks = list(self.model.heads)
-        names = self.names_of([i for i in images if not isinstance(i, int) or i < len(self.images)]
-                              if images is not None else None)
+        names = self.names_of(images)
         fig, axes = plt.subplots(len(names), len(tasks) + 1, figsize=(3 * (len(tasks) + 1), 3 * len(names)),
                                  squeeze=False)
         keep = self.gallery.value
