@@ -85,6 +85,13 @@ def test_an_explorer_without_its_static_figure_is_reported():
     assert len(problems) == 1 and "code cell 0" in problems[0] and "without its static figure" in problems[0]
     assert site.WIDGET_VIEW not in nb.cells[0].outputs[0]["data"]
 
+    # a progress bar is no explorer: it becomes a line of text
+    bar = nbformat.v4.new_output("display_data", data={site.WIDGET_VIEW: {"model_id": "y"},
+                                                       "text/plain": "train: 100%|##########| 30/30 [00:01<00:00]"})
+    nb.cells = [nbformat.v4.new_code_cell("fit(...)", outputs=[bar])]
+    assert site.replace_widgets(nb) == (0, 0, [])
+    assert nb.cells[0].outputs[0]["data"] == {"text/plain": site.PROGRESS_NOTE}
+
 
 def test_an_explorers_static_figure_follows_its_note():
     """What every course explorer displays (widget view + PNG in one output) becomes a note, then the PNG."""

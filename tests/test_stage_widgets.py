@@ -86,3 +86,38 @@ def test_display_carries_the_widget_and_the_static_figure(picker_and_explorer):
         png = base64.b64decode(bundle["image/png"])  # a static page draws the figure
         assert png[:4] == b"\x89PNG" and Image.open(io.BytesIO(png)).width > 100
     assert ex.n_forward == 1  # drawing the figure ran no network
+
+
+def test_every_explorer_has_the_one_shape():
+    import inspect
+
+    from course_lib import widgets
+
+    explorers = [getattr(widgets, n) for n in widgets.__all__
+                 if isinstance(getattr(widgets, n), type) and issubclass(getattr(widgets, n), widgets.Explorer)
+                 and getattr(widgets, n) not in (widgets.Explorer, widgets.GalleryExplorer)]
+    assert len(explorers) == 8
+    for cls in explorers:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        assert params[1].name == "image" and params[1].default is None, cls  # (source, image=None, ...)
+        picker = inspect.signature(cls.__init__).parameters["picker"]
+        assert picker.kind is inspect.Parameter.KEYWORD_ONLY, cls
+        for method in ("redraw", "static_figure"):
+            assert getattr(cls, method) is not getattr(widgets.Explorer, method, None), (cls, method)
+        assert not hasattr(cls, "update"), cls
+    assert issubclass(widgets.ImagePicker, widgets.Panel)
+
+
+def test_render_blends_heat_over_a_photo_one_way():
+    from course_lib import render
+
+    photo = np.full((4, 6, 3), 100, np.uint8)
+    heat = np.zeros((2, 3), np.float32)
+    heat[0, 0] = 1.0
+    flat = np.asarray(render.overlay(photo, heat, alpha=0.5))
+    assert flat.shape == (4, 6, 3) and (flat != 100).all()  # a constant alpha tints every pixel
+    by_heat = np.asarray(render.overlay(photo, heat, alpha=0.8, by_heat=True, normalize=False))
+    assert by_heat[3, 5].tolist() == [100, 100, 100]  # zero heat leaves the photo as it was
+    assert by_heat[0, 0].tolist() != [100, 100, 100]
+    labelled = render.label(render.tile(heat, 30), "P5")
+    assert labelled.size == (30, 20 + 16)  # a caption strip above the tile

@@ -8,7 +8,8 @@ is never written to).  Live ipywidgets cannot run in a static page, so every
 widget output is replaced by a short note followed by the explorer's *static
 figure*: every course explorer puts a PNG of ``static_figure()`` into its own
 display output, next to the widget (``course_lib.widgets.base.Panel``).  A
-widget output without one is a problem: a lesson must read well without a
+progress bar (tqdm's widget) becomes a line of text; any other widget
+output without its figure is a problem: a lesson must read well without a
 kernel.  The build fails on a cell error, on a widget without its static figure,
 or on a notebook that does not finish within ``--timeout`` seconds per cell.  ``_site/index.html`` lists
 the lessons with their titles and build times.
@@ -20,6 +21,7 @@ import argparse
 import html
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_MIME = ("image/png", "image/jpeg", "image/svg+xml")
+#: what tqdm's notebook progress bar says as text: "train: 100%|##########| 30/30 [00:01<00:00, ...]"
+PROGRESS_TEXT = re.compile(r"\|\s*\d+/\d+ \[")
+PROGRESS_NOTE = "[progress bar: it moves while the cell runs in JupyterLab]"
 LIVE_NOTE = (
     '<div class="course-live-note" style="border-left:4px solid #1976d2;padding:4px 10px;color:#555;'
     'background:#f3f7fd;font-size:90%">&#9881; Live explorer: open this notebook in JupyterLab to move its '
@@ -74,7 +79,8 @@ def replace_widgets(nb) -> tuple[int, int, list[str]]:
     """Swap every live widget output for a note followed by its own static figure.
 
     A widget output that carries no static figure (an image next to the
-    widget view in the same output) is a problem.  Returns (number of widget
+    widget view in the same output) is a problem, unless it is a progress bar,
+    which becomes its text.  Returns (number of widget
     outputs, number of static figures in the page, problems).
     """
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -84,6 +90,12 @@ def replace_widgets(nb) -> tuple[int, int, list[str]]:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             if WIDGET_VIEW not in data:
+                outputs.append(out)
+                continue
+            text = data.get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            if PROGRESS_TEXT.search(text) and not any(m in data for m in STATIC_MIME):
+                out["data"] = {"text/plain": PROGRESS_NOTE}  # it moved while the cell ran; nothing to show
                 outputs.append(out)
                 continue
             explorers += 1
