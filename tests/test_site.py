@@ -9,6 +9,7 @@ a note followed by its own static figure, the index links every page, and
 from __future__ import annotations
 
 import hashlib
+import html
 import importlib.util
 import json
 import re
@@ -67,7 +68,7 @@ def test_whole_site_builds_and_every_explorer_has_its_static_figure(site):
 
     index = (out / "index.html").read_text(encoding="utf-8")
     for b in build.values():
-        assert f'href="{b["html"]}"' in index and b["title"] in index
+        assert f'href="{b["html"]}"' in index and html.escape(b["title"]) in index
 
 
 def test_an_explorer_without_its_static_figure_is_reported():
