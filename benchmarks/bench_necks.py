@@ -33,7 +33,7 @@ from torch import nn  # noqa: E402
 import course_lib as cl  # noqa: E402
 from course_lib.blocks import SPP, SPPF  # noqa: E402
 from course_lib.data import shapes_scene  # noqa: E402
-from course_lib.widgets.neck_explorers import FusionExplorer  # noqa: E402
+from course_lib.widgets import FusionExplorer  # noqa: E402
 
 
 def timed(fn, repeats: int, warmup: int = 3) -> list[float]:
@@ -133,7 +133,7 @@ def moves(n: int) -> list[tuple[str, object]]:
 def bench_explorer(n_moves: int) -> None:
     images = {"cat": cl.sample_images()["chelsea"], "shapes": shapes_scene()[0]}
     backbone = cl.backbones.build("mobilenet_v2", pretrained=True).eval()
-    fx = FusionExplorer(images, backbone=backbone, out_channels=64, max_side=320)
+    fx = FusionExplorer(backbone, images, out_channels=64, max_side=320)
     seq = moves(n_moves)
 
     fast: list[float] = []

@@ -148,7 +148,7 @@ def test_architecture_browser_records_once_and_redraws(v8n):
                                    "RT-DETR": lambda: rtdetr.build_rtdetr_small(dim=64, num_queries=10)},
                                   image=image, size=128)
     assert browser.n_forward == 1
-    assert "3,157,200 parameters" in browser.summary.value
+    assert "3,157,200 parameters" in browser.info.value
     browser.tree.value = "backbone.stages.C3"
     first = browser.image_widget.value
     assert "(1, 64, 16, 16)" in browser.info.value

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import course_lib as cl
+from course_lib import render
 from course_lib.widgets import FeatureExplorer, ReceptiveFieldExplorer
 
 
@@ -51,7 +53,12 @@ def test_feature_explorer_state_follows_the_controls(mnv2, photo):
     assert ex.n_forward == 1  # no slider move re-ran the network
     assert ex.n_redraw >= 6
     fig = ex.static_figure(k=3)
-    assert len(fig.axes) == 4 * 3
+    assert len(fig.axes) == 4 * 3  # C2..C5, three channels each
+    c5 = fig.axes[3 * 3:]
+    assert [a.get_title() for a in c5] == [f"C5 #{c}" for c in top]  # the same top channels the explorer ranks
+    # each panel is the explorer's own overlay of that channel on the photo
+    want = np.asarray(render.overlay(render.photo(ex.image, 160), ex.features["C5"][top[0]], alpha=0.55))
+    np.testing.assert_array_equal(np.asarray(c5[0].images[0].get_array()), want)
 
 
 def test_feature_explorer_clamps_channel_when_the_stage_is_narrower(mnv2, photo):
@@ -84,9 +91,17 @@ def test_rf_explorer_box_moves_with_the_cell_and_gradients_are_cached(mnv2, phot
     assert ex.image_widget.value != img and ex.x.max == ex.erf.features["C4"].shape[-1] - 1
     assert "267×267" in ex.info.value
     assert ex.n_forward == 1
+    keep = (ex.stage.value, ex.y.value, ex.x.value)
     fig = ex.static_figure()
-    assert len(fig.axes) == 4
+    assert [a.get_title() for a in fig.axes] == [f"{s} centre cell RF {ex.rf[s].size}px" for s in ex.stage.options]
     assert ex.stage.value == "C4" and ex.show_erf.value is False  # the figure leaves the controls alone
+    assert (ex.stage.value, ex.y.value, ex.x.value) == keep
+    # the C4 panel is what the explorer draws for C4's centre cell with the gradient on
+    ex.show_erf.value = True
+    H, W = ex.erf.features["C4"].shape[-2:]
+    ex.y.value, ex.x.value = H // 2, W // 2
+    panel = np.asarray(fig.axes[list(ex.stage.options).index("C4")].images[0].get_array())
+    np.testing.assert_array_equal(panel, np.asarray(ex.render()))
 
 
 def test_explorers_accept_a_learners_own_module_and_a_picker():

@@ -379,7 +379,7 @@ def test_upload_widget_shows_message_and_keeps_picture(picker, name):
     data, message = BROKEN[name]
     before, before_name = picker.image.clone(), picker.name
     _upload(picker, name, data)
-    status = re.sub(r"<[^>]+>", "", picker.status.value)
+    status = re.sub(r"<[^>]+>", "", picker.info.value)
     assert name in status, status
     assert re.search(message, status, re.I | re.S), status
     assert picker.name == before_name and torch.equal(picker.image, before)
@@ -394,7 +394,7 @@ def test_upload_widget_accepts_odd_pictures(picker, name):
     seen = []
     picker.on_change(seen.append)
     _upload(picker, name, data)
-    assert name in picker.name and "✓" in picker.status.value, picker.status.value
+    assert name in picker.name and "✓" in picker.info.value, picker.info.value
     check(picker.image)
     assert len(seen) == 1 and seen[0] is picker.image
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import course_lib as cl
+from course_lib import render
 from course_lib.data import ShapesWorld
-from course_lib.widgets.head_explorer import HeadExplorer, mask_overlay
+from course_lib.widgets import HeadExplorer
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +48,9 @@ def test_sliders_redraw_without_forward_passes(models):
     ex.opacity.value = 0.0
     assert ex.image_widget.value != first
     assert ex.n_forward == 1, "slider moves must not re-run the network"
-    ex.image.value = 2
+    ex.gallery.value = "image 2"
     assert ex.n_forward == 2
-    ex.image.value = 0
+    ex.gallery.value = "image 0"
     assert ex.n_forward == 2, "a seen image comes from the cache"
     assert "NMS" in ex.info.value and str(ex.n_after) in ex.info.value
 
@@ -58,6 +60,9 @@ def test_static_figure_and_bad_input(models):
     ex = HeadExplorer(det, {"a": ShapesWorld("val", num_images=1)[0][0]})
     fig = ex.static_figure()
     assert len(fig.axes) == 1 and ex.n_forward == 1
+    title = fig.axes[0].get_title()
+    assert title.startswith("a: ") and f"{ex.n_before} boxes before NMS, {ex.n_after} after" in title
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), np.asarray(ex.picture()))
     assert ex.opacity.disabled  # no segmenter: the opacity slider is disabled
     with pytest.raises(TypeError, match="images"):
         HeadExplorer(det, [1, 2])
@@ -67,8 +72,7 @@ def test_mask_overlay_colours_only_objects():
     img = torch.zeros(3, 4, 4)
     cls = torch.zeros(4, 4, dtype=torch.long)
     cls[0, 0] = 1
-    out = mask_overlay(img, cls, opacity=1.0)
-    import numpy as np
-
+    out = render.mask_overlay(img, cls, opacity=1.0)
     a = np.asarray(out)
     assert a[0, 0].tolist() == [230, 25, 75] and a[1, 1].tolist() == [0, 0, 0]
+    assert render.class_colour(0) == (230, 25, 75)  # a box of class 0 has the colour of its mask

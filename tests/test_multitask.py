@@ -8,7 +8,7 @@ import torch
 import course_lib as cl
 from course_lib.data import ShapesWorld, dominant_label
 from course_lib.training import CONFIGS, evaluate, load_trained, read_manifest, shipped_dir
-from course_lib.widgets.head_switcher import HeadSwitcher
+from course_lib.widgets import HeadSwitcher
 
 CONFIG = CONFIGS["multitask"]["model"]
 
@@ -108,9 +108,9 @@ def test_head_switcher_redraws_without_rerunning_the_shared_parts():
     assert len(seen) == 3 and sw.n_forward == 1
     sw.head.value = "detection"
     sw.score.value = 0.9
-    few = sw.label.value
+    few = sw.info.value
     sw.score.value = 0.1
-    assert few != sw.label.value and sw.n_forward == 1
-    sw.index.value = 2
+    assert few != sw.info.value and sw.n_forward == 1
+    sw.gallery.value = "image 2"
     assert sw.n_forward == 2
-    assert len(sw.static_figure(indices=(0, 1)).axes) == 8
+    assert len(sw.static_figure(images=(0, 1)).axes) == 8

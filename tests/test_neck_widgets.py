@@ -7,14 +7,10 @@ import pytest
 import torch
 
 import course_lib as cl
+from course_lib import render
 from course_lib.data import shapes_scene
-from course_lib.widgets.neck_explorers import (
-    DilationExplorer,
-    FusionExplorer,
-    grid_overlay,
-    neck_diagram,
-    sampling_grid,
-)
+from course_lib.widgets import DilationExplorer, FusionExplorer
+from course_lib.widgets.dilation_explorer import sampling_grid
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +26,14 @@ def scene():
 
 @pytest.fixture()
 def fusion(backbone, cat, scene):
-    return FusionExplorer({"cat": cat, "shapes": scene[0]}, backbone=backbone, out_channels=16, max_side=192)
+    return FusionExplorer(backbone, {"cat": cat, "shapes": scene[0]}, out_channels=16, max_side=192)
 
 
 def test_fusion_explorer_starts_with_one_backbone_and_one_neck_pass(fusion):
     assert fusion.n_forward == 1 and fusion.n_neck_forward == 1
     assert fusion.state["before"] == "C3" and fusion.state["after"] == "P3"
     assert fusion.state["after_shape"][1] == 16 and fusion.state["before_shape"][1] == 32
-    assert "C3" in fusion.shape_label.value and "P3" in fusion.shape_label.value
+    assert "C3" in fusion.info.value and "P3" in fusion.info.value
     assert fusion.image_widget.value[:4] == b"\x89PNG" and fusion.diagram_widget.value[:4] == b"\x89PNG"
     assert fusion.bottom_up.disabled  # FPN has no bottom-up path
 
@@ -47,12 +43,12 @@ def test_level_reduce_and_channel_redraw_from_cache(fusion):
     fusion.level.value = "P5"
     assert fusion.image_widget.value != before
     assert fusion.state["after"] == "P5" and fusion.state["before"] == "C5"
-    assert str(fusion.state["after_shape"]) in fusion.shape_label.value
+    assert str(fusion.state["after_shape"]) in fusion.info.value
     mean_map = fusion.state["after_map"].copy()
     fusion.reduce.value = "channel"
     fusion.channel.value = 3
     assert not np.allclose(fusion.state["after_map"], mean_map)
-    assert "channel 3" in fusion.shape_label.value
+    assert "channel 3" in fusion.info.value
     assert fusion.n_forward == 1 and fusion.n_neck_forward == 1  # nothing re-ran
 
 
@@ -65,7 +61,7 @@ def test_top_down_switch_reruns_only_the_neck(fusion):
     fusion.top_down.value = False
     assert fusion.n_forward == 1 and fusion.n_neck_forward == 2
     assert fusion.state["paths"] == {"lateral": True, "top_down": False}
-    assert "top_down OFF" in fusion.shape_label.value
+    assert "top_down OFF" in fusion.info.value
     assert not any(s.startswith("P3 top-down") for s in fusion.state["steps"])
     assert not np.allclose(fusion.state["after_map"], p3_on)  # P3 lost what came down from C4 and C5
     assert fusion.state["carried"] > 0 and fusion.image_widget.value != panels_on
@@ -80,7 +76,7 @@ def test_top_down_switch_reruns_only_the_neck(fusion):
 def test_pan_necks_and_image_cache(fusion):
     fusion.neck.value = "PAN (concat)"
     assert not fusion.bottom_up.disabled
-    assert "P3 concat: (32," in fusion.shape_label.value  # concat doubles the channels before C2f
+    assert "P3 concat: (32," in fusion.info.value  # concat doubles the channels before C2f
     fusion.level.value = "P5"
     n = fusion.n_neck_forward
     fusion.bottom_up.value = False
@@ -88,24 +84,31 @@ def test_pan_necks_and_image_cache(fusion):
     assert fusion.necks["PAN (concat)"].out_specs.paths["bottom_up"] is False
     fusion.neck.value = "PAN (add)"
     assert "fusion: add" in repr(fusion.necks["PAN (add)"])
-    fusion.image.value = "shapes"
+    fusion.gallery.value = "shapes"
     assert fusion.n_forward == 2
-    fusion.image.value = "cat"
+    fusion.gallery.value = "cat"
     assert fusion.n_forward == 2  # the cat's maps were cached
 
 
 def test_static_figure_and_add_image(fusion, scene):
     fig = fusion.static_figure("PAN (add)")
     assert len(fig.axes) == (1 + 3) * 4  # all on + each of 3 paths off; input + P3..P5
-    fusion.add_image("upload", scene[0][::-1].copy())
-    assert fusion.image.value == "upload" and fusion.n_forward == 2
+    rows = [fig.axes[i * 4:(i + 1) * 4] for i in range(4)]
+    assert [r[0].get_title() for r in rows] == ["all paths on", "lateral OFF", "top_down OFF", "bottom_up OFF"]
+    assert [a.get_title().split()[0] for a in rows[0][1:]] == ["P3", "P4", "P5"]
+    assert "(from C3 32ch)" in rows[0][1].get_title()
+    # the top-down-off row shows the neck's P3 with that path off: the same map the explorer draws then
+    out, _ = fusion.fused("cat", "PAN (add)", {"lateral": True, "top_down": False, "bottom_up": True})
+    np.testing.assert_allclose(rows[2][1].images[0].get_array(), out["P3"][0].mean(0).numpy())
+    fusion.set_image(scene[0][::-1].copy(), "upload")
+    assert fusion.gallery.value == "upload" and fusion.n_forward == 2
 
 
 def test_fusion_explorer_rejects_bad_input(backbone):
     with pytest.raises(ValueError, match="at least one image"):
-        FusionExplorer({}, backbone=backbone)
+        FusionExplorer(backbone, {})
     with pytest.raises(ValueError, match="C3, C4, C5"):
-        FusionExplorer({"x": np.zeros((64, 64, 3), np.uint8)}, backbone=cl.backbones.build("resnet18", levels=("C5",)))
+        FusionExplorer(cl.backbones.build("resnet18", levels=("C5",)), {"x": np.zeros((64, 64, 3), np.uint8)})
 
 
 def test_sampling_grid_counts_taps_in_the_padding():
@@ -117,7 +120,7 @@ def test_sampling_grid_counts_taps_in_the_padding():
 
 
 def test_dilation_explorer(backbone, cat):
-    dx = DilationExplorer(cat, backbone=backbone, rates=(1, 6, 12, 18), max_side=256)
+    dx = DilationExplorer(backbone, cat, rates=(1, 6, 12, 18), max_side=256)
     assert dx.n_forward == 1 and dx.stride == 16
     assert dx.state["rate"] == 6 and dx.state["gap_px"] == 96
     assert dx.state["field_px"] == 2 * 6 * 16 + dx.rf.size
@@ -125,16 +128,29 @@ def test_dilation_explorer(backbone, cat):
     dx.rate.value = 1
     assert dx.state["inside"] == 9 and dx.image_widget.value != first
     dx.rate.value = 18
-    assert dx.state["inside"] == 1 and "1/9" in dx.info_label.value  # 18 cells away leaves a 11x16 map
+    assert dx.state["inside"] == 1 and "1/9" in dx.info.value  # 18 cells away leaves a 11x16 map
     dx.cell_y.value, dx.cell_x.value = 0, 0
     dx.rate.value = 1
     assert dx.state["inside"] == 4
     assert dx.n_forward == 1  # every move redrew from the cached receptive field
     heat = dx.heat(dx.taps(1, (5, 7)))
     assert heat.shape == tuple(dx.image.shape[-2:]) and heat.max() > 0
-    assert len(dx.static_figure().axes) == 3
+    fig = dx.static_figure()
+    assert [a.get_title() for a in fig.axes] == [
+        f"rate {r}: taps {r * 16}px apart, {sum(t.inside for t in dx.taps(r))}/9 inside" for r in (6, 12, 18)]
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), np.asarray(dx.render(rate=12)))
+    assert dx.n_forward == 1
     with pytest.raises(ValueError, match="level"):
-        DilationExplorer(cat, backbone=backbone, level="C9")
+        DilationExplorer(backbone, cat, level="C9")
+
+
+def test_dilation_explorer_follows_a_picker(backbone):
+    picker = cl.widgets.ImagePicker(max_side=160)
+    dx = DilationExplorer(backbone, picker=picker, rates=(1, 6))
+    hw = dx.map_hw
+    picker.select("astronaut")  # a square photo: another map
+    assert dx.n_forward == 2 and dx.map_hw != hw
+    assert (dx.cell_y.value, dx.cell_x.value) == (dx.map_hw[0] // 2, dx.map_hw[1] // 2)
 
 
 def test_scene_and_drawings(scene):
@@ -143,9 +159,9 @@ def test_scene_and_drawings(scene):
     assert np.array_equal(img, img2) and objects == objects2
     sizes = sorted(o.size for o in objects)
     assert sizes[0] <= 12 and sizes[-1] >= 150  # tiny and huge in one picture
-    over = grid_overlay(img, 32, objects, rf_size=59, title="P5 grid")
+    over = render.grid_overlay(img, 32, objects, rf_size=59, title="P5 grid")
     assert over.size == (256, 192)
-    diag = neck_diagram(["P3", "P4", "P5"], {"lateral": True, "top_down": False, "bottom_up": True}, True, "P4")
+    diag = render.neck_diagram(["P3", "P4", "P5"], {"lateral": True, "top_down": False, "bottom_up": True}, True, "P4")
     assert diag.width == 330
 
 
@@ -171,9 +187,9 @@ def test_fusion_explorer_follows_an_image_picker(backbone, cat):
     from course_lib.widgets.picker import ImagePicker
 
     picker = ImagePicker(max_side=160)
-    fx = FusionExplorer({"cat": cat}, backbone=backbone, out_channels=8, max_side=160, picker=picker)
+    fx = FusionExplorer(backbone, {"cat": cat}, picker=picker, out_channels=8, max_side=160)
     picker.dropdown.value = "coffee"
-    assert fx.image.value == "picked" and fx.n_forward == 2
+    assert fx.gallery.value == "picked" and fx.n_forward == 2
     coffee_shape = fx.state["before_shape"]
     assert coffee_shape[-2:] == tuple(fx.features("picked")["C3"].shape[-2:])
     picker.dropdown.value = "astronaut"  # a new picture under the same name: recomputed, not stale

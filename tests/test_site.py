@@ -1,14 +1,15 @@
-"""The static site: one lesson executed and rendered by ``tools/build_site.py``.
+"""The static site: every lesson executed and rendered by ``tools/build_site.py`` (what ``make site`` does).
 
-Builds notebook 00 only (the full site is ``make site``), into a temporary
-folder, and checks what a reader of the site gets: the lesson ran without
-errors, every live explorer became a note plus a static figure, the index links
-the page, and ``notebooks/`` was not touched.
+Builds the whole site once, into a temporary folder, and checks what a reader
+of the site gets: every lesson ran without errors, every live explorer became
+a note followed by its own static figure, the index links every page, and
+``notebooks/`` was not touched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import importlib.util
 import json
 import re
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSON = ROOT / "notebooks" / "00_the_big_picture.ipynb"
+LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+IMG = re.compile(r'src="data:image/(?:png|jpeg|svg)')
 
 
 def _build_site_module():
@@ -29,51 +31,80 @@ def _build_site_module():
     return mod
 
 
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in LESSONS}
+    status = _build_site_module().main(["--out", str(out)])
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in LESSONS}
+    build = {b["notebook"]: b for b in json.loads((out / "build.json").read_text())}
+    return out, status, build, before == after
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_site_builds_for_lesson_00(tmp_path):
-    if not LESSON.exists():
-        pytest.skip(f"{LESSON.name} is not written yet")
-    site = _build_site_module()
-    before = hashlib.sha256(LESSON.read_bytes()).hexdigest()
-
-    status = site.main(["--out", str(tmp_path), str(LESSON)])
-
-    assert hashlib.sha256(LESSON.read_bytes()).hexdigest() == before, "building the site changed notebooks/"
-    build = json.loads((tmp_path / "build.json").read_text())
-    assert [b["notebook"] for b in build] == [LESSON.name]
-    assert build[0]["problems"] == [], build[0]["problems"]
+@pytest.mark.timeout(5400)
+def test_whole_site_builds_and_every_explorer_has_its_static_figure(site):
+    out, status, build, untouched = site
+    assert untouched, "building the site changed notebooks/"
+    assert sorted(build) == [p.name for p in LESSONS]
+    problems = {name: b["problems"] for name, b in build.items() if b["problems"]}
+    assert not problems, problems
     assert status == 0
+    assert sum(b["explorers"] for b in build.values()) >= 10  # lessons 00, 01, 03, 04, 06, 07 have explorers
+    for name, b in build.items():
+        page = (out / b["html"]).read_text(encoding="utf-8")
+        # It executed: outputs are there, and none of them is an error.
+        assert "Traceback" not in page and "jp-RenderedText" in page, name
+        assert "application/vnd.jupyter.widget-view+json" not in page, name
+        # Every live explorer became a note, and each note is followed by its static figure before the next one.
+        notes = page.split("course-live-note")
+        assert len(notes) - 1 == b["explorers"], name
+        for i, after in enumerate(notes[1:]):
+            assert IMG.search(after), f"{name}: explorer {i} has no static figure after its note"
+        assert b["static_figures"] >= b["explorers"], name
+        assert len(IMG.findall(page)) >= b["static_figures"], name
+    lesson00 = (out / build[LESSONS[0].name]["html"]).read_text(encoding="utf-8")
+    assert "Egyptian cat" in lesson00  # lesson 00's verdict on the cat photo, computed at build time
 
-    page = (tmp_path / f"{LESSON.stem}.html").read_text(encoding="utf-8")
-    # It executed: outputs are there, and none of them is an error.
-    assert "Traceback" not in page and "jp-RenderedText" in page
-    assert "Egyptian cat" in page  # lesson 00's verdict on the cat photo, computed at build time
-    # Every live explorer became a note; a static figure is there to read instead.
-    assert build[0]["explorers"] >= 1
-    assert page.count("course-live-note") == build[0]["explorers"]
-    assert build[0]["static_figures"] >= build[0]["explorers"] or build[0]["static_figures"] >= 1
-    assert len(re.findall(r'src="data:image/(?:png|jpeg|svg)', page)) >= build[0]["static_figures"]
-    assert "application/vnd.jupyter.widget-view+json" not in page
-
-    index = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert f'href="{LESSON.stem}.html"' in index
-    assert build[0]["title"] in index
+    index = (out / "index.html").read_text(encoding="utf-8")
+    for b in build.values():
+        assert f'href="{b["html"]}"' in index and html.escape(b["title"]) in index
 
 
-def test_missing_static_figure_is_reported():
-    """The check itself: an explorer with no figure near it is a problem the build reports."""
+def test_an_explorer_without_its_static_figure_is_reported():
+    """The check itself: a widget output with no picture of its own is a problem the build reports."""
     import nbformat
 
     site = _build_site_module()
     nb = nbformat.v4.new_notebook()
     widget_out = nbformat.v4.new_output("display_data", data={site.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "VBox()"})
     png_out = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
-    nb.cells = [nbformat.v4.new_code_cell("explorer.widget", outputs=[widget_out])]
+    nb.cells = [nbformat.v4.new_code_cell("explorer.widget", outputs=[widget_out]),
+                nbformat.v4.new_code_cell("explorer.static_figure()", outputs=[png_out])]
     explorers, statics, problems = site.replace_widgets(nb)
-    assert (explorers, statics) == (1, 0) and problems and "no static figure" in problems[0]
+    assert (explorers, statics) == (1, 1)
+    assert len(problems) == 1 and "code cell 0" in problems[0] and "without its static figure" in problems[0]
     assert site.WIDGET_VIEW not in nb.cells[0].outputs[0]["data"]
 
-    nb.cells.append(nbformat.v4.new_code_cell("explorer.static_figure()", outputs=[png_out]))
-    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={site.WIDGET_VIEW: {"model_id": "x"}})]
-    assert site.replace_widgets(nb)[2] == []
+    # a progress bar is no explorer: it becomes a line of text
+    bar = nbformat.v4.new_output("display_data", data={site.WIDGET_VIEW: {"model_id": "y"},
+                                                       "text/plain": "train: 100%|##########| 30/30 [00:01<00:00]"})
+    nb.cells = [nbformat.v4.new_code_cell("fit(...)", outputs=[bar])]
+    assert site.replace_widgets(nb) == (0, 0, [])
+    assert nb.cells[0].outputs[0]["data"] == {"text/plain": site.PROGRESS_NOTE}
+
+
+def test_an_explorers_static_figure_follows_its_note():
+    """What every course explorer displays (widget view + PNG in one output) becomes a note, then the PNG."""
+    import nbformat
+
+    site = _build_site_module()
+    nb = nbformat.v4.new_notebook()
+    both = nbformat.v4.new_output("display_data", data={site.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "VBox()",
+                                                        "image/png": "iVBORw0KGgo="})
+    nb.cells = [nbformat.v4.new_code_cell("display(picker, explorer)", outputs=[both, both.copy()])]
+    explorers, statics, problems = site.replace_widgets(nb)
+    assert (explorers, statics, problems) == (2, 2, [])
+    outs = nb.cells[0].outputs
+    assert ["course-live-note" in o["data"].get("text/html", "") for o in outs] == [True, False, True, False]
+    assert [o["data"].get("image/png") for o in outs[1::2]] == ["iVBORw0KGgo="] * 2

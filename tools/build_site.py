@@ -5,11 +5,13 @@
 
 Each notebook runs top to bottom in a fresh kernel (in memory: ``notebooks/``
 is never written to).  Live ipywidgets cannot run in a static page, so every
-widget output is replaced by a short note, and the build checks that each
-explorer left a *static figure* (an image output) in its own cell or in one of
-the next two code cells: a lesson must read well without a kernel.  The build
-fails on a cell error, on a missing static figure, or on a notebook that does
-not finish within ``--timeout`` seconds per cell.  ``_site/index.html`` lists
+widget output is replaced by a short note followed by the explorer's *static
+figure*: every course explorer puts a PNG of ``static_figure()`` into its own
+display output, next to the widget (``course_lib.widgets.base.Panel``).  A
+progress bar (tqdm's widget) becomes a line of text; any other widget
+output without its figure is a problem: a lesson must read well without a
+kernel.  The build fails on a cell error, on a widget without its static figure,
+or on a notebook that does not finish within ``--timeout`` seconds per cell.  ``_site/index.html`` lists
 the lessons with their titles and build times.
 """
 
@@ -19,6 +21,7 @@ import argparse
 import html
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_MIME = ("image/png", "image/jpeg", "image/svg+xml")
+#: what tqdm's notebook progress bar says as text: "train: 100%|##########| 30/30 [00:01<00:00, ...]"
+PROGRESS_TEXT = re.compile(r"\|\s*\d+/\d+ \[")
+PROGRESS_NOTE = "[progress bar: it moves while the cell runs in JupyterLab]"
 LIVE_NOTE = (
     '<div class="course-live-note" style="border-left:4px solid #1976d2;padding:4px 10px;color:#555;'
     'background:#f3f7fd;font-size:90%">&#9881; Live explorer: open this notebook in JupyterLab to move its '
@@ -61,34 +67,50 @@ def title_of(nb) -> str:
     return "untitled"
 
 
-def _has_static(cell) -> bool:
-    return any(
+def _static_outputs(cell) -> int:
+    """How many outputs of ``cell`` are pictures (PNG, JPEG, SVG)."""
+    return sum(
         out.get("output_type") in ("display_data", "execute_result") and any(m in out.get("data", {}) for m in STATIC_MIME)
         for out in cell.get("outputs", [])
     )
 
 
 def replace_widgets(nb) -> tuple[int, int, list[str]]:
-    """Swap live widget outputs for a note; check each explorer is followed by a static figure.
+    """Swap every live widget output for a note followed by its own static figure.
 
-    Returns (number of widget outputs, number of static figures, problems).
+    A widget output that carries no static figure (an image next to the
+    widget view in the same output) is a problem, unless it is a progress bar,
+    which becomes its text.  Returns (number of widget
+    outputs, number of static figures in the page, problems).
     """
     code = [c for c in nb.cells if c.cell_type == "code"]
     explorers, problems = 0, []
     for i, cell in enumerate(code):
-        has_widget = False
+        outputs = []
         for out in cell.get("outputs", []):
             data = out.get("data", {})
-            if WIDGET_VIEW in data:
-                has_widget = True
-                explorers += 1
-                out["data"] = {"text/html": LIVE_NOTE, "text/plain": "[live explorer: open in JupyterLab]"}
-        if has_widget and not any(_has_static(c) for c in code[i : i + 3]):
-            first = "".join(cell.source).splitlines()[:1]
-            problems.append(f"code cell {i} ({first[0] if first else ''!r}) shows an explorer but no static figure "
-                            "in it or the next two code cells")
+            if WIDGET_VIEW not in data:
+                outputs.append(out)
+                continue
+            text = data.get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            if PROGRESS_TEXT.search(text) and not any(m in data for m in STATIC_MIME):
+                out["data"] = {"text/plain": PROGRESS_NOTE}  # it moved while the cell ran; nothing to show
+                outputs.append(out)
+                continue
+            explorers += 1
+            static = {m: data[m] for m in STATIC_MIME if m in data}
+            out["data"] = {"text/html": LIVE_NOTE, "text/plain": "[live explorer: open in JupyterLab]"}
+            outputs.append(out)
+            if static:
+                outputs.append(nbformat.v4.new_output("display_data", data={**static, "text/plain": "[static figure]"}))
+            else:
+                first = "".join(cell.source).splitlines()[:1]
+                problems.append(f"code cell {i} ({first[0] if first else ''!r}) shows an explorer without its "
+                                "static figure")
+        cell["outputs"] = outputs
     nb.metadata.pop("widgets", None)  # no widget state: nothing tries to load a widget manager
-    statics = sum(_has_static(c) for c in code)
+    statics = sum(_static_outputs(c) for c in code)
     return explorers, statics, problems
 
 

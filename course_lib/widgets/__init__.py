@@ -1,16 +1,27 @@
-"""Live explorers for JupyterLab (ipywidgets), one module per lesson.
+"""Live explorers for JupyterLab (ipywidgets), one per file, all of one shape (:mod:`.base`).
 
-Every explorer keeps the model's :class:`~course_lib.model.Trace` of the current
-image and redraws from it with PIL, so moving a slider never re-runs the
-network.  Each has ``.widget`` (what the notebook displays), plain attributes
-that tests can read after setting control values, and ``static_figure()`` for
-places where widgets cannot run.
+Every explorer is built as ``Explorer(source, image=None, *, picker=None, ...)``:
+it runs its network once per image (``n_forward`` counts the passes) and
+``redraw()`` draws every control move from the cached outputs with
+:mod:`course_lib.render`, so moving a slider never re-runs the network.  Each
+has ``.widget`` (its root widget), one text field ``info``, plain control
+attributes that tests can set, and ``static_figure()`` (a matplotlib figure of
+the same view).  Showing an explorer in a notebook (``display(ex)`` or ``ex``
+as a cell's last line) shows the live widget in JupyterLab and leaves the
+static figure where widgets cannot run.
 """
 
-from .backbone_explorers import FeatureExplorer, ReceptiveFieldExplorer
+from .architecture_browser import ArchitectureBrowser
+from .base import Explorer, GalleryExplorer, Panel
+from .dilation_explorer import DilationExplorer
+from .feature_explorer import FeatureExplorer
+from .fusion_explorer import FusionExplorer
 from .head_explorer import HeadExplorer
-from .neck_explorers import DilationExplorer, FusionExplorer
+from .head_switcher import HeadSwitcher
 from .picker import ImagePicker
+from .receptive_field_explorer import ReceptiveFieldExplorer
 from .stage_explorer import StageExplorer
 
-__all__ = ["HeadExplorer", "DilationExplorer", "FusionExplorer", "FeatureExplorer", "ReceptiveFieldExplorer", "ImagePicker", "StageExplorer"]
+__all__ = ["ArchitectureBrowser", "DilationExplorer", "Explorer", "FeatureExplorer", "FusionExplorer",
+           "GalleryExplorer", "HeadExplorer", "HeadSwitcher", "ImagePicker", "Panel", "ReceptiveFieldExplorer",
+           "StageExplorer"]

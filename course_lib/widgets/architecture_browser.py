@@ -13,9 +13,10 @@ from torch import nn
 
 from .. import render
 from ..images import to_uint8
-from ..measure import count_params
+from ..measure import count_params, evaluating
 from ..model import Model
 from ..zoo.torchvision_parts import split_torchvision, trace_torchvision
+from .base import Explorer, as_image
 
 
 def _first_tensor(out: Any) -> torch.Tensor | None:
@@ -66,54 +67,59 @@ def run_with_hooks(model: nn.Module, x: torch.Tensor, depth: int = 2) -> list[di
 
             handles.append(mod.register_forward_hook(hook))
             index[id(mod)] = row
-    model.eval()
     try:
-        if isinstance(model, Model):
-            model(x)
-        else:
-            trace_torchvision(model, x)
+        with evaluating(model):
+            if isinstance(model, Model):
+                model(x)
+            else:
+                trace_torchvision(model, x)
     finally:
         for h in handles:
             h.remove()
     return rows
 
 
-class ArchitectureBrowser:
+class ArchitectureBrowser(Explorer):
     """Pick a model -> its three parts as a tree with parameters, shapes and strides; pick a layer -> its output.
 
     ``builders`` maps a display name to a function that builds the model
-    (called once, on first use).  Each (model, image) pair runs the network
-    once (``n_forward``); choosing layers only redraws from the recorded
-    outputs.
+    (called once, on first use); one model alone is fine too.  Each (model,
+    image) pair runs the network once (``n_forward``); choosing layers only
+    redraws from the recorded outputs.  ``info`` holds the model's parameter
+    summary and the chosen layer's output.
     """
 
-    def __init__(self, builders: Mapping[str, Callable[[], nn.Module]], image: torch.Tensor, size: int = 256,
-                 depth: int = 2):
-        self.builders = dict(builders)
+    def __init__(self, builders: Mapping[str, Callable[[], nn.Module]] | nn.Module, image: Any = None, *,
+                 picker: Any = None, size: int = 256, depth: int = 2):
+        if isinstance(builders, nn.Module):
+            builders = {type(builders).__name__: lambda m=builders: m}
+        super().__init__(dict(builders), image, picker=picker)
+        self.builders = self.source
         self.size = size
         self.depth = depth
-        self.n_forward = 0
         self._models: dict[str, nn.Module] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {}
-        self.x = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True,
-                               align_corners=False).clamp(0, 1)
         self.model_dropdown = W.Dropdown(options=list(self.builders), description="Model:")
         self.tree = W.Select(options=[], rows=16, layout=W.Layout(width="620px"))
-        self.summary = W.HTML()
-        self.info = W.HTML()
+        self.summary = ""
         self.image_widget = W.Image(format="png")
         self.model_dropdown.observe(lambda _: self._show_model(), names="value")
-        self.tree.observe(lambda _: self.redraw(), names="value")
-        self._show_model()
-        self.widget = W.VBox([self.model_dropdown, self.summary, W.HBox([self.tree, W.VBox([self.info,
-                                                                                             self.image_widget])])])
+        self._observe(self.tree)
+        self._start(image, [self.model_dropdown], [W.HBox([self.tree, self.image_widget])])
+
+    def _trace(self, image: Any) -> None:
+        """A new image: forget the recordings (each model runs again once, when shown)."""
+        self.x = F.interpolate(as_image(image)[None], size=(self.size, self.size), mode="bilinear",
+                               antialias=True, align_corners=False).clamp(0, 1)
+        self._rows.clear()
+        self._show_model(draw=False)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The recorded rows of the current model."""
         return self._rows[self.model_dropdown.value]
 
-    def _show_model(self) -> None:
+    def _show_model(self, draw: bool = True) -> None:
         name = self.model_dropdown.value
         if name not in self._rows:
             model = self._models.get(name) or self.builders[name]()
@@ -123,11 +129,13 @@ class ArchitectureBrowser:
         rows = self._rows[name]
         totals = {r["part"]: r["params"] for r in rows if r["depth"] == 0}
         total = sum(totals.values())
-        self.summary.value = f"<b>{name}</b>: {total:,} parameters — " + ", ".join(
+        self.summary = f"<b>{name}</b>: {total:,} parameters — " + ", ".join(
             f"{p} {n / 1e6:.2f} M ({n / max(total, 1):.0%})" for p, n in totals.items())
-        self.tree.options = [(self._label(r), r["path"]) for r in rows]
-        self.tree.value = rows[0]["path"]
-        self.redraw()
+        with self._quietly():
+            self.tree.options = [(self._label(r), r["path"]) for r in rows]
+            self.tree.value = rows[0]["path"]
+        if draw:
+            self.redraw()
 
     def _label(self, r: dict[str, Any]) -> str:
         out = r["output"]
@@ -137,10 +145,27 @@ class ArchitectureBrowser:
         return f"{'  ' * r['depth']}{name} [{r['type']}] {r['params']:,}p {shape} {stride}"
 
     def layer(self, path: str) -> dict[str, Any]:
+        """The recorded row of one module (by its dotted path, e.g. ``"backbone.stages.C5"``)."""
         for r in self.rows:
             if r["path"] == path:
                 return r
         raise KeyError(path)
+
+    def layer_picture(self, r: dict[str, Any]):
+        """A layer's output: mean |activation| over the photo and its first maps, or its largest entries."""
+        out = r["output"]
+        if out is None:
+            return render.bars(["(no output recorded)"], [0.0])
+        if out.ndim == 4:
+            heat = out[0].float().abs().mean(0)
+            pic = render.overlay(self.x[0], heat, alpha=0.55)
+            grid = render.feature_grid(out[0].float(), list(range(min(4, out.shape[1]))), ncols=4, cell=72)
+            return render.hstack([pic.resize((216, 216)), grid])
+        flat = out[0].float().flatten()
+        k = min(8, flat.numel())
+        top = flat.abs().topk(k)
+        vals = (top.values / top.values.max().clamp_min(1e-8)).tolist()
+        return render.bars([f"#{i}" for i in top.indices.tolist()], vals)
 
     def redraw(self) -> None:
         """Draw the selected layer's output from the recording (no forward pass)."""
@@ -149,25 +174,19 @@ class ArchitectureBrowser:
         r = self.layer(self.tree.value)
         out = r["output"]
         if out is None:
-            self.info.value = f"<code>{r['path']}</code> ({r['type']}) produced no tensor"
-            self.image_widget.value = render.png_bytes(render.bars(["(no output recorded)"], [0.0]))
-            return
-        self.info.value = (f"<code>{r['path']}</code> — {r['type']}, {r['params']:,} parameters, output "
-                           f"<b>{tuple(out.shape)}</b>")
-        if out.ndim == 4:
-            heat = out[0].float().abs().mean(0)
-            pic = render.overlay(self.x[0], heat, alpha=0.55)
-            grid = render.feature_grid(out[0].float(), list(range(min(4, out.shape[1]))), ncols=4, cell=72)
-            self.image_widget.value = render.png_bytes(render.hstack([pic.resize((216, 216)), grid]))
+            what = f"<code>{r['path']}</code> ({r['type']}) produced no tensor"
         else:
-            flat = out[0].float().flatten()
-            k = min(8, flat.numel())
-            top = flat.abs().topk(k)
-            vals = (top.values / top.values.max().clamp_min(1e-8)).tolist()
-            self.image_widget.value = render.png_bytes(render.bars([f"#{i}" for i in top.indices.tolist()], vals))
+            what = (f"<code>{r['path']}</code> — {r['type']}, {r['params']:,} parameters, output "
+                    f"<b>{tuple(out.shape)}</b>")
+        self.info.value = f"{self.summary}<br>{what}"
+        self.image_widget.value = render.png_bytes(self.layer_picture(r))
+        self.n_redraw += 1
 
     def static_figure(self):
-        """One row per part: the mean absolute activation of the part's output maps, for the current model."""
+        """One panel per part: the mean absolute activation of the part's output maps, for the current model.
+
+        Titles name the part, its output shape and its parameters; the figure's title is the model.
+        """
         import matplotlib.pyplot as plt
 
         parts = [r for r in self.rows if r["depth"] == 0]

@@ -1,10 +1,10 @@
 """Lesson 04's head explorer: score maps per level, thresholds, NMS and the mask overlay, live.
 
 The detector (and the optional segmenter) run once per image; the outputs are
-cached, and every slider move only re-decodes and redraws them with PIL.
+cached, and every slider move only re-decodes and redraws them.
 
->>> ex = HeadExplorer(detector, images, segmenter=segmenter)
->>> ex.widget                     # in a notebook
+>>> ex = HeadExplorer(detector, images, segmenter=segmenter)   # doctest: +SKIP
+>>> ex                            # in a notebook
 >>> ex.score.value = 0.5          # tests move sliders like this ...
 >>> ex.n_before, ex.n_after       # ... and read the state
 """
@@ -12,61 +12,41 @@ cached, and every slider move only re-decodes and redraws them with PIL.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-import numpy as np
+import ipywidgets as W
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .. import render
 from ..images import to_uint8
+from ..measure import evaluating
 from ..model import Model
-
-MASK_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48],
-                         [145, 30, 180]], dtype=np.float32)
-BOX_COLOURS = [tuple(int(v) for v in c) for c in MASK_COLOURS[1:]]
+from .base import GalleryExplorer
 
 
-def mask_overlay(image: torch.Tensor | np.ndarray, classes: torch.Tensor | np.ndarray, opacity: float = 0.5) -> Image.Image:
-    """Colour every pixel by its class (0 = background stays clear) and blend it over the image."""
-    base = to_uint8(image).astype(np.float32)
-    cls = np.asarray(classes.cpu() if isinstance(classes, torch.Tensor) else classes).astype(np.int64)
-    col = MASK_COLOURS[cls % len(MASK_COLOURS)]
-    a = (cls > 0)[..., None] * float(opacity)
-    return Image.fromarray((base * (1 - a) + col * a).astype(np.uint8))
-
-
-class HeadExplorer:
+class HeadExplorer(GalleryExplorer):
     """Image, level, class, score / IoU thresholds, mask opacity -> boxes, score maps and counts.
 
-    ``images`` is a ``(N, 3, H, W)`` tensor or a dict ``name -> (3, H, W)``.  Attributes
+    ``image`` is a ``(N, 3, H, W)`` tensor or a dict ``name -> (3, H, W)``.  Attributes
     for tests: ``n_forward`` (forward passes so far), ``n_before`` / ``n_after`` (boxes above
     the threshold before and after NMS), ``image_widget`` and ``info`` (what is shown).
     """
 
-    def __init__(self, detector: Model, images: torch.Tensor | Mapping[str, torch.Tensor],
-                 segmenter: Model | None = None, scale: int = 3):
-        import ipywidgets as W
-
-        if isinstance(images, Mapping):
-            self.names, tensors = list(images), list(images.values())
-        elif isinstance(images, torch.Tensor) and images.ndim == 4:
-            self.names, tensors = [f"image {i}" for i in range(len(images))], list(images)
-        else:
+    def __init__(self, detector: Model, image: Any = None, *, picker: Any = None, segmenter: Model | None = None,
+                 scale: int = 3):
+        if image is not None and not isinstance(image, (Mapping, torch.Tensor)):
             raise TypeError("images must be a (N, 3, H, W) tensor or a dict name -> (3, H, W) tensor")
-        if not tensors:
-            raise ValueError("give the explorer at least one image")
-        self.images = [t.float() / 255 if t.dtype == torch.uint8 else t for t in tensors]
-        self.detector = detector.eval()
+        super().__init__(detector.eval(), image, picker=picker)
+        self.detector = detector
         self.segmenter = segmenter.eval() if segmenter is not None else None
         self.head = detector.head
         self.scale = scale
-        self.n_forward = 0
-        self._cache: dict[int, tuple[dict[str, torch.Tensor], torch.Tensor | None]] = {}
+        self._cache: dict[str, tuple[dict[str, torch.Tensor], torch.Tensor | None]] = {}
         self.n_before = self.n_after = 0
 
         style = {"description_width": "90px"}
-        self.image = W.Dropdown(options=[(n, i) for i, n in enumerate(self.names)], value=0, description="image",
-                                style=style)
+        self.gallery.style = style
         self.level = W.Dropdown(options=["all", *self.head.levels], value="all", description="level", style=style)
         self.cls = W.Dropdown(options=[("all", -1)] + [(n, i) for i, n in enumerate(self.head.class_names)],
                               value=-1, description="class", style=style)
@@ -75,30 +55,34 @@ class HeadExplorer:
         self.opacity = W.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.1, description="mask opacity",
                                      style=style, disabled=segmenter is None)
         self.image_widget = W.Image(format="png")
-        self.info = W.HTML()
-        controls = [self.image, self.level, self.cls, self.score, self.iou, self.opacity]
-        for c in controls:
-            c.observe(lambda _change: self.update(), names="value")
-        self.widget = W.VBox([W.HBox([W.VBox(controls[:3]), W.VBox(controls[3:])]), self.image_widget, self.info])
-        self.update()
+        self._observe(self.level, self.cls, self.score, self.iou, self.opacity)
+        self._start(image, [W.HBox([W.VBox([self.gallery, self.level, self.cls]),
+                                    W.VBox([self.score, self.iou, self.opacity])])], [self.image_widget])
 
     # ------------------------------------------------------------------ cache
-    @torch.no_grad()
-    def outputs(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """The cached head outputs (and segmentation classes) of image ``i``; computed on first use."""
-        if i not in self._cache:
-            x = self.images[i][None]
-            det = {k: v.detach() for k, v in self.detector(x).items()}
-            seg = self.segmenter.head.decode(self.segmenter(x))[0] if self.segmenter is not None else None
+    def _forget(self, name: str) -> None:
+        self._cache.pop(name, None)
+
+    def outputs(self, name: str | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The cached head outputs (and segmentation classes) of one picture; computed on first use."""
+        name = self.gallery.value if name is None else name
+        if name not in self._cache:
+            x = self.images[name][None]
+            with evaluating(self.detector):
+                det = {k: v.detach() for k, v in self.detector(x).items()}
+            seg = None
+            if self.segmenter is not None:
+                with evaluating(self.segmenter):
+                    seg = self.segmenter.head.decode(self.segmenter(x))[0]
             self.n_forward += 1
-            self._cache[i] = (det, seg)
-        return self._cache[i]
+            self._cache[name] = (det, seg)
+        return self._cache[name]
 
     def detections(self, nms: bool = True) -> dict[str, torch.Tensor]:
         """The current image's boxes under the current level / class / thresholds."""
-        det, _ = self.outputs(self.image.value)
+        det, _ = self.outputs()
         levels = None if self.level.value == "all" else [self.level.value]
-        r = self.head.decode(det, score_thresh=self.score.value, iou_thresh=self.iou.value, levels=levels,
+        r = self.head.decode(det, score_threshold=self.score.value, iou_threshold=self.iou.value, levels=levels,
                              nms=nms, max_det=1000, pre_nms_topk=5000)[0]
         if self.cls.value >= 0:
             keep = r["labels"] == self.cls.value
@@ -107,42 +91,35 @@ class HeadExplorer:
 
     def score_map(self, level: str) -> torch.Tensor:
         """Class probability per cell of one level: the chosen class, or the best class for "all"."""
-        det, _ = self.outputs(self.image.value)
+        det, _ = self.outputs()
         p = det[f"cls.{level}"][0].sigmoid()
         return p[self.cls.value] if self.cls.value >= 0 else p.max(0).values
 
     # ------------------------------------------------------------------ drawing
     def _base(self) -> Image.Image:
-        img = self.images[self.image.value]
-        _, seg = self.outputs(self.image.value)
+        _, seg = self.outputs()
         if seg is not None and self.opacity.value > 0:
-            return mask_overlay(img, seg, self.opacity.value)
-        return Image.fromarray(to_uint8(img))
+            return render.mask_overlay(self.image, seg, self.opacity.value)
+        return Image.fromarray(to_uint8(self.image))
 
     def _boxes_picture(self, r: Mapping[str, torch.Tensor], title: str) -> Image.Image:
         names = [self.head.class_names[int(c)] for c in r["labels"]]
-        cols = [BOX_COLOURS[int(c) % len(BOX_COLOURS)] for c in r["labels"]]
+        cols = [render.class_colour(int(c)) for c in r["labels"]]
         pic = render.draw_boxes(self._base(), r["boxes"], labels=names, scores=r["scores"].tolist(),
                                 colors=cols, width=1, scale=self.scale)
-        ImageDraw.Draw(pic).text((4, pic.height - 12), title, fill=(255, 255, 255))
-        return pic
+        return render.badge(pic, (2, pic.height - 12), title, bg=None)
 
     def _maps_picture(self, size: int) -> Image.Image:
         levels = self.head.levels if self.level.value == "all" else [self.level.value]
+        side = size if len(levels) == 1 else size // 2
         tiles = []
         for lv in levels:
-            m = self.score_map(lv).numpy()
-            tile_size = size if len(levels) == 1 else size // 2
-            tile = Image.fromarray(render.colorize(m, "magma", normalize=False)).resize((tile_size, tile_size),
-                                                                                        Image.NEAREST)
-            ImageDraw.Draw(tile).text((3, 2), f"{lv} {m.shape[0]}x{m.shape[1]}", fill=(255, 255, 255))
-            tiles.append(tile)
+            m = self.score_map(lv)
+            tile = render.tile(m, side, "magma", normalize=False).resize((side, side), Image.NEAREST)
+            tiles.append(render.badge(tile, (1, 2), f"{lv} {m.shape[0]}x{m.shape[1]}", bg=None))
         if len(tiles) == 1:
             return tiles[0]
-        grid = Image.new("RGB", (size, size), (255, 255, 255))
-        for k, t in enumerate(tiles[:4]):
-            grid.paste(t, ((k % 2) * (size // 2), (k // 2) * (size // 2)))
-        return grid
+        return render.grid(tiles[:4], ncols=2, pad=0)
 
     def picture(self) -> Image.Image:
         """The whole view: boxes before NMS | after NMS | class-score map(s)."""
@@ -152,29 +129,38 @@ class HeadExplorer:
         mid = self._boxes_picture(after, f"after NMS: {self.n_after}")
         return render.hstack([left, mid, self._maps_picture(left.height)])
 
-    def update(self) -> None:
+    def redraw(self) -> None:
+        """Re-decode the cached outputs under the current controls and draw them."""
         self.image_widget.value = render.png_bytes(self.picture())
         what = "every class" if self.cls.value < 0 else self.head.class_names[self.cls.value]
         self.info.value = (f"<b>{self.n_before}</b> boxes score ≥ {self.score.value:.2f} ({what}, level "
                            f"{self.level.value}); NMS at IoU > {self.iou.value:.2f} keeps <b>{self.n_after}</b>. "
                            f"Forward passes so far: {self.n_forward}.")
+        self.n_redraw += 1
 
-    def static_figure(self, indices: Sequence[int] | None = None):
-        """A matplotlib figure for places without widgets: per image, before / after NMS and the score maps."""
+    def static_figure(self, images: Sequence[int | str] | None = None):
+        """A matplotlib figure for places without widgets: per image, before / after NMS and the score maps.
+
+        ``images`` are gallery positions or names (default: the one shown); each row is exactly the
+        explorer's picture for it, titled with its name and box counts.
+        """
         import matplotlib.pyplot as plt
 
-        indices = list(indices) if indices is not None else [self.image.value]
-        old = self.image.value
-        fig, axes = plt.subplots(len(indices), 1, figsize=(10, 3.4 * len(indices)), squeeze=False)
+        names = self.names_of(images)
+        old = self.gallery.value
+        fig, axes = plt.subplots(len(names), 1, figsize=(10, 3.4 * len(names)), squeeze=False)
         try:
-            for ax, i in zip(axes[:, 0], indices):
-                self.image.value = i
-                ax.imshow(self.picture())
-                ax.set_title(f"{self.names[i]}: {self.n_before} boxes before NMS, {self.n_after} after "
-                             f"(score ≥ {self.score.value:.2f}, IoU > {self.iou.value:.2f})", fontsize=9)
-                ax.axis("off")
+            with self._quietly():
+                for ax, name in zip(axes[:, 0], names):
+                    self.gallery.value = name
+                    ax.imshow(self.picture())
+                    ax.set_title(f"{name}: {self.n_before} boxes before NMS, {self.n_after} after "
+                                 f"(score ≥ {self.score.value:.2f}, IoU > {self.iou.value:.2f})", fontsize=9)
+                    ax.axis("off")
         finally:
-            self.image.value = old
+            with self._quietly():
+                self.gallery.value = old
+            self.redraw()
         fig.tight_layout()
         plt.close(fig)
         return fig

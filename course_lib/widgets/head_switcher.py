@@ -2,99 +2,106 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import ipywidgets as W
-import numpy as np
 import torch
 from PIL import Image
 
 from .. import render
 from ..images import to_uint8
 from ..model import Model
-
-#: colours of background + the three ShapesWorld classes
-PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48]], dtype=np.uint8)
+from .base import GalleryExplorer
 
 
-def mask_overlay(image: torch.Tensor, classes: torch.Tensor, alpha: float = 0.5) -> Image.Image:
-    """Colour each pixel by its class (background stays the photo)."""
-    base = to_uint8(image).astype(np.float32)
-    cls = classes.cpu().numpy()
-    colour = PALETTE[np.clip(cls, 0, len(PALETTE) - 1)].astype(np.float32)
-    a = (cls > 0)[..., None] * alpha
-    return Image.fromarray((base * (1 - a) + colour * a).astype(np.uint8))
-
-
-class HeadSwitcher:
+class HeadSwitcher(GalleryExplorer):
     """Pick an image and a head: the backbone and neck run once per image, every head reads their output.
 
-    ``n_forward`` counts the passes through backbone + neck; switching heads or
-    the score threshold only redraws from the cached outputs.
+    ``model`` is a multi-task model (``model.heads``, ``model.trace(x).heads``);
+    ``image`` a ``(N, 3, H, W)`` batch or a dict of pictures.  ``n_forward``
+    counts the passes through backbone + neck (one per image, cached);
+    switching heads or the score threshold only redraws from the cached outputs.
     """
 
-    def __init__(self, model: Model, images: torch.Tensor, scale: int = 3):
-        self.model = model.eval()
-        self.images = images
+    def __init__(self, model: Model, image: Any = None, *, picker: Any = None, scale: int = 3):
+        super().__init__(model.eval(), image, picker=picker)
+        self.model = model
         self.scale = scale
-        self.n_forward = 0
-        self.index = W.IntSlider(value=0, min=0, max=len(images) - 1, description="Image:")
+        self._traces: dict[str, Any] = {}
         self.head = W.ToggleButtons(options=list(model.heads), description="Head:")
         self.score = W.FloatSlider(value=0.4, min=0.05, max=0.95, step=0.05, description="Score ≥")
-        self.label = W.HTML()
         self.image_widget = W.Image(format="png")
-        self.index.observe(lambda _: self._run(), names="value")
-        self.head.observe(lambda _: self.redraw(), names="value")
-        self.score.observe(lambda _: self.redraw(), names="value")
-        self._run()
-        self.widget = W.VBox([W.HBox([self.index, self.score]), self.head, self.label, self.image_widget])
+        self._observe(self.head, self.score)
+        self._start(image, [W.HBox([self.gallery, self.score]), self.head], [self.image_widget])
 
-    def _run(self) -> None:
-        x = self.images[self.index.value]
-        self.trace = self.model.trace(x.float() / 255 if x.dtype == torch.uint8 else x)
-        self.n_forward += 1
-        self.redraw()
+    def _forget(self, name: str) -> None:
+        self._traces.pop(name, None)
 
-    def picture(self, task: str) -> Image.Image:
-        """What head ``task`` says about the current image, drawn on it."""
-        img = self.trace.image[0]
-        out = self.trace.head[task]
+    @property
+    def trace(self):
+        """The cached trace of the picture shown now (backbone + neck + every head, run once per picture)."""
+        name = self.gallery.value
+        if name not in self._traces:
+            self._traces[name] = self.model.trace(self.images[name])
+            self.n_forward += 1
+        return self._traces[name]
+
+    def picture(self, task: str) -> tuple[Image.Image, str]:
+        """What head ``task`` says about the current image, drawn on it, and the sentence that says it."""
+        trace = self.trace
+        img = trace.image[0]
+        out = trace.head[task]
+        head = self.model.heads[task]
         if task == "classification":
-            head = self.model.heads[task]
             top = head.decode(out, k=len(head.class_names))[0]
-            self.label.value = f"classification: <b>{top[0].name}</b> covers the most pixels ({top[0].prob:.0%} sure)"
+            text = f"classification: <b>{top[0].name}</b> covers the most pixels ({top[0].prob:.0%} sure)"
             pic = Image.fromarray(to_uint8(img)).resize((img.shape[-1] * self.scale,) * 2, Image.NEAREST)
-            return render.hstack([pic, render.bars([c.name for c in top], [c.prob for c in top], width=300)])
+            return render.hstack([pic, render.bars([c.name for c in top], [c.prob for c in top], width=300)]), text
         if task == "detection":
-            head = self.model.heads[task]
-            det = head.decode(out, score_thresh=self.score.value)[0]
+            det = head.decode(out, score_threshold=self.score.value)[0]
             names = [head.class_names[int(i)] for i in det["labels"]]
-            self.label.value = f"detection: {len(det['boxes'])} boxes with score ≥ {self.score.value:.2f}"
-            return render.draw_boxes(img, det["boxes"], names, det["scores"].tolist(), scale=self.scale)
-        classes = self.model.heads[task].decode(out)[0]
-        counts = torch.bincount(classes.flatten(), minlength=len(PALETTE))
-        self.label.value = "segmentation: pixels per class " + ", ".join(
-            f"{n}: {int(c)}" for n, c in zip(self.model.heads[task].class_names, counts))
-        pic = mask_overlay(img, classes)
-        return pic.resize((pic.width * self.scale, pic.height * self.scale), Image.NEAREST)
+            text = f"detection: {len(det['boxes'])} boxes with score ≥ {self.score.value:.2f}"
+            return render.draw_boxes(img, det["boxes"], names, det["scores"].tolist(), scale=self.scale), text
+        classes = head.decode(out)[0]
+        counts = torch.bincount(classes.flatten(), minlength=len(head.class_names))
+        text = "segmentation: pixels per class " + ", ".join(
+            f"{n}: {int(c)}" for n, c in zip(head.class_names, counts))
+        pic = render.mask_overlay(img, classes)
+        return pic.resize((pic.width * self.scale, pic.height * self.scale), Image.NEAREST), text
 
     def redraw(self) -> None:
-        self.image_widget.value = render.png_bytes(self.picture(self.head.value))
+        """Draw the chosen head's verdict on the current image (from the cached trace)."""
+        pic, self.info.value = self.picture(self.head.value)
+        self.image_widget.value = render.png_bytes(pic)
+        self.n_redraw += 1
 
-    def static_figure(self, indices: tuple[int, ...] = (0, 1, 2)):
-        """A grid: rows are images, columns the input and what each head says."""
+    def static_figure(self, images: Sequence[int | str] | None = None):
+        """A grid: rows are images (gallery positions or names; default: the one shown), columns the input and
+        what each head says.
+
+        Panel ``(r, 1 + t)`` is exactly the explorer's picture of head ``t`` for image ``r``, titled with the
+        head's name.
+        """
         import matplotlib.pyplot as plt
 
         tasks = list(self.model.heads)
-        fig, axes = plt.subplots(len(indices), len(tasks) + 1, figsize=(3 * (len(tasks) + 1), 3 * len(indices)))
-        keep = self.index.value
-        for r, i in enumerate(indices):
-            self.index.value = i
-            axes[r, 0].imshow(to_uint8(self.trace.image[0]))
-            axes[r, 0].set_title(f"image {i}")
-            for c, task in enumerate(tasks, start=1):
-                axes[r, c].imshow(self.picture(task))
-                axes[r, c].set_title(task)
+        names = self.names_of(images)
+        fig, axes = plt.subplots(len(names), len(tasks) + 1, figsize=(3 * (len(tasks) + 1), 3 * len(names)),
+                                 squeeze=False)
+        keep = self.gallery.value
+        with self._quietly():
+            try:
+                for r, name in enumerate(names):
+                    self.gallery.value = name
+                    axes[r, 0].imshow(to_uint8(self.trace.image[0]))
+                    axes[r, 0].set_title(name)
+                    for c, task in enumerate(tasks, start=1):
+                        axes[r, c].imshow(self.picture(task)[0])
+                        axes[r, c].set_title(task)
+            finally:
+                self.gallery.value = keep
         for ax in axes.flat:
             ax.axis("off")
-        self.index.value = keep
         fig.tight_layout()
         return fig

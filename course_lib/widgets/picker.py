@@ -9,19 +9,21 @@ import torch
 
 from .. import render
 from ..images import ImageError, load_image, sample_images, to_uint8
+from .base import Panel
 
 #: Uploaded pictures are shrunk so the long side is at most this many pixels
 #: (a 12-megapixel phone photo would make every explorer slow).
 MAX_SIDE = 640
 
 
-class ImagePicker:
+class ImagePicker(Panel):
     """A dropdown of the offline sample photos plus a ``FileUpload`` button.
 
     ``picker.image`` is the current picture as a ``(3, H, W)`` tensor in [0, 1];
     ``picker.on_change(fn)`` calls ``fn(image)`` whenever it changes.  A file
     that is not a usable image leaves the current picture in place and shows
-    why in ``picker.status``.
+    why in ``picker.info``.  Displayed, it shows the dropdown, the upload button and a
+    preview; its static figure is the chosen photo.
     """
 
     def __init__(self, initial: str = "chelsea", max_side: int = MAX_SIDE, preview_width: int = 220):
@@ -36,11 +38,22 @@ class ImagePicker:
         self.image = load_image(self._samples[initial], max_side=max_side)
         self.dropdown = W.Dropdown(options=list(self._samples), value=initial, description="Photo:")
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload your own")
-        self.status = W.HTML(value=self._ok_message())
+        self.info = W.HTML(value=self._ok_message())
         self.preview = W.Image(value=render.png_bytes(self._thumb()), format="png", width=preview_width)
         self.dropdown.observe(self._on_dropdown, names="value")
         self.upload.observe(self._on_upload, names="value")
-        self.widget = W.VBox([W.HBox([self.dropdown, self.upload]), self.status, self.preview])
+        self.widget = W.VBox([W.HBox([self.dropdown, self.upload]), self.info, self.preview])
+
+    def static_figure(self):
+        """The chosen photo, titled with its name and size (matplotlib)."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(3, 3 * self.image.shape[1] / self.image.shape[2]))
+        ax.imshow(to_uint8(self.image))
+        ax.set_title(f"{self.name}: {self.image.shape[2]}×{self.image.shape[1]} pixels", fontsize=8)
+        ax.axis("off")
+        fig.tight_layout()
+        return fig
 
     # -- public API -------------------------------------------------------
     def on_change(self, fn: Callable[[torch.Tensor], None]) -> None:
@@ -52,7 +65,7 @@ class ImagePicker:
         try:
             img = load_image(data, max_side=self.max_side)
         except ImageError as err:
-            self.status.value = f"<span style='color:#b00020'>⚠ Could not use {name!r}: {err}</span>"
+            self.info.value = f"<span style='color:#b00020'>⚠ Could not use {name!r}: {err}</span>"
             return False
         key = f"upload: {name}"
         self._uploads[key] = img
@@ -73,7 +86,7 @@ class ImagePicker:
     def _set(self, name: str, img: torch.Tensor) -> None:
         self.name, self.image = name, img
         self.preview.value = render.png_bytes(self._thumb())
-        self.status.value = self._ok_message()
+        self.info.value = self._ok_message()
         for fn in self._callbacks:
             fn(img)
 
@@ -94,10 +107,8 @@ class ImagePicker:
         self.load_bytes(bytes(f["content"]), f.get("name", "upload"))
 
     def _thumb(self):
-        arr = to_uint8(self.image)
-        h, w = arr.shape[:2]
-        scale = 220 / max(h, w)
-        return render.resize(arr, (max(1, round(w * scale)), max(1, round(h * scale))), smooth=True)
+        _, h, w = self.image.shape
+        return render.photo(self.image, max(1, round(w * 220 / max(h, w))))
 
     def _ok_message(self) -> str:
         _, h, w = self.image.shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as W
 import numpy as np
@@ -10,10 +11,10 @@ import torch
 
 from .. import render
 from ..model import Model, Trace
-from .picker import ImagePicker
+from .base import Explorer, as_image
 
 
-class StageExplorer:
+class StageExplorer(Explorer):
     """Pick a stage of ``model`` and see what it holds for the current image.
 
     The network runs once per image (``n_forward`` counts the passes); moving
@@ -24,61 +25,52 @@ class StageExplorer:
       activation, side by side;
     * a vector ``(1, C)`` (after pooling) or logits: the ``k`` largest entries
       as bars, named by the head's classes when there are any.
+
+    ``prepare`` turns the picture into what the model expects (e.g.
+    :func:`course_lib.images.imagenet_view`).
     """
 
-    def __init__(self, model: Model, picker: ImagePicker | None = None, image: torch.Tensor | None = None,
+    def __init__(self, model: Model, image: Any = None, *, picker: Any = None,
                  prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, top_k: int = 8, cell: int = 96):
-        if picker is None and image is None:
-            raise ValueError("give StageExplorer an ImagePicker (picker=...) or an image tensor (image=...)")
+        super().__init__(model, image, picker=picker)
         self.model = model
         self.prepare = prepare or (lambda x: x)
         self.cell = cell
-        self.n_forward = 0
         self.trace: Trace | None = None
-        self._updating = False
+        self._rows: dict[str, torch.Tensor] = {}
         self.stage = W.Dropdown(description="Stage:")
         self.top_k = W.IntSlider(value=top_k, min=1, max=16, description="Top k:", continuous_update=True)
-        self.shape_label = W.HTML()
         self.image_widget = W.Image(format="png")
         self.verdict_widget = W.Image(format="png")
-        self.stage.observe(lambda _: self.redraw(), names="value")
-        self.top_k.observe(lambda _: self.redraw(), names="value")
-        self.set_image(picker.image if picker is not None else image)
-        if picker is not None:
-            picker.on_change(self.set_image)
-        controls = W.HBox([self.stage, self.top_k])
-        self.widget = W.VBox([controls, self.shape_label, self.image_widget,
-                              W.HTML("<b>Verdict of the head (top 5)</b>"), self.verdict_widget])
+        self._observe(self.stage, self.top_k)
+        self._start(image, [W.HBox([self.stage, self.top_k])],
+                    [self.image_widget, W.HTML("<b>Verdict of the head (top 5)</b>"), self.verdict_widget])
 
     # -- the expensive part: once per image -------------------------------------
-    def set_image(self, image: torch.Tensor) -> None:
-        """Run the model once on a new image and redraw."""
-        x = self.prepare(image)
-        self.trace = self.model.trace(x)
+    def _trace(self, image: Any) -> None:
+        """Run the model once on a new image."""
+        self.trace = self.model.trace(self.prepare(as_image(image)))
         self.n_forward += 1
         self._rows = {f"{part} · {name}": t for part, name, t in self.trace.stages()}
         keep = self.stage.value if self.stage.value in self._rows else None
-        self._updating = True  # changing the options fires observers; redraw once at the end
-        try:
+        with self._quietly():  # changing the options fires observers; redraw once at the end
             if list(self.stage.options) != list(self._rows):
                 self.stage.options = list(self._rows)
             self.stage.value = keep or list(self._rows)[1]
-        finally:
-            self._updating = False
         self.verdict_widget.value = render.png_bytes(self.verdict_image())
-        self.redraw()
 
     # -- the cheap part: every slider move ---------------------------------------
     def redraw(self) -> None:
         """Redraw the current stage from the cached trace (no forward pass)."""
-        if self._updating or self.trace is None or self.stage.value not in self._rows:
+        if self.trace is None or self.stage.value not in self._rows:
             return
         self.image_widget.value = render.png_bytes(self.stage_image(self.stage.value, self.top_k.value))
         t = self._rows[self.stage.value]
         part, name = self.stage.value.split(" · ")
         spec = self.trace.specs.get(part, {}).get(name)
         extra = f" — {spec}" if spec is not None else ""
-        self.shape_label.value = f"<code>{name}</code>: tensor of shape <b>{tuple(t.shape)}</b>{extra}"
+        self.info.value = f"<code>{name}</code>: tensor of shape <b>{tuple(t.shape)}</b>{extra}"
+        self.n_redraw += 1
 
     def top_channels(self, stage: str, k: int) -> list[int]:
         """Indices of the ``k`` channels of ``stage`` with the largest mean activation."""
@@ -87,6 +79,7 @@ class StageExplorer:
         return score.topk(min(k, score.numel())).indices.tolist()
 
     def stage_image(self, stage: str, k: int):
+        """The picture of one stage: its top-``k`` channels, or bars for a vector."""
         t = self._rows[stage][0]
         if t.ndim == 3 and stage.startswith("input"):
             return render.feature_grid(t, [0, 1, 2], ncols=3, cell=self.cell * 2, cmap="gray")
@@ -99,6 +92,7 @@ class StageExplorer:
         return render.bars(names, shown.tolist())
 
     def verdict_image(self):
+        """The head's top 5 classes as bars (or a note when the head does not classify)."""
         out = self.trace.head if self.trace is not None else None
         if isinstance(out, torch.Tensor) and out.ndim == 2 and hasattr(self.model.head, "decode"):
             top = self.model.head.decode(out, k=5)[0]
@@ -112,11 +106,15 @@ class StageExplorer:
         return [f"channel {i}" for i in idx]
 
     def static_figure(self, k: int = 4):
-        """A matplotlib figure of every stage (top channels) and the verdict, for places without widgets."""
+        """A matplotlib figure of every stage (top channels) and the verdict, for places without widgets.
+
+        Row 0 holds the input and the head's top classes; then one row per
+        spatial stage, titled with the stage, the channel and the map's size.
+        """
         import matplotlib.pyplot as plt
 
         spatial = [(s, t) for s, t in self._rows.items() if t.ndim == 4 and not s.startswith("input")]
-        fig, axes = plt.subplots(len(spatial) + 1, k, figsize=(1.8 * k, 1.9 * (len(spatial) + 1)))
+        fig, axes = plt.subplots(len(spatial) + 1, k, figsize=(1.8 * k, 1.9 * (len(spatial) + 1)), squeeze=False)
         img = self.trace.image[0].permute(1, 2, 0).cpu().numpy()
         for ax in axes.flat:
             ax.axis("off")

@@ -1,0 +1,155 @@
+"""What a backbone sees: pick a stage and a channel (or the top-k), alone or over the photo.
+
+Accepts any backbone the contract accepts: a course backbone
+(``cl.backbones.build("mobilenet_v2", pretrained=True)``) or a learner's own
+module wrapped with :func:`course_lib.backbones.from_module`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .. import render
+from ..measure import evaluating
+from .base import Explorer, as_image
+
+
+def check_backbone(backbone: Any) -> nn.Module:
+    """The backbone to explore (a whole Model gives its backbone); a clear error for anything else."""
+    if not isinstance(backbone, nn.Module):
+        raise TypeError(f"the explorer needs a backbone (torch.nn.Module), got {type(backbone).__name__}")
+    if hasattr(backbone, "backbone") and not hasattr(backbone, "out_specs"):
+        backbone = backbone.backbone  # a whole Model: look at its eye
+    if not isinstance(getattr(backbone, "out_specs", None), Mapping):
+        raise TypeError(
+            f"{type(backbone).__name__} does not follow the backbone contract (no out_specs). Wrap your module: "
+            "course_lib.backbones.from_module(net, taps={'C3': 'layer2', ...})"
+        )
+    return backbone
+
+
+class FeatureExplorer(Explorer):
+    """Pick a stage and a channel (or the top-k most active channels) and see its map, alone or over the photo.
+
+    Controls (attributes): ``stage``, ``mode`` ("channel" / "top-k"),
+    ``channel``, ``top_k``, ``overlay``.  Output: ``image_widget`` and the text
+    in ``info``.  ``n_forward`` counts forward passes (one per image); every
+    control move redraws from the cached maps with :mod:`course_lib.render`.
+    """
+
+    def __init__(self, backbone: nn.Module, image: Any = None, *, picker: Any = None, max_side: int = 320,
+                 width: int = 448):
+        super().__init__(check_backbone(backbone), image, picker=picker)
+        self.backbone = self.source
+        self.max_side, self.width = max_side, width
+        stages = list(self.backbone.out_specs)
+        self.stage = W.Dropdown(options=stages, value=stages[min(1, len(stages) - 1)], description="Stage:")
+        self.mode = W.ToggleButtons(options=["channel", "top-k"], value="channel", description="Show:")
+        self.channel = W.IntSlider(value=0, min=0, max=1, description="Channel:", continuous_update=True)
+        self.top_k = W.IntSlider(value=8, min=1, max=16, description="Top k:", continuous_update=True)
+        self.overlay = W.Checkbox(value=True, description="over the photo")
+        self.image_widget = W.Image(format="jpeg")
+        self._observe(self.stage, self.mode, self.channel, self.top_k, self.overlay)
+        self._start(image, [W.HBox([self.stage, self.mode]), W.HBox([self.channel, self.top_k, self.overlay])],
+                    [self.image_widget])
+
+    # -- once per image -------------------------------------------------------------
+    def _trace(self, image: Any) -> None:
+        """Run the backbone once on a new image and cache every stage (as float32 on the CPU)."""
+        self.image = as_image(image, self.max_side)
+        with evaluating(self.backbone):
+            device = next(self.backbone.parameters()).device
+            feats = self.backbone(self.image[None].to(device))
+        self.n_forward += 1
+        self.features: OrderedDict[str, torch.Tensor] = OrderedDict(
+            (k, v[0].detach().float().cpu()) for k, v in feats.items() if v.ndim == 4)
+        self._ranking = {k: v.mean(dim=(1, 2)).argsort(descending=True) for k, v in self.features.items()}
+        self._base = render.photo(self.image, self.width)
+        self._tiles: dict[int, np.ndarray] = {}
+        self._sync_channel_range()
+
+    # -- every control change -------------------------------------------------------
+    def _on_control(self, change) -> None:
+        if not self._quiet and change["owner"] is self.stage:
+            self._sync_channel_range()
+        super()._on_control(change)
+
+    def _sync_channel_range(self) -> None:
+        n = self.features[self.stage.value].shape[0]
+        with self._quietly():
+            self.channel.max = n - 1
+            self.channel.value = min(self.channel.value, n - 1)
+
+    def top_channels(self, k: int | None = None) -> list[int]:
+        """The ``k`` channels of the current stage with the largest mean activation on this image."""
+        k = self.top_k.value if k is None else k
+        return self._ranking[self.stage.value][:k].tolist()
+
+    def _photo(self, width: int) -> np.ndarray:
+        if width not in self._tiles:
+            self._tiles[width] = render.photo(self.image, width)
+        return self._tiles[width]
+
+    def render(self) -> Image.Image:
+        """The picture for the current control values (from the cache; no forward pass)."""
+        maps = self.features[self.stage.value]
+        if self.mode.value == "channel":
+            m = maps[self.channel.value]
+            if self.overlay.value:
+                return render.overlay(self._base, m, alpha=0.55)
+            return render.tile(m, self.width)
+        chans = self.top_channels()
+        if not self.overlay.value:
+            return render.feature_grid(maps, chans, ncols=4, cell=self.width // 4 - 3)
+        tile = self._photo(self.width // 4 - 2)
+        return render.grid([render.badge(render.overlay(tile, maps[c], alpha=0.55), (0, 0), f"#{c}")
+                            for c in chans], ncols=4)
+
+    def describe(self) -> str:
+        """The one-line explanation under the controls."""
+        maps = self.features[self.stage.value]
+        spec = self.backbone.out_specs.get(self.stage.value)
+        c, h, w = maps.shape
+        where = f"stride {spec.stride}, " if spec is not None and spec.stride else ""
+        if self.mode.value == "channel":
+            m = maps[self.channel.value]
+            rank = int((self._ranking[self.stage.value] == self.channel.value).nonzero()[0, 0]) + 1
+            what = (f"channel {self.channel.value} of {c} (rank {rank} by mean activation; "
+                    f"min {float(m.min()):.2f}, max {float(m.max()):.2f})")
+        else:
+            what = f"the {self.top_k.value} most active of {c} channels: {self.top_channels()}"
+        return f"<b>{self.stage.value}</b>: map {c}×{h}×{w} ({where}one cell per {self.image.shape[-1] // w} px) — {what}"
+
+    def redraw(self) -> None:
+        """Draw the current view and its explanation from the cache."""
+        self.image_widget.value = render.jpeg_bytes(self.render())
+        self.info.value = self.describe()
+        self.n_redraw += 1
+
+    def static_figure(self, k: int = 6):
+        """Every stage's top-``k`` channels over the photo, one row per stage (matplotlib).
+
+        Panel ``(r, j)`` is titled ``"<stage> #<channel>"``: the ``j``-th most active channel of stage ``r``.
+        """
+        import matplotlib.pyplot as plt
+
+        stages = list(self.features)
+        fig, axes = plt.subplots(len(stages), k, figsize=(1.6 * k, 1.35 * len(stages) + 0.3), squeeze=False)
+        for r, s in enumerate(stages):
+            for j, c in enumerate(self._ranking[s][:k].tolist()):
+                ax = axes[r, j]
+                ax.imshow(render.overlay(self._photo(160), self.features[s][c], alpha=0.55))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(f"{s} #{c}", fontsize=7)
+        fig.suptitle("Most active channels per stage (edges and colours -> textures -> parts)", fontsize=9)
+        fig.tight_layout()
+        return fig

@@ -1,0 +1,209 @@
+"""How a neck fuses scales: one level before fusion (``C_i``) and after (``P_i``), with its paths switchable.
+
+Pick an image, a neck (FPN, PAN with addition, PAN with concatenation), switch
+its lateral / top-down / bottom-up paths and see the level side by side with a
+diagram of the paths and the tensor shapes.  The backbone runs once per image
+(``n_forward``); a path switch re-runs only the neck (``n_neck_forward``), once
+per setting; every other control redraws from cached tensors.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .. import render
+from ..images import to_uint8
+from ..measure import evaluating
+from .base import GalleryExplorer
+
+NECK_CHOICES: dict[str, tuple[str, dict]] = {
+    "FPN": ("fpn", {}),
+    "PAN (add)": ("pan", {"fusion": "add"}),
+    "PAN (concat)": ("pan", {"fusion": "concat"}),
+}
+
+
+class FusionExplorer(GalleryExplorer):
+    """Before vs after fusion, level by level, with the neck's paths switchable.
+
+    ``backbone`` (``None``: the pretrained MobileNetV2) must give C3, C4, C5;
+    ``image`` is one picture or a dict ``name -> picture`` (anything
+    :func:`course_lib.load_image` takes).  The necks are built once (seeded,
+    untrained, ``out_channels`` wide): what changes with the switches is *which
+    information reaches a level*, not learned weights.
+
+    Controls (attributes): ``gallery``, ``neck``, ``lateral``, ``top_down``,
+    ``bottom_up``, ``level``, ``reduce`` ("mean" over channels or one
+    "channel"), ``channel``.  With ``picker=ImagePicker()`` the learner's
+    pictures join the gallery as "picked".  Outputs: ``image_widget`` (input |
+    before | after | what the switched-off paths carried), ``diagram_widget``,
+    ``info``; ``state`` holds the shapes and maps drawn last.
+    """
+
+    def __init__(self, backbone: nn.Module | None, image: Any = None, *, picker: Any = None, out_channels: int = 64,
+                 max_side: int = 320, seed: int = 0, tile: int = 200):
+        from .. import backbones, necks
+
+        if image is not None and isinstance(image, Mapping) and not image:
+            raise ValueError("give FusionExplorer at least one image, e.g. {'cat': cl.sample_images()['chelsea']}")
+        backbone = (backbone if backbone is not None else backbones.build("mobilenet_v2", pretrained=True)).eval()
+        specs = backbone.out_specs
+        missing = [k for k in ("C3", "C4", "C5") if k not in specs]
+        if missing:
+            raise ValueError(f"FusionExplorer needs a backbone with C3, C4, C5; this one gives {list(specs)}")
+        super().__init__(backbone, image, picker=picker, max_side=max_side)
+        self.backbone = backbone
+        self.tile = tile
+        torch.manual_seed(seed)
+        self.necks = {label: necks.build(name, specs, out_channels=out_channels, **kw).eval()
+                      for label, (name, kw) in NECK_CHOICES.items()}
+        self.n_neck_forward = 0  # neck passes: once per (image, neck, switches)
+        self._feats: dict[str, OrderedDict[str, torch.Tensor]] = {}
+        self._fused: dict[tuple, tuple[OrderedDict, OrderedDict]] = {}
+        self.state: dict[str, Any] = {}
+        self._memo: dict[tuple, Any] = {}  # derived arrays and pictures, keyed by what they depend on
+
+        self.neck = W.Dropdown(options=list(self.necks), description="Neck:")
+        self.lateral = W.Checkbox(value=True, description="lateral", indent=False)
+        self.top_down = W.Checkbox(value=True, description="top-down", indent=False)
+        self.bottom_up = W.Checkbox(value=True, description="bottom-up", indent=False)
+        self.level = W.ToggleButtons(options=["P3", "P4", "P5"], value="P3", description="Level:")
+        self.reduce = W.ToggleButtons(options=["mean", "channel"], value="mean", description="Show:")
+        self.channel = W.IntSlider(value=0, min=0, max=out_channels - 1, description="Channel:")
+        self.image_widget = W.Image(format="png")
+        self.diagram_widget = W.Image(format="png")
+        self._observe(self.neck, self.lateral, self.top_down, self.bottom_up, self.level, self.reduce, self.channel)
+        controls = [W.HBox([self.gallery, self.neck]),
+                    W.HBox([W.HTML("<b>Paths:</b>&nbsp;"), self.lateral, self.top_down, self.bottom_up]),
+                    self.level, W.HBox([self.reduce, self.channel])]
+        self._start(image, controls, [W.HBox([self.image_widget, self.diagram_widget])])
+
+    # -- public API --------------------------------------------------------
+    def _forget(self, name: str) -> None:
+        self._feats.pop(name, None)  # forget everything computed from the old picture of that name
+        self._fused = {k: v for k, v in self._fused.items() if k[0] != name}
+        self._memo = {k: v for k, v in self._memo.items() if len(k) < 2 or k[1] != name}
+
+    @property
+    def paths(self) -> dict[str, bool]:
+        """The switches as the current neck understands them (FPN has no bottom-up path)."""
+        neck = self.necks[self.neck.value]
+        wanted = {"lateral": self.lateral.value, "top_down": self.top_down.value, "bottom_up": self.bottom_up.value}
+        return {k: v for k, v in wanted.items() if k in neck.paths}
+
+    def features(self, name: str) -> OrderedDict[str, torch.Tensor]:
+        """The backbone's maps for one image (computed once, then cached)."""
+        if name not in self._feats:
+            with evaluating(self.backbone):
+                self._feats[name] = self.backbone(self.images[name][None])
+            self.n_forward += 1
+        return self._feats[name]
+
+    def fused(self, name: str, neck_label: str, paths: Mapping[str, bool]) -> tuple[OrderedDict, OrderedDict]:
+        """The neck's outputs and intermediates for one image and switch setting (run once, then cached)."""
+        key = (name, neck_label, tuple(sorted(paths.items())))
+        if key not in self._fused:
+            neck = self.necks[neck_label]
+            neck.set_paths(**paths)
+            with evaluating(neck):
+                out = neck(self.features(name))
+            self._fused[key] = (out, OrderedDict(neck.last_intermediates))
+            self.n_neck_forward += 1
+        return self._fused[key]
+
+    # -- drawing ---------------------------------------------------------------
+    def _reduce(self, key: tuple, t: torch.Tensor) -> np.ndarray:
+        """The map to draw: the channel mean (computed once per tensor, in NumPy) or one channel."""
+        a = t[0].numpy()
+        if self.reduce.value == "mean":
+            if key not in self._memo:
+                self._memo[key] = a.mean(axis=0)
+            return self._memo[key]
+        return a[self.channel.value % a.shape[0]]
+
+    def redraw(self) -> None:
+        """Redraw from the caches (running the backbone or the neck only if this setting is new)."""
+        name = self.gallery.value
+        label = self.neck.value
+        neck = self.necks[label]
+        self.bottom_up.disabled = "bottom_up" not in neck.paths
+        paths = self.paths
+        ref, _ = self.fused(name, label, {k: True for k in paths})
+        out, inter = self.fused(name, label, paths)
+        neck.set_paths(**paths)  # a cached setting leaves the neck as it was: say what is shown
+        lv = self.level.value
+        c_name = neck.in_keys[neck.out_keys.index(lv)]
+        before, after = self.features(name)[c_name], out[lv]
+        setting = (name, label, tuple(sorted(paths.items())), lv)
+        b_map = self._reduce(("before", name, c_name), before)
+        a_map = self._reduce(("after", *setting), after)
+        if ("carried", *setting) not in self._memo:
+            diff = np.abs(ref[lv][0].numpy() - after[0].numpy())
+            self._memo[("carried", *setting)] = (diff.mean(axis=0), float(diff.mean()))
+        c_map, carried = self._memo[("carried", *setting)]
+        which = "mean over channels" if self.reduce.value == "mean" else f"channel {self.channel.value}"
+        panels = [
+            render.label(Image.fromarray(to_uint8(self.images[name])).resize(
+                (self.tile, round(self.tile * before.shape[-2] / before.shape[-1]))), "input"),
+            render.label(render.tile(b_map, self.tile), f"before: {c_name} {tuple(before.shape[1:])}"),
+            render.label(render.tile(a_map, self.tile), f"after: {lv} {tuple(after.shape[1:])}"),
+        ]
+        if not all(paths.values()):
+            panels.append(render.label(render.tile(c_map, self.tile, "magma"), f"|all on - now| at {lv}"))
+        self.image_widget.value = render.png_bytes(render.hstack(panels))
+        if ("diagram", *setting[1:]) not in self._memo:
+            self._memo[("diagram", *setting[1:])] = render.png_bytes(render.neck_diagram(
+                list(neck.out_keys), paths, "bottom_up" in neck.paths, lv, fusion=getattr(neck, "fusion", "add")))
+        self.diagram_widget.value = self._memo[("diagram", *setting[1:])]
+        steps = [f"{k}: {tuple(v.shape[1:])}" for k, v in inter.items() if k.startswith(lv + " ")]
+        self.state = {"before": c_name, "after": lv, "before_shape": tuple(before.shape),
+                      "after_shape": tuple(after.shape), "paths": dict(paths), "before_map": b_map,
+                      "after_map": a_map, "carried": carried, "steps": steps}
+        self.info.value = (
+            f"<code>{c_name}</code> {tuple(before.shape)} &rarr; <b>{label}</b> &rarr; <code>{lv}</code> "
+            f"{tuple(after.shape)} ({which})<br>paths: {neck.describe_paths()}"
+            f"<br><small>steps at {lv}: {'; '.join(steps) if steps else '(none: this level is the top lateral)'}"
+            f"</small>")
+        self.n_redraw += 1
+
+    def static_figure(self, neck_label: str = "PAN (add)", image: str | None = None):
+        """Matplotlib grid: rows = switch settings, columns = P3..P5 (mean over channels), for places without widgets.
+
+        Row 0 has every path on, then one row per path switched off (its title says which); the panels are
+        the neck's outputs for that setting, titled with level, size and the backbone map feeding it.
+        """
+        import matplotlib.pyplot as plt
+
+        label = neck_label or self.neck.value
+        name = image or self.gallery.value
+        neck = self.necks[label]
+        settings = [{k: True for k in neck.paths}]
+        for k in neck.paths:
+            settings.append({**settings[0], k: False})
+        levels = list(neck.out_keys)
+        fig, axes = plt.subplots(len(settings), len(levels) + 1, figsize=(2.3 * (len(levels) + 1),
+                                                                          1.9 * len(settings)), squeeze=False)
+        feats = self.features(name)
+        for i, paths in enumerate(settings):
+            out, _ = self.fused(name, label, paths)
+            off = [k for k, v in paths.items() if not v]
+            axes[i, 0].imshow(to_uint8(self.images[name]))
+            axes[i, 0].set_title("all paths on" if not off else f"{', '.join(off)} OFF", fontsize=8)
+            for j, lv in enumerate(levels, start=1):
+                axes[i, j].imshow(out[lv][0].mean(0).numpy(), cmap="viridis")
+                c = neck.in_keys[j - 1]
+                axes[i, j].set_title(f"{lv} {tuple(out[lv].shape[2:])} (from {c} {feats[c].shape[1]}ch)", fontsize=7)
+        for ax in axes.flat:
+            ax.axis("off")
+        fig.suptitle(f"{label}: each level's mean over channels as paths are switched off", fontsize=9)
+        fig.tight_layout()
+        self.redraw()  # leave the necks as the controls say
+        return fig
