@@ -35,6 +35,6 @@ def __getattr__(name: str):
 
     if name in _LESSON_PARTS:
         return importlib.import_module(f"{__name__}.{_LESSON_PARTS[name]}")
-    if name in {"data", "widgets", "lessons", "training", "boxes", "measure", "metrics", "netguard"}:
+    if name in {"data", "widgets", "lessons", "training", "boxes", "explain", "measure", "metrics", "netguard"}:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

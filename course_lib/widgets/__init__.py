@@ -13,6 +13,7 @@ static figure where widgets cannot run.
 
 from .architecture_browser import ArchitectureBrowser
 from .base import Explorer, GalleryExplorer, Panel
+from .cam_explorer import CAMExplorer
 from .dilation_explorer import DilationExplorer
 from .feature_explorer import FeatureExplorer
 from .fusion_explorer import FusionExplorer
@@ -22,6 +23,6 @@ from .picker import ImagePicker
 from .receptive_field_explorer import ReceptiveFieldExplorer
 from .stage_explorer import StageExplorer
 
-__all__ = ["ArchitectureBrowser", "DilationExplorer", "Explorer", "FeatureExplorer", "FusionExplorer",
-           "GalleryExplorer", "HeadExplorer", "HeadSwitcher", "ImagePicker", "Panel", "ReceptiveFieldExplorer",
+__all__ = ["ArchitectureBrowser", "CAMExplorer", "DilationExplorer", "Explorer", "FeatureExplorer",
+           "FusionExplorer", "GalleryExplorer", "HeadExplorer", "HeadSwitcher", "ImagePicker", "Panel", "ReceptiveFieldExplorer",
            "StageExplorer"]
