@@ -33,6 +33,8 @@ TERMS: list[Term] = [
     Term("SPPF", "快速空间金字塔池化", "one 5x5 max-pool chained three times; equals SPP(5, 9, 13)", "03"),
     Term("ASPP", "空洞空间金字塔池化", "parallel dilated 3x3 convs at several rates plus image pooling", "03"),
     Term("attention", "注意力机制", "learned weights that re-scale channels (SE) or positions (CBAM)", "03"),
+    Term("class activation map", "类激活图", "CAM: the class-weighted sum of the last maps before pooling; "
+         "it shows where the evidence for a class is", "04"),
     Term("anchor", "锚框", "a reference box (or point) that a detector predicts relative to", "04"),
     Term("anchor-free", "无锚框", "predict from cell centres (anchor points) instead of preset boxes", "04"),
     Term("IoU", "交并比", "intersection over union of two boxes: overlap / combined area", "04"),

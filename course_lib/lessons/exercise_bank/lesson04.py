@@ -47,3 +47,35 @@ register(Exercise(
     hints=["the distance is the expectation: sum of bin x probability", "0*0.1 + 1*0.2 + 2*0.6 + 3*0.1 = 1.7 strides"],
     explanation="1.7 strides x 16 pixels = 27.2 pixels.",
 ))
+
+
+def _check_cam_fn(fn) -> bool:
+    """The learner's ``fn(maps, weight, k)`` must give the class-weighted sum of the maps (the raw CAM)."""
+    import torch
+
+    g = torch.Generator().manual_seed(4)
+    maps, weight = torch.randn(1, 6, 3, 5, generator=g), torch.randn(4, 6, generator=g)
+    for k in range(4):
+        out = torch.as_tensor(fn(maps, weight, k), dtype=torch.float32)
+        if out.shape != (3, 5) or not torch.allclose(out, torch.einsum("c,chw->hw", weight[k], maps[0]), atol=1e-5):
+            return False
+    return True
+
+
+def _reference_cam(maps, weight, k):
+    """The reference answer: channel c of the map weighted by weight[k, c], summed over the channels."""
+    return (weight[k][:, None, None] * maps[0]).sum(0)
+
+
+register(Exercise(
+    id="04.cam",
+    question="Write cam(maps, weight, k): maps is the (1, C, h, w) map that global average pooling reads, weight "
+             "the (num_classes, C) matrix of the linear head. Return the (h, w) class activation map of class k "
+             "(no bias, no scaling), whose mean plus the bias is the logit.",
+    answer=_reference_cam,
+    compare=lambda fn, ref: callable(fn) and _check_cam_fn(fn),
+    hints=["each channel c of the map gets the weight weight[k, c]",
+           "weight[k][:, None, None] * maps[0] has shape (C, h, w); sum over the channels"],
+    explanation="CAM_k = sum_c w_kc A_c, e.g. torch.einsum('c,chw->hw', weight[k], maps[0]). Averaging it over "
+                "the cells is the same as pooling first and then applying the linear layer: the logit minus the bias.",
+))
