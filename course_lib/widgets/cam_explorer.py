@@ -89,7 +89,7 @@ class CAMExplorer(Explorer):
 
         k = min(k, len(self.maps.classes))
         h, w = self.maps.image.shape[-2:]
-        fig, axes = plt.subplots(1, k + 1, figsize=(3.2 * (k + 1) * w / max(h, w) + 0.5, 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, k + 1, figsize=(3.4 * (k + 1), 3.4 * h / w + 0.6), squeeze=False)
         axes[0, 0].imshow(np.clip(self.maps.image.permute(1, 2, 0).cpu().numpy(), 0, 1))
         axes[0, 0].set_title("input", fontsize=9)
         for j in range(k):
