@@ -1,7 +1,7 @@
 """Getting pictures in: real photos that ship offline, and a forgiving loader.
 
-:func:`load_image` accepts whatever a learner has at hand (a path, the bytes of
-an upload, a PIL image, a NumPy array) and returns a float tensor ``(3, H, W)``
+:func:`load_image` accepts whatever a learner has at hand (a path, an open file,
+the bytes of an upload, a PIL image, a NumPy array) and returns a float tensor ``(3, H, W)``
 in ``[0, 1]``, the shape every backbone expects.  Odd but valid pictures
 (grayscale, RGBA, palette, CMYK, 16-bit, animated) are converted; things that
 are not pictures raise :class:`ImageError` with a sentence that says what to do.
@@ -103,6 +103,40 @@ def _from_array(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _read_file_object(f: Any) -> bytes:
+    """The bytes of an open binary file (``open(p, "rb")``, ``io.BytesIO``, anything with ``.read()``)."""
+    name = getattr(f, "name", None)
+    what = f"the file {Path(name).name!r}" if isinstance(name, (str, os.PathLike)) else "the file object"
+    if getattr(f, "closed", False):
+        raise ImageError(
+            f"{what} is already closed. Pass it while it is open (inside the `with open(...) as f:` block), "
+            "or pass the path itself."
+        )
+    mode = getattr(f, "mode", "b")  # (gzip files give a number here)
+    if isinstance(f, io.TextIOBase) or (isinstance(mode, str) and "b" not in mode):
+        raise ImageError(
+            f"{what} is open in text mode, but an image is binary data. Open it with open(path, \"rb\") "
+            "(note the \"b\"), or pass the path itself."
+        )
+    try:
+        data = f.read()
+    except io.UnsupportedOperation:
+        raise ImageError(f"{what} cannot be read (is it open for writing only?). Open it with open(path, \"rb\").") \
+            from None
+    except OSError as err:
+        raise ImageError(f"{what} could not be read ({err}). Open it again, or pass the path itself.") from None
+    if isinstance(data, str):
+        raise ImageError(f"{what} gives text, but an image is binary data. Open it with open(path, \"rb\").")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageError(f"{what}'s .read() gave a {type(data).__name__}, not bytes; pass a binary file")
+    if not data:
+        raise ImageError(
+            f"{what} is empty (0 bytes left to read): it holds no image, or it was already read to the end. "
+            "Call f.seek(0) first (or open it again)."
+        )
+    return bytes(data)
+
+
 def load_image(
     src: Any,
     max_side: int | None = None,
@@ -111,9 +145,11 @@ def load_image(
 ) -> torch.Tensor:
     """Turn ``src`` into a float tensor ``(3, H, W)`` with values in ``[0, 1]``.
 
-    ``src`` may be a file path, the raw bytes of an image file (what an upload
-    widget gives), a PIL image, a NumPy array (``(H, W)``, ``(H, W, 3|4)``,
-    uint8 / uint16 / float in [0, 1]) or a tensor.  ``max_side`` shrinks large
+    ``src`` may be a file path, an open binary file (``open("cat.jpg", "rb")``,
+    ``io.BytesIO(...)``, anything with ``.read()``; read from where it stands),
+    the raw bytes of an image file (what an upload widget gives), a PIL image, a
+    NumPy array (``(H, W)``, ``(H, W, 3|4)``, uint8 / uint16 / float in [0, 1])
+    or a tensor.  ``max_side`` shrinks large
     pictures so their long side is at most that many pixels.
 
     Raises :class:`ImageError` (a ``ValueError``) with a clear message for
@@ -129,6 +165,8 @@ def load_image(
         src = path.read_bytes()
         if not src:
             raise ImageError(f"{path.name} is an empty file (0 bytes); it holds no image")
+    elif callable(getattr(src, "read", None)) and not isinstance(src, (Image.Image, np.ndarray, torch.Tensor)):
+        src = _read_file_object(src)
     if isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
         if not data:
@@ -162,8 +200,8 @@ def load_image(
         arr = _from_array(src)
     else:
         raise ImageError(
-            f"cannot make an image from a {type(src).__name__}; pass a file path, the bytes of an image file, "
-            "a PIL image or a NumPy array"
+            f"cannot make an image from a {type(src).__name__}; pass a file path, an open binary file, "
+            "the bytes of an image file, a PIL image or a NumPy array"
         )
     h, w = arr.shape[:2]
     if h * w > max_pixels:

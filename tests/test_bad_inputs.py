@@ -2,7 +2,8 @@
 
 Three kinds of input are covered:
 
-* **broken** inputs (not an image, cut-short files, empty files, 1x1 pictures,
+* **broken** inputs (not an image, cut-short files, empty files, files opened in text
+  mode, closed or read to the end, 1x1 pictures,
   decompression bombs, wrong tensors, parts that do not fit, tampered or
   malicious checkpoints, misspelt names): each must raise the library's own
   error (``ImageError``, ``ContractError``, ``ChecksumError`` ...) whose message
@@ -256,6 +257,25 @@ def _empty_file(tmp: Path) -> object:
     return cl.load_image(tmp / "empty.jpg")
 
 
+def _text_mode_file(tmp: Path) -> object:
+    (tmp / "photo.png").write_bytes(_encode(photo(), "PNG"))
+    with open(tmp / "photo.png") as f:  # forgot the "b"
+        return cl.load_image(f)
+
+
+def _closed_file(tmp: Path) -> object:
+    (tmp / "photo.png").write_bytes(_encode(photo(), "PNG"))
+    with open(tmp / "photo.png", "rb") as f:
+        pass
+    return cl.load_image(f)  # used after the with block
+
+
+def _stream_read_to_end(tmp: Path) -> object:
+    buf = io.BytesIO(_encode(photo(), "PNG"))
+    cl.load_image(buf)
+    return cl.load_image(buf)  # the same stream a second time, without seek(0)
+
+
 ILL = r"add the batch dimension"
 API_CASES = [
     Case("model_one_image_no_batch", lambda t: _model()(torch.rand(3, 64, 64)), ValueError, ILL),
@@ -301,6 +321,11 @@ API_CASES = [
     Case("image_wrong_channels", lambda t: cl.load_image(np.zeros((32, 32, 5), np.uint8)), cl.ImageError,
          r"\(H, W, 3\)"),
     Case("image_from_a_list", lambda t: cl.load_image([[0, 1], [1, 0]]), cl.ImageError, r"cannot make an image"),
+    Case("image_file_in_text_mode", _text_mode_file, cl.ImageError, r"text mode.*open\(path, \"rb\"\)"),
+    Case("image_file_closed", _closed_file, cl.ImageError, r"'photo\.png' is already closed.*with open"),
+    Case("image_stream_read_to_end", _stream_read_to_end, cl.ImageError, r"already read to the end.*seek\(0\)"),
+    Case("image_stream_empty", lambda t: cl.load_image(io.BytesIO()), cl.ImageError, r"empty \(0 bytes"),
+    Case("image_stream_of_text", lambda t: cl.load_image(io.StringIO("a,b\n1,2\n")), cl.ImageError, r"text mode"),
 ]
 
 BROKEN = broken_files()
@@ -320,6 +345,15 @@ def test_broken_file_gives_clear_message(name):
     assert info.value.__cause__ is None or not isinstance(info.value.__cause__, (MemoryError,))
 
 
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_broken_file_opened_as_a_file_object_gives_the_same_message(name, tmp_path):
+    data, message = BROKEN[name]
+    (tmp_path / name).write_bytes(data)
+    with open(tmp_path / name, "rb") as f, pytest.raises(cl.ImageError) as info:
+        cl.load_image(f)
+    assert re.search(message, str(info.value), re.I | re.S), str(info.value)
+
+
 @pytest.mark.parametrize("name", list(ODD))
 def test_odd_but_valid_picture_loads(name):
     data, check = ODD[name]
@@ -327,6 +361,7 @@ def test_odd_but_valid_picture_loads(name):
     assert t.dtype == torch.float32 and t.ndim == 3 and t.shape[0] == 3
     assert 0.0 <= t.min().item() and t.max().item() <= 1.0
     check(t)
+    assert torch.equal(cl.load_image(io.BytesIO(data)), t)  # the same file as an open stream
 
 
 @pytest.mark.parametrize("case", API_CASES, ids=[c.id for c in API_CASES])

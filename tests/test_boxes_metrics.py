@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -18,7 +19,14 @@ from course_lib.boxes import (
     nms,
     nms_steps,
 )
-from course_lib.metrics import average_precision, detection_map, mean_iou
+from course_lib.metrics import (
+    COCO_SIZE_EDGES,
+    average_precision,
+    coco_map,
+    detection_map,
+    mean_iou,
+    random_detections,
+)
 
 
 def random_boxes(n: int, seed: int, size: float = 100.0) -> torch.Tensor:
@@ -155,3 +163,69 @@ def test_mean_iou_by_hand():
     assert r["miou"] == pytest.approx((0.5 + 2 / 3) / 2) and r["pixel_accuracy"] == pytest.approx(0.75)
     with pytest.raises(ValueError):
         mean_iou(pred, target[:1], 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parity with the official COCO evaluation (pycocotools, a dev dependency).
+
+MAP_KEYS = ["map", "map50"] + [f"{m}_{b}" for b in ("small", "medium", "large") for m in ("map", "map50")]
+
+
+def _coco_101_point_ap(tp, scores, num_gt):
+    """COCOeval's AP: the same precision envelope, read at recall 0, 0.01, ..., 1 and averaged."""
+    if num_gt == 0:
+        return float("nan")
+    if len(tp) == 0:
+        return 0.0
+    tp = np.asarray(tp, dtype=bool)[np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")]
+    ctp = np.cumsum(tp)
+    recall = ctp / num_gt
+    envelope = np.maximum.accumulate((ctp / np.arange(1, len(tp) + 1))[::-1])[::-1]
+    idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+    sampled = np.zeros(101)
+    sampled[idx < len(tp)] = envelope[idx[idx < len(tp)]]  # recall never reached: precision 0
+    return float(sampled.mean())
+
+
+def test_random_detection_sets_fill_every_bucket_with_hits_misses_and_false_positives():
+    preds, targets = random_detections(num_images=20, seed=0)
+    r = detection_map(preds, targets, 3, size_edges=COCO_SIZE_EDGES)
+    assert min(r["num_gt_small"], r["num_gt_medium"], r["num_gt_large"]) >= 10
+    assert 0.2 < r["map"] < r["map50"] < 0.9  # neither trivial nor hopeless
+    num_det = sum(len(p["scores"]) for p in preds)
+    assert num_det > r["num_gt"] * 0.9 and len({float(s) for p in preds for s in p["scores"]}) == num_det  # no ties
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_map_agrees_with_pycocotools_within_one_point(seed):
+    pytest.importorskip("pycocotools")
+    preds, targets = random_detections(num_images=20, num_classes=3, seed=seed)
+    ours = detection_map(preds, targets, 3, size_edges=COCO_SIZE_EDGES)  # COCO's absolute buckets
+    coco = coco_map(preds, targets, 3)
+    for key in MAP_KEYS:
+        assert abs(ours[key] - coco[key]) < 0.01, (key, ours[key], coco[key])
+    # and the difference is not zero: the course integrates the envelope exactly, COCO samples it
+    assert any(abs(ours[k] - coco[k]) > 1e-6 for k in MAP_KEYS)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_only_remaining_difference_is_the_101_point_interpolation(seed, monkeypatch):
+    """Give the course's matching COCO's 101-point AP and the two agree to rounding: same matching, same
+    ignore rules, same buckets.  So the gap measured above is the interpolation, bounded by 1/101 of an AP."""
+    pytest.importorskip("pycocotools")
+    import course_lib.metrics as metrics
+
+    preds, targets = random_detections(num_images=20, num_classes=3, seed=seed)
+    coco = coco_map(preds, targets, 3)
+    monkeypatch.setattr(metrics, "average_precision", _coco_101_point_ap)
+    ours = metrics.detection_map(preds, targets, 3, size_edges=COCO_SIZE_EDGES)
+    for key in MAP_KEYS:
+        assert ours[key] == pytest.approx(coco[key], abs=1e-6), key
+
+
+def test_course_buckets_stay_the_default():
+    preds, targets = random_detections(num_images=5, seed=1, image_size=128)
+    default = detection_map(preds, targets, 3)
+    assert default == detection_map(preds, targets, 3, image_size=128, size_edges=(16, 32))
+    with pytest.raises(ValueError, match="increasing"):
+        detection_map(preds, targets, 3, size_edges=(96, 32))

@@ -83,3 +83,54 @@ def test_truncated_and_bomb_files(tmp_path):
     missing = tmp_path / "nope.png"
     with pytest.raises(cl.ImageError, match="no file"):
         cl.load_image(missing)
+
+
+def test_open_binary_files_and_streams(tmp_path):
+    p = tmp_path / "cat.jpg"
+    Image.fromarray(cl.sample_images()["chelsea"]).save(p)
+    want = cl.load_image(p)
+    with open(p, "rb") as f:
+        assert torch.equal(cl.load_image(f), want)
+    assert torch.equal(cl.load_image(io.BytesIO(p.read_bytes())), want)
+    with open(p, "rb", buffering=0) as f:  # a raw, unbuffered file
+        assert torch.equal(cl.load_image(f, max_side=100), cl.load_image(p, max_side=100))
+
+    class Upload:  # anything with .read(), e.g. a web response or an archive member
+        def read(self):
+            return p.read_bytes()
+
+    assert torch.equal(cl.load_image(Upload()), want)
+
+
+def test_a_stream_is_read_from_where_it_stands():
+    data = _png(Image.new("RGB", (20, 20), (0, 0, 255)))
+    buf = io.BytesIO(b"HEADER" + data)
+    buf.seek(6)
+    assert cl.load_image(buf)[:, 0, 0].tolist() == [0.0, 0.0, 1.0]
+    with pytest.raises(cl.ImageError, match=r"empty \(0 bytes left.*already read to the end.*seek\(0\)"):
+        cl.load_image(buf)  # now at the end
+    buf.seek(6)
+    assert cl.load_image(buf).shape == (3, 20, 20)
+
+
+def test_bad_file_objects_say_what_to_do(tmp_path):
+    p = tmp_path / "cat.png"
+    p.write_bytes(_png(Image.new("RGB", (20, 20))))
+    with open(p) as f, pytest.raises(cl.ImageError, match=r"'cat\.png' is open in text mode.*open\(path, \"rb\"\)"):
+        cl.load_image(f)
+    with open(p, "rb") as f:
+        pass
+    with pytest.raises(cl.ImageError, match=r"'cat\.png' is already closed.*with open"):
+        cl.load_image(f)
+    closed = io.BytesIO(b"x")
+    closed.close()
+    with pytest.raises(cl.ImageError, match="the file object is already closed"):
+        cl.load_image(closed)
+    with pytest.raises(cl.ImageError, match="text mode"):
+        cl.load_image(io.StringIO("not an image"))
+    with pytest.raises(cl.ImageError, match=r"the file object is empty \(0 bytes"):
+        cl.load_image(io.BytesIO())
+    with pytest.raises(cl.ImageError, match="not an image file"):
+        cl.load_image(io.BytesIO(b"name,age\nalice,3\n"))
+    with open(tmp_path / "out.png", "wb") as f, pytest.raises(cl.ImageError, match="cannot be read.*writing only"):
+        cl.load_image(f)
