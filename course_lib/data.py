@@ -24,11 +24,14 @@ Targets of one image:
 * ``sizes``    ``(N,)`` the object size ``sqrt(w * h)`` of each box in pixels.
 
 **Object size definition** (the small / medium / large breakdown of
-:mod:`course_lib.metrics`): COCO's ``area < 32²`` / ``< 96²`` at ~640 px scaled
-to this world: with a 128-pixel image an object is *small* when its size
-``sqrt(w·h)`` is under 16 px (under 2 cells of a stride-8 map), *medium* from 16
-to 32 px and *large* from 32 px (half the image at most).  For other image sizes
-the limits are ``image_size / 8`` and ``image_size / 4`` (:func:`size_ranges`).
+:mod:`course_lib.metrics`): the course's own choice, not COCO's.  COCO's buckets
+are absolute areas (small ``< 32²``, medium ``< 96²`` pixels, at any image size);
+on 128-pixel images no object (64 px at most) could be large.  Here the limits
+follow the detector's grid: with a 128-pixel image an object is *small* when its
+size ``sqrt(w·h)`` is under 16 px (under 2 cells of the stride-8 map), *medium*
+from 16 to 32 px and *large* from 32 px (at least one cell of the stride-32 map;
+half the image at most).  For other image sizes the limits are
+``image_size / 8`` and ``image_size / 4`` (:func:`size_ranges`).
 
 Small data sets the lessons draw (all deterministic by seed, all in memory):
 

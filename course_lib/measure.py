@@ -53,13 +53,14 @@ def _device(module: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def count_flops(module: nn.Module, image_size: int | tuple[int, int] = 224) -> int:
-    """FLOPs of one forward pass on a ``(1, 3, H, W)`` image of zeros (multiply-add = 2 FLOPs).
+def count_flops(module: nn.Module, image_size: int | tuple[int, int] = 224, channels: int = 3) -> int:
+    """FLOPs of one forward pass on a ``(1, channels, H, W)`` input of zeros (multiply-add = 2 FLOPs).
 
+    ``channels`` is 3 for an image; give a feature map's width to count a block that reads features.
     The module runs in eval mode and its training mode is restored afterwards.
     """
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    x = torch.zeros(1, 3, h, w, device=_device(module))
+    x = torch.zeros(1, channels, h, w, device=_device(module))
     with evaluating(module), FlopCounterMode(display=False) as counter:
         module(x)
     return int(counter.get_total_flops())

@@ -21,6 +21,8 @@ def test_flops_are_two_per_multiply_add_and_mode_is_restored():
     assert net.training
     assert count_flops(net.eval(), (10, 20)) == 2 * 3 * 4 * 10 * 20
     assert not net.training
+    # a block that reads a 64-channel feature map
+    assert count_flops(nn.Conv2d(64, 32, 1), 5, channels=64) == 2 * 64 * 32 * 5 * 5
 
 
 def test_evaluating_restores_mode_even_on_error():

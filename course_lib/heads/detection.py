@@ -7,20 +7,24 @@ its centre ``(s * col + s/2, s * row + s/2)``.  For every point the head predict
 * **box distances** ``(l, t, r, b)`` from the point to the four sides of the box,
   in units of the stride (so a stride-32 cell predicting 1.5 means 48 pixels).
 
-Per level the two answers come from *decoupled* branches (解耦头), each
-``depth`` 3x3 convs then a 1x1 (as in YOLOv8 and FCOS); ``decoupled=False`` shares
-one branch for both (the older coupled design).  With ``reg_bins > 0`` each
-distance is a *distribution* over ``reg_bins`` bins (0, 1, ..., reg_bins - 1
-strides) and the distance is its expectation: Distribution Focal Loss (DFL)
-teaches the two bins around the true distance.
+Per level a 1x1 stem (as in YOLOX; YOLOv8 and FCOS have none) feeds two
+*decoupled* branches (解耦头), each ``depth`` 3x3 convs then a 1x1 (YOLOv8: two
+3x3 then a 1x1; FCOS: four 3x3 with GroupNorm, one head shared by all levels);
+``decoupled=False`` shares one branch for both (the older coupled design).
+FCOS adds a centre-ness output and YOLOX an objectness output; this head, like
+YOLOv8's, has neither.  With ``reg_bins > 0`` each distance is a
+*distribution* over ``reg_bins`` bins (0, 1, ..., reg_bins - 1 strides) and the
+distance is its expectation: Distribution Focal Loss (DFL) teaches the two bins
+around the true distance.
 
 **Target assignment** (标签分配, FCOS-style): a point is a positive for a ground
 truth box when (1) it lies inside the box, (2) it lies within ``center_radius``
 strides of the box centre (centre sampling), and (3) the object's size
 ``sqrt(w * h)`` falls in the level's scale range (small objects go to fine levels,
-large ones to coarse levels).  A point claimed by several boxes takes the
-smallest.  A box that got no point this way (a tiny or thin object) takes the
-in-box point nearest its centre.  A box with no cell centre inside it at all (a
+large ones to coarse levels).  The bands are imposed here, by the assignment: a
+level learns its sizes because only objects of its band are its positives.  A
+point claimed by several boxes takes the smallest.  A box that got no point this
+way (a tiny or thin object) takes the in-box point nearest its centre.  A box with no cell centre inside it at all (a
 6-pixel object between the points of a stride-8 grid) cannot be learned: the
 smallest stride sets the smallest object a detector can see.
 
@@ -108,7 +112,7 @@ def default_scale_ranges(strides: Sequence[int]) -> list[tuple[float, float]]:
 
 
 class LevelHead(nn.Module):
-    """The head of one level: a 1x1 stem, then class and box branches (decoupled or shared)."""
+    """The head of one level: a 1x1 stem (as in YOLOX), then class and box branches (decoupled or shared)."""
 
     def __init__(self, c_in: int, width: int, depth: int, num_classes: int, box_ch: int, decoupled: bool):
         super().__init__()

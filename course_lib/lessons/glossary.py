@@ -30,7 +30,8 @@ TERMS: list[Term] = [
     Term("feature pyramid", "特征金字塔", "maps at several strides, each with strong semantics after fusion", "03"),
     Term("FPN", "特征金字塔网络", "1x1 laterals + top-down upsample-and-add + 3x3 smoothing", "03"),
     Term("PAN", "路径聚合网络", "FPN plus a bottom-up path that brings fine detail back up", "03"),
-    Term("SPPF", "快速空间金字塔池化", "one 5x5 max-pool chained three times; equals SPP(5, 9, 13)", "03"),
+    Term("SPPF", "快速空间金字塔池化", "one 5x5 max-pool chained three times; equals SPP(5, 9, 13); YOLOv8's last backbone layer",
+         "03"),
     Term("ASPP", "空洞空间金字塔池化", "parallel dilated 3x3 convs at several rates plus image pooling", "03"),
     Term("attention", "注意力机制", "learned weights that re-scale channels (SE) or positions (CBAM)", "03"),
     Term("class activation map", "类激活图", "CAM: the class-weighted sum of the last maps before pooling; "
@@ -44,7 +45,8 @@ TERMS: list[Term] = [
     Term("semantic segmentation", "语义分割", "one class label for every pixel", "04"),
     Term("mAP", "平均精度均值", "mean average precision: area under precision-recall, averaged over classes", "05"),
     Term("ablation", "消融实验", "remove one part, keep the rest, measure what changes", "05"),
-    Term("object query", "目标查询", "a learned vector that a DETR decoder turns into one box; no NMS needed", "06"),
+    Term("object query", "目标查询", "a vector a DETR decoder turns into one box (learned in DETR; in RT-DETR the top-K "
+         "encoder cells by class score); no NMS needed", "06"),
     Term("multi-task learning", "多任务学习", "one shared backbone and neck feeding several heads", "07"),
 ]
 

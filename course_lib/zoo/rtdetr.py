@@ -15,8 +15,11 @@ RT-DETR (Zhao et al., "DETRs Beat YOLOs on Real-time Object Detection") splits a
   needs **no NMS**.
 
 Simplifications, said plainly: the decoder uses standard multi-head attention
-(the paper uses deformable attention and picks the initial queries from the
-encoder's best cells), the fusion blocks are CSP blocks of 3x3 convs (the
+(the paper uses deformable attention), its queries are DETR-style learned
+embeddings, the same for every image (the paper's *IoU-aware query selection*
+scores every encoder cell with a class head and takes the top K = 300 by score,
+features and boxes, as the decoder's initial queries; their score is trained
+towards the box's IoU), the fusion blocks are CSP blocks of 3x3 convs (the
 paper's RepC3 re-parameterises them for speed), and sizes are scaled down.
 
 The neck and head are registered (``hybrid_encoder``, ``detr_decoder``), so

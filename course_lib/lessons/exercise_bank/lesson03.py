@@ -47,6 +47,8 @@ register(Exercise(
              "How many channels does the C2f block that fuses them read?",
     answer=128,
     hints=["concatenation stacks channels; addition would keep 64"],
-    explanation="64 + 64 = 128: concatenation keeps both inputs apart and lets the C2f's 1x1 conv learn how "
-                "to mix them; addition (PANet) forces the mix to be a plain sum at 64 channels.",
+    explanation="64 + 64 = 128: concatenation stacks the inputs, so the C2f's first 1x1 conv reads 128 channels "
+                "-- twice the weights and FLOPs of a 1x1 after addition. That conv computes W_a*a + W_b*b, a "
+                "learned mix; addition (PANet) learns its mix too, in the convs that produced a and b, and the "
+                "sum keeps 64 channels.",
 ))
