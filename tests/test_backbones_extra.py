@@ -171,3 +171,30 @@ def test_from_module_explains_mistakes():
         cl.backbones.from_module(net, {})
     with pytest.raises(TypeError, match="nn.Module"):
         cl.backbones.from_module("resnet18", {"C3": "layer2"})
+
+
+def test_the_resnet_papers_comparison_and_the_two_other_bottlenecks():
+    # He et al. 2016: a bottleneck at 256-d costs about what a basic block at 64-d costs
+    bottle = M.block_cost(M.resnet_bottleneck(256, 64), channels=256)
+    basic = M.block_cost(M.basic_block(64), channels=64)
+    assert (bottle["weights"], basic["weights"]) == (69_632, 73_728)
+    assert (bottle["FLOPs"], basic["FLOPs"]) == (2 * 56 * 56 * 69_632, 2 * 56 * 56 * 73_728)
+    # the transfer-learning bottleneck layer: a projection down, no expansion back
+    layer = M.bottleneck_layer(2048, 256, bn_relu=True)
+    assert layer.eval()(torch.randn(3, 2048)).shape == (3, 256)
+    assert [type(m).__name__ for m in layer] == ["Linear", "BatchNorm1d", "ReLU"]
+    assert count_params(M.bottleneck_layer(1024, 256)) == 262_400
+    # MobileNetV2's linear bottleneck: no activation after the projection; ResNet's ReLU acts after the add
+    assert list(M.activation_after_convs(M.inverted_residual(96, 6)).values()) == ["ReLU6", "ReLU6", None]
+    assert list(M.activation_after_convs(M.resnet_bottleneck(1024, 256)).values()) == ["ReLU"] * 3
+    assert list(M.activation_after_convs(blocks.Conv(8, 8, 3)).values()) == ["SiLU"]
+    functional = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    assert M.activation_after_convs(functional) == {"0": None}
+
+
+def test_rgb_agreement_separates_learned_from_random_filters():
+    same = torch.randn(8, 1, 3, 3).repeat(1, 3, 1, 1)
+    assert M.rgb_agreement(same) == pytest.approx(1.0)
+    assert M.rgb_agreement(same * torch.tensor([1.0, -1, 1]).view(1, 3, 1, 1)) == pytest.approx(-1.0)  # R = -G
+    with pytest.raises(ValueError, match="N, 3, k, k"):
+        M.rgb_agreement(torch.randn(8, 3, 3))

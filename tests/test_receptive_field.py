@@ -133,3 +133,24 @@ def test_yolo_backbone_gradient_matches_analytic_box():
     rf = stage_receptive_fields(bb)["C3"]
     heat = effective_receptive_field(bb, torch.rand(3, 128, 128), "C3", 8, 8)
     assert support_box(heat) == rf.box(8, 8, (128, 128))
+
+
+def test_the_code_exercises_are_checked_against_the_library():
+    rf_ex, eye_ex = cl.exercises.get("01.rf_recurrence"), cl.exercises.get("01.my_eye")
+    assert cl.exercises.get("01.rf_resnet_stem").answer == last(
+        nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3), nn.MaxPool2d(3, 2, 1), nn.Conv2d(8, 8, 3, 1, 1),
+                      nn.Conv2d(8, 8, 3, 1, 1)))[:2] == (27, 4)
+
+    def forgets_dilation(layers):
+        r, j = 1, 1
+        for k, s, _ in layers:
+            r, j = r + (k - 1) * j, j * s
+        return r, j
+
+    assert rf_ex.is_correct(rf_ex.solution()) and not rf_ex.is_correct(forgets_dilation)
+    assert not rf_ex.is_correct(lambda layers: 1 / 0)  # a function that raises is wrong, not a crash
+    from torchvision.models import resnet18
+
+    wrap = cl.backbones.from_module
+    assert eye_ex.is_correct(lambda: wrap(resnet18(), taps={"C3": "layer2", "C4": "layer3"}))
+    assert not eye_ex.is_correct(lambda: wrap(resnet18(), taps={"C3": "layer1", "C4": "layer2"}))  # strides 4, 8

@@ -1,5 +1,15 @@
 """Measure a backbone: stage table, backbones side by side, bottleneck arithmetic, first-layer filters.
 
+"Bottleneck" (瓶颈) means two different things in the papers and code a learner meets, and both live here:
+
+* the ResNet **bottleneck block** (He et al. 2016): 1x1 reduce -> 3x3 -> 1x1 expand, back to the input width so
+  the shortcut can be added (:func:`resnet_bottleneck`, :func:`bottleneck_weights`);
+* the transfer-learning **bottleneck layer**: one linear (or 1x1) projection of the backbone's pooled features
+  down to a narrow width, e.g. 1024 or 2048 -> 256, with no expansion back (:func:`bottleneck_layer`);
+
+and MobileNetV2's **linear bottleneck** (Sandler et al. 2018) is the narrow end of its inverted residual, left
+without an activation (:func:`inverted_residual`, :func:`activation_after_convs`).
+
 Everything here is computed from the modules themselves, so a table in a
 notebook is evidence, not a claim.  Parameters and FLOPs are counted by
 :mod:`course_lib.measure` (one multiply-add = 2 FLOPs, so ``MACs = FLOPs / 2``).
@@ -56,6 +66,80 @@ def resnet_bottleneck(c: int = 1024, mid: int = 256) -> nn.Module:
     if c != 4 * mid:
         raise ValueError(f"torchvision's bottleneck expands by 4: c must be 4 * mid, got c={c}, mid={mid}")
     return Bottleneck(inplanes=c, planes=mid)
+
+
+def basic_block(c: int = 64) -> nn.Module:
+    """torchvision's ResNet ``BasicBlock``: two 3x3 convs at ``c`` channels (ResNet-18/34's block)."""
+    from torchvision.models.resnet import BasicBlock
+
+    return BasicBlock(inplanes=c, planes=c)
+
+
+def block_cost(block: nn.Module, channels: int, size: int = 56) -> dict[str, int]:
+    """Conv weights and FLOPs of one block reading a ``(1, channels, size, size)`` map (56: ResNet's conv2_x)."""
+    return {"weights": count_conv_weights(block), "FLOPs": count_flops(block, size, channels=channels)}
+
+
+def bottleneck_layer(c_in: int = 1024, c_out: int = 256, bn_relu: bool = False) -> nn.Module:
+    """The transfer-learning *bottleneck layer*: pooled features ``(B, c_in)`` -> ``(B, c_out)``, no expansion.
+
+    A single linear projection (a 1x1 conv on the pooled map) that narrows what the new head sees, as in
+    domain-adaptation code (``bottleneck_dim=256``).  ``bn_relu`` adds the BatchNorm1d + ReLU many of those
+    codes put after it.  It sits between the backbone and the head: a neck in all but name.
+    """
+    layers: list[nn.Module] = [nn.Linear(c_in, c_out)]
+    if bn_relu:
+        layers += [nn.BatchNorm1d(c_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.LeakyReLU, nn.Sigmoid, nn.Tanh)
+
+
+def activation_after_convs(block: nn.Module) -> OrderedDict[str, str | None]:
+    """For every conv of ``block``, in the order ``forward`` runs them: the activation that follows, or None.
+
+    Read from the traced graph (``torch.fx``), not from the module list, so a ReLU module reused after several
+    convs (torchvision's ResNet blocks) or applied after the shortcut's addition is found where it really acts.
+    The walk from a conv stops at the next conv or at the block's output.
+    """
+    import torch.fx as fx
+
+    gm = fx.symbolic_trace(block)
+    mods = dict(gm.named_modules())
+    funcs = {F.relu: "relu", F.relu6: "relu6", F.silu: "silu", F.gelu: "gelu", torch.relu: "relu",
+             torch.sigmoid: "sigmoid"}
+
+    def kind(node: fx.Node) -> str:
+        if node.op == "call_module":
+            m = mods[node.target]
+            if isinstance(m, nn.Conv2d):
+                return "conv"
+            if isinstance(m, _ACTIVATIONS):
+                return type(m).__name__
+        if node.op == "call_function" and node.target in funcs:
+            return funcs[node.target]
+        if node.op == "output":
+            return "output"
+        return "pass"  # BatchNorm, the shortcut's addition (operator.add), ...
+
+    out: OrderedDict[str, str | None] = OrderedDict()
+    for node in gm.graph.nodes:
+        if kind(node) != "conv":
+            continue
+        act, cur = None, node
+        while act is None:
+            users = list(cur.users)
+            if len(users) != 1:
+                break
+            cur = users[0]
+            k = kind(cur)
+            if k in ("conv", "output"):
+                break
+            if k != "pass":
+                act = k
+        out[str(node.target)] = act
+    return out
 
 
 def inverted_residual(c: int = 96, expand: int = 6) -> nn.Module:
@@ -141,6 +225,19 @@ def edge_filters() -> OrderedDict[str, torch.Tensor]:
         ("diagonal edge", torch.tensor([[0.0, 1, 2], [-1, 0, 1], [-2, -1, 0]])),
         ("spot (Laplacian)", torch.tensor([[0.0, -1, 0], [-1, 4, -1], [0, -1, 0]])),
     ])
+
+
+def rgb_agreement(weights: torch.Tensor) -> float:
+    """Median cosine similarity between each first-layer filter's R and G kernels (mean removed).
+
+    ``weights`` is ``(N, 3, k, k)``.  1 means the filter uses the same pattern in every colour (it looks at
+    brightness changes); about 0 means the colours are unrelated, as in a random initialisation.
+    """
+    if weights.ndim != 4 or weights.shape[1] != 3:
+        raise ValueError(f"weights must be (N, 3, k, k), got {tuple(weights.shape)}")
+    f = weights.detach().float().flatten(2)
+    f = f - f.mean(2, keepdim=True)
+    return float(F.cosine_similarity(f[:, 0], f[:, 1], dim=1).median())
 
 
 def first_conv(module: nn.Module) -> nn.Conv2d:
