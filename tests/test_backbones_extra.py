@@ -195,6 +195,8 @@ def test_the_resnet_papers_comparison_and_the_two_other_bottlenecks():
 def test_rgb_agreement_separates_learned_from_random_filters():
     same = torch.randn(8, 1, 3, 3).repeat(1, 3, 1, 1)
     assert M.rgb_agreement(same) == pytest.approx(1.0)
-    assert M.rgb_agreement(same * torch.tensor([1.0, -1, 1]).view(1, 3, 1, 1)) == pytest.approx(-1.0)  # R = -G
+    opponent = same * torch.tensor([1.0, -1, 1]).view(1, 3, 1, 1)  # G = -R = -B
+    assert M.rgb_agreement(opponent) == pytest.approx(-1.0)
+    assert torch.allclose(M.channel_agreement(opponent), torch.tensor([-1.0, -1, 1]).expand(8, 3), atol=1e-5)
     with pytest.raises(ValueError, match="N, 3, k, k"):
         M.rgb_agreement(torch.randn(8, 3, 3))

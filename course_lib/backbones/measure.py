@@ -227,17 +227,26 @@ def edge_filters() -> OrderedDict[str, torch.Tensor]:
     ])
 
 
-def rgb_agreement(weights: torch.Tensor) -> float:
-    """Median cosine similarity between each first-layer filter's R and G kernels (mean removed).
+def channel_agreement(weights: torch.Tensor) -> torch.Tensor:
+    """Per filter, the cosine similarity (mean removed) of its colour kernels: columns R/G, G/B, R/B.
 
-    ``weights`` is ``(N, 3, k, k)``.  1 means the filter uses the same pattern in every colour (it looks at
-    brightness changes); about 0 means the colours are unrelated, as in a random initialisation.
+    ``weights`` is ``(N, 3, k, k)``; the result is ``(N, 3)``.  Near 1 in every column: the same pattern in every
+    colour (a brightness detector).  Strongly negative somewhere: colour-opponent (green vs magenta, ...).
     """
     if weights.ndim != 4 or weights.shape[1] != 3:
         raise ValueError(f"weights must be (N, 3, k, k), got {tuple(weights.shape)}")
     f = weights.detach().float().flatten(2)
     f = f - f.mean(2, keepdim=True)
-    return float(F.cosine_similarity(f[:, 0], f[:, 1], dim=1).median())
+    return torch.stack([F.cosine_similarity(f[:, a], f[:, b], dim=1) for a, b in ((0, 1), (1, 2), (0, 2))], 1)
+
+
+def rgb_agreement(weights: torch.Tensor) -> float:
+    """Median R/G agreement of first-layer filters ``(N, 3, k, k)`` (see :func:`channel_agreement`).
+
+    1 means the filters use the same pattern in every colour (they look at brightness changes); about 0 means
+    the colours are unrelated, as in a random initialisation.
+    """
+    return float(channel_agreement(weights)[:, 0].median())
 
 
 def first_conv(module: nn.Module) -> nn.Conv2d:
