@@ -224,3 +224,63 @@ def test_freeze_batchnorm_keeps_statistics_but_convs_learn():
     x, y = torch.rand(8, 3, 8, 8), torch.tensor([0, 1] * 4)
     fit(net, [(x, y)], loss_fn=F.cross_entropy, steps=3, progress=False, device="cpu", lr=1e-2)
     assert torch.equal(net[1].running_mean, stats) and not torch.equal(net[0].weight, w)
+
+
+def test_standardize_uses_the_training_split_and_ignores_scale():
+    from course_lib.training import standardize
+
+    g = torch.Generator().manual_seed(0)
+    tr, va = torch.randn(50, 4, generator=g) * 3 + 2, torch.randn(10, 4, generator=g)
+    tr[:, 3] = 5.0                                               # a dead feature: no spread at all
+    s_tr, s_va = standardize(tr, va)
+    assert torch.allclose(s_tr[:, :3].mean(0), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(s_tr[:, :3].std(0), torch.ones(3), atol=1e-5)
+    assert torch.equal(s_tr[:, 3], torch.zeros(50))               # only centred, no division by ~0
+    assert torch.allclose(s_va[:, 0], (va[:, 0] - tr[:, 0].mean()) / tr[:, 0].std())   # train's statistics
+    tiny_tr, tiny_va = standardize(tr * 1e-8, va * 1e-8)          # the random eye's scale
+    assert torch.allclose(tiny_tr, s_tr, atol=1e-3) and torch.allclose(tiny_va[:, :3], s_va[:, :3], atol=1e-3)
+
+
+def test_recalibrate_batchnorm_measures_the_data_and_restores_modes():
+    from course_lib.training import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.Flatten())
+    net[1].momentum = 0.3
+    net.train()
+    net[2].eval()                                                  # a mixed-mode model stays mixed
+    w = net[0].weight.clone()
+    x = torch.rand(30, 3, 5, 5) * 4 + 1
+    recalibrate_batchnorm(net, x, batch_size=6)                    # 5 batches, averaged with equal weight
+    with torch.no_grad():
+        a = net[0](x)
+    assert torch.allclose(net[1].running_mean, a.mean(dim=(0, 2, 3)), atol=1e-4)   # all 30 images, averaged
+    assert torch.allclose(net[1].running_var, a.var(dim=(0, 2, 3)), rtol=0.05)
+    assert torch.equal(net[0].weight, w) and net[1].momentum == 0.3
+    assert net.training and net[1].training and not net[2].training
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_linear_probe_fails_on_tiny_features_unless_standardised():
+    from course_lib.training import linear_probe
+
+    x, y = blobs(200, seed=1)
+    xv, yv = blobs(100, seed=2)
+    assert linear_probe(x, y, xv, yv) >= 0.9
+    assert linear_probe(x * 1e-8, y, xv * 1e-8, yv) <= 0.7          # the head has nothing to grip
+    assert linear_probe(x * 1e-8, y, xv * 1e-8, yv, standardise=True) >= 0.9
+
+
+def test_the_freeze_exercise_accepts_a_real_freeze_only():
+    ex = cl.exercises.get("02.freeze_backbone")
+
+    def grads_only(model):                                         # forgets BatchNorm's running statistics
+        freeze(model.backbone)
+
+    def everything_frozen(model):
+        freeze(model)
+        model.eval()
+
+    assert ex.is_correct(ex.solution())
+    assert not ex.is_correct(grads_only) and not ex.is_correct(everything_frozen)
+    assert not ex.is_correct(lambda model: None) and not ex.is_correct(3)

@@ -6,7 +6,8 @@
 * :mod:`.recipes` -- :data:`CONFIGS`, the course's named models and their recipes, :func:`train`;
 * :mod:`.evaluation` -- :func:`evaluate` per task (mAP, mIoU, accuracy) and :func:`predict`;
 * :mod:`.checkpoints` -- :func:`save_checkpoint`, :func:`load_trained`, :func:`read_manifest`;
-* :mod:`.probes` -- :func:`embeddings`, :func:`pca_2d`, :func:`knn_accuracy`, :func:`train_attention_probe`;
+* :mod:`.probes` -- :func:`embeddings`, :func:`pca_2d`, :func:`knn_accuracy`, :func:`standardize`,
+  :func:`recalibrate_batchnorm`, :func:`linear_probe`, :func:`train_attention_probe`;
 * ``python -m course_lib.training NAME | --all`` -- retrain and ship checkpoints.
 """
 
@@ -26,7 +27,17 @@ from .loop import (
     tensor_batches,
     to_device,
 )
-from .probes import AttentionProbe, ProbeResult, embeddings, knn_accuracy, pca_2d, train_attention_probe
+from .probes import (
+    AttentionProbe,
+    ProbeResult,
+    embeddings,
+    knn_accuracy,
+    linear_probe,
+    pca_2d,
+    recalibrate_batchnorm,
+    standardize,
+    train_attention_probe,
+)
 from .recipes import (
     CONFIGS,
     RECIPE,
@@ -43,8 +54,9 @@ from .recipes import (
 __all__ = [
     "CONFIGS", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History", "LiveCurves", "ProbeResult",
     "auto_device", "classification_metrics", "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector",
-    "evaluate_segmenter", "fit", "freeze", "freeze_batchnorm", "get_config", "knn_accuracy", "load_trained",
-    "param_groups", "pca_2d", "predict", "read_benchmark", "read_manifest", "run_recipe", "save_checkpoint",
-    "seed_everything", "set_bn_momentum", "shipped_dir", "tensor_batches", "to_device", "train",
+    "evaluate_segmenter", "fit", "freeze", "freeze_batchnorm", "get_config", "knn_accuracy", "linear_probe",
+    "load_trained", "param_groups", "pca_2d", "predict", "read_benchmark", "read_manifest", "recalibrate_batchnorm",
+    "run_recipe", "save_checkpoint", "seed_everything", "set_bn_momentum", "shipped_dir", "standardize",
+    "tensor_batches", "to_device", "train",
     "train_attention_probe", "train_baselines",
 ]

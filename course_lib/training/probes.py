@@ -3,6 +3,10 @@
 * :func:`embeddings` -- one pooled vector per image, what the head sees;
 * :func:`pca_2d` -- those vectors on their two main directions, for a scatter plot;
 * :func:`knn_accuracy` -- how well they separate classes with no training at all;
+* :func:`standardize` -- every feature centred and scaled by the training split's statistics, so a probe
+  sees directions, not sizes;
+* :func:`recalibrate_batchnorm` -- BatchNorm's running statistics re-estimated on data (no gradient);
+* :func:`linear_probe` -- a linear head trained on cached features: how much a trained head gets out of them;
 * :func:`train_attention_probe` -- a linear probe (with an attention neck in front, or not) trained
   by :func:`~course_lib.training.fit` on frozen feature maps: lesson 03's attention experiment.
 """
@@ -49,6 +53,74 @@ def knn_accuracy(train_emb: torch.Tensor, train_y: torch.Tensor, val_emb: torch.
     votes = train_y[nearest]
     pred = torch.mode(votes, dim=1).values
     return float((pred == val_y).float().mean())
+
+
+def standardize(train: torch.Tensor, *others: torch.Tensor, rel_eps: float = 1e-6) -> list[torch.Tensor]:
+    """Centre and scale every feature by the mean and std of ``train`` (the training split only).
+
+    Returns ``[train, *others]`` standardised with the *same* statistics, so nothing of the validation
+    split leaks into them.  A feature whose spread is below ``rel_eps`` times the largest spread (a dead
+    ReLU, say) is only centred.  Scale-free: features of size 1e-8 and of size 1 come out alike.
+    """
+    mean = train.mean(0, keepdim=True)
+    std = train.std(0, keepdim=True)
+    std = torch.where(std > rel_eps * std.max(), std, torch.ones_like(std))
+    return [(e - mean) / std for e in (train, *others)]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 100) -> nn.Module:
+    """Re-estimate every BatchNorm's running mean and variance on images ``x``; no weight changes.
+
+    Each BatchNorm layer is reset, then averages the statistics of all the batches it sees in train mode
+    (``momentum=None``: a plain cumulative average); nothing else switches mode (dropout stays off) and no
+    gradient is computed.  Afterwards every layer is back in the mode and momentum it had, so in eval mode
+    the network normalises with statistics measured on *this* data instead of the initial 0 and 1.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return model
+    modes = [(m, m.training) for m in model.modules()]
+    momenta = [m.momentum for m in bns]
+    device = next(model.parameters()).device
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            model.extract(xb) if hasattr(model, "extract") else model(xb)
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        for m, training in modes:
+            m.training = training
+    return model
+
+
+def linear_probe(train_emb: torch.Tensor, train_y: torch.Tensor, val_emb: torch.Tensor, val_y: torch.Tensor,
+                 standardise: bool = False, steps: int = 100, lr: float = 1e-2, seed: int = 0) -> float:
+    """Train a linear head on cached features with :func:`~course_lib.training.fit`; its validation accuracy.
+
+    Full-batch Adam on ``(N, D)`` vectors, so it costs milliseconds: the backbone ran once, before.
+    The head gets the features exactly as given, or with ``standardise=True`` after :func:`standardize`
+    (statistics of the training split): a scale-free probe, which sees only the features' directions.
+    """
+    if standardise:
+        train_emb, val_emb = standardize(train_emb, val_emb)
+    torch.manual_seed(seed)
+    head = nn.Linear(train_emb.shape[1], int(train_y.max()) + 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tensors this small train faster on one thread
+    try:
+        fit(head, [(train_emb, train_y)], loss_fn=nn.functional.cross_entropy, steps=steps,
+            optimizer=torch.optim.Adam(head.parameters(), lr=lr), seed=None, device="cpu", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        return float((head(val_emb).argmax(1) == val_y).float().mean())
 
 
 class AttentionProbe(nn.Module):

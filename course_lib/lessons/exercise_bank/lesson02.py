@@ -36,3 +36,53 @@ register(Exercise(
     explanation="3: the grey image is repeated into R, G and B (x.repeat(1, 3, 1, 1)), and upscaled so that "
                 "the deeper stages still have a grid to look at.",
 ))
+
+
+def _freeze_backbone(model):
+    """Reference answer: no gradient for the backbone, and its BatchNorm layers in eval mode."""
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    model.backbone.eval()
+    return model
+
+
+def _only_the_head_learns(fn, _reference) -> bool:
+    """Call the learner's function on a fresh model, take one training step, see what moved."""
+    import torch
+
+    from ...model import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"backbone": {"name": "mobilenet_v2"}, "neck": {"name": "gap"},
+                         "head": {"name": "classification", "num_classes": 2}})
+    model.train()
+    fn(model)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    head_before = [p.detach().clone() for p in model.head.parameters()]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        return False
+    opt = torch.optim.SGD(trainable, lr=0.1)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    backbone_still = all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+    head_moved = any(not torch.equal(a, b) for a, b in zip(head_before, model.head.parameters()))
+    return backbone_still and head_moved
+
+
+register(Exercise(
+    id="02.freeze_backbone",
+    question="Write a function `f(model)` that prepares a fresh backbone -> neck -> head model so that a training "
+             "step changes only the head: the backbone's weights AND its BatchNorm running statistics stay as they "
+             "were. The checker calls your function on a new MobileNetV2 model (in train mode), takes one SGD step "
+             "and looks at what moved. Pass the function itself: `answer = f`.",
+    answer=_freeze_backbone,
+    compare=_only_the_head_learns,
+    hints=["start with `for p in model.backbone.parameters(): p.requires_grad_(False)`",
+           "BatchNorm updates its running mean and variance on every forward pass in train mode, gradient or not: "
+           "put the backbone in eval mode (`model.backbone.eval()`)",
+           "the head must still learn: leave its parameters' requires_grad alone"],
+    explanation="No gradient for the backbone and its BatchNorm layers in eval mode: `course_lib.training.freeze` "
+                "does the first, and fit() the second for every fully frozen part.",
+))
