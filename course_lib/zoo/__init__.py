@@ -4,6 +4,9 @@
 * :mod:`~course_lib.zoo.rtdetr`: a small RT-DETR (hybrid encoder neck, query decoder head, no NMS);
 * :mod:`~course_lib.zoo.torchvision_parts`: torchvision's RetinaNet, FCOS and DeepLabV3 split into
   backbone, neck and head, and traced part by part.
+* :mod:`~course_lib.zoo.darknet`: YOLOv3's Darknet-53 from the paper's table (registered backbone
+  ``darknet53``, 40.6 M parameters without its classifier);
+* :mod:`~course_lib.zoo.source_audit`: the source text's claims about YOLOv8, quoted, with their corrections.
 
 The rebuilt models are made of registered parts (``yolov8_pan``, ``yolov8_detect``, ``hybrid_encoder``,
 ``detr_decoder``, next to the course's own backbones), so ``cl.build_model(model.config)`` builds any of them
@@ -17,9 +20,9 @@ again.  Importing :mod:`course_lib.heads` imports this package, which registers 
 
 from __future__ import annotations
 
-from . import rtdetr, torchvision_parts, yolov8
+from . import darknet, rtdetr, source_audit, torchvision_parts, yolov8
 from .rtdetr import build_rtdetr_small, rtdetr_small_config
 from .yolov8 import build_yolov8, layer_table, yolov8_config
 
-__all__ = ["build_rtdetr_small", "build_yolov8", "layer_table", "rtdetr", "rtdetr_small_config",
-           "torchvision_parts", "yolov8", "yolov8_config"]
+__all__ = ["build_rtdetr_small", "build_yolov8", "darknet", "layer_table", "rtdetr", "rtdetr_small_config",
+           "source_audit", "torchvision_parts", "yolov8", "yolov8_config"]
