@@ -27,6 +27,11 @@ point claimed by several boxes takes the smallest.  A box that got no point this
 way (a tiny or thin object) takes the in-box point nearest its centre.  A box with no cell centre inside it at all (a
 6-pixel object between the points of a stride-8 grid) cannot be learned: the
 smallest stride sets the smallest object a detector can see.
+``positive_cells(outputs, target)`` lists one image's positives per level as
+``(box, row, col)``, ``size_level(boxes)`` the level each box's size selects and
+``locate(outputs, index)`` turns an index of :meth:`DetectionHead.flatten`'s list
+into ``(level, row, col)``.  YOLOv8 assigns differently (task-aligned, TOOD):
+top-10 in-box cells per object by ``score**0.5 * IoU**6``; not implemented here.
 
 **Loss**: sigmoid focal loss on classes (normalised by the number of
 positives) + GIoU loss on the decoded boxes of positives (+ DFL when
