@@ -301,6 +301,55 @@ def draw_boxes(image: np.ndarray | torch.Tensor | Image.Image, boxes: np.ndarray
     return img
 
 
+def iou_diagram(a: Sequence[float], b: Sequence[float], size: tuple[int, int] = (120, 90),
+                scale: int = 3) -> Image.Image:
+    """Two boxes ``x1, y1, x2, y2`` (blue ``a``, orange ``b``), their intersection shaded, and the IoU (交并比).
+
+    The caption spells the number out: intersection / union = intersection / (area a + area b - intersection).
+    """
+    w, h = size
+    img = Image.new("RGB", (w * scale, h * scale), WHITE)
+    d = ImageDraw.Draw(img)
+    ix1, iy1, ix2, iy2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, ix2 - ix1) * max(0.0, iy2 - iy1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    if inter > 0:
+        d.rectangle([ix1 * scale, iy1 * scale, ix2 * scale, iy2 * scale], fill=(150, 200, 150))
+    for box, col, name in ((a, BLUE, "a"), (b, ORANGE, "b")):
+        d.rectangle([v * scale for v in box], outline=col, width=3)
+        d.text((box[0] * scale + 4, box[1] * scale + 3), name, fill=col, font=font())
+    return label(img, f"IoU = {inter:g} / {union:g} = {inter / union:.3f}")
+
+
+def cells_overlay(image: np.ndarray | torch.Tensor, stride: int, cells: torch.Tensor | Sequence,
+                  boxes: torch.Tensor | Sequence = (), scale: int = 2, title: str = "") -> Image.Image:
+    """Shade some cells of a stride-``stride`` grid over the image: ``cells`` rows ``(box index, row, col)``.
+
+    Each shaded cell takes the colour of its box (``PALETTE`` order), and its box is drawn in that colour,
+    so one sees which cells are the positives of which object.
+    """
+    img = Image.fromarray(to_uint8(image)).convert("RGB")
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    shade = Image.new("RGB", img.size, BLACK)
+    mask = Image.new("L", img.size, 0)
+    ds, dm = ImageDraw.Draw(shade), ImageDraw.Draw(mask)
+    k = stride * scale
+    for g, r, c in (tuple(int(v) for v in cell) for cell in cells):
+        ds.rectangle([c * k, r * k, (c + 1) * k - 1, (r + 1) * k - 1], fill=class_colour(g % (len(PALETTE) - 1)))
+        dm.rectangle([c * k, r * k, (c + 1) * k - 1, (r + 1) * k - 1], fill=150)
+    img = Image.composite(shade, img, mask)
+    d = ImageDraw.Draw(img)
+    for x in range(0, img.width, k):
+        d.line([(x, 0), (x, img.height)], fill=GREY, width=1)
+    for y in range(0, img.height, k):
+        d.line([(0, y), (img.width, y)], fill=GREY, width=1)
+    for i, b in enumerate(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)):
+        d.rectangle([float(v) * scale for v in b], outline=class_colour(i % (len(PALETTE) - 1)), width=2)
+    if title:
+        badge(img, (0, 0), title)
+    return img
+
+
 def hstack(images: Sequence[Image.Image], pad: int = 6, bg=(255, 255, 255)) -> Image.Image:
     """Place pictures side by side (top-aligned)."""
     w = sum(im.width for im in images) + pad * (len(images) - 1)

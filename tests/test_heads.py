@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import course_lib as cl
-from course_lib.boxes import decode_distances, encode_distances
+from course_lib.boxes import box_iou, decode_distances, encode_distances
 from course_lib.contract import ContractError, FeatureSpec
 from course_lib.data import ShapesWorld
 
@@ -76,6 +76,66 @@ def test_every_object_gets_a_positive_even_tiny_ones():
     # a box with a cell centre on its border still gets it: point (100, 36) for the second box
     on_border = a["pos"][0] & (a["gt_index"][0] == 1)
     assert flat["points"][on_border].tolist() == [[100.0, 36.0]]
+
+
+def test_locate_turns_a_flat_index_into_level_row_col():
+    head = cl.heads.build("detection", SPECS, width=16, depth=1)
+    out = head(feats(1))
+    flat = head.flatten(out)
+    assert head.locate(out, 0) == ("P3", 0, 0) and head.locate(out, 255) == ("P3", 15, 15)
+    assert head.locate(out, 256 + 8 * 2 + 3) == ("P4", 2, 3) and head.locate(out, 335) == ("P5", 3, 3)
+    for i in torch.randint(0, 336, (40,), generator=torch.Generator().manual_seed(1)).tolist():
+        lv, row, col = head.locate(out, i)
+        assert head.levels[int(flat["level"][i])] == lv
+        cell = head.cell(out, lv, row, col)
+        assert torch.equal(cell["point"], flat["points"][i])  # the same cell, seen both ways
+    with pytest.raises(IndexError, match="336 points"):
+        head.locate(out, 336)
+
+
+def test_positive_cells_per_level_follow_the_size_bands():
+    head = cl.heads.build("detection", SPECS, width=16, depth=1)
+    out = head(feats(1))
+    small, middle, large = [40.0, 40, 52, 52], [10.0, 70, 42, 102], [60.0, 20, 116, 76]  # sizes 12, 32, 56
+    target = {"boxes": torch.tensor([small, middle, large]), "labels": torch.tensor([0, 1, 2])}
+    assert head.size_level(target["boxes"]).tolist() == [0, 1, 2]
+    assert head.size_level(torch.tensor([[0.0, 0, 24, 24], [0.0, 0, 23.9, 24]])).tolist() == [1, 0]  # band edges
+    cells = head.positive_cells(out, target)
+    assert set(cells) == {"P3", "P4", "P5"}
+    for lv, g in zip(head.levels, range(3)):
+        assert cells[lv].shape[1] == 3 and set(cells[lv][:, 0].tolist()) == {g}
+        s = head.strides[head.levels.index(lv)]
+        box = target["boxes"][g]
+        centres = (cells[lv][:, 1:].flip(1).float() + 0.5) * s  # (row, col) -> (x, y)
+        assert bool(((centres >= box[:2]) & (centres <= box[2:])).all())
+    # the same answer as assign() on the flat list
+    flat = head.flatten(out)
+    a = head.assign(flat["points"], flat["strides"], flat["level"], [target])
+    assert sum(len(c) for c in cells.values()) == int(a["pos"].sum())
+    # ShapesWorld: every object gets positives, all on exactly the level its size selects
+    world = ShapesWorld("val")
+    for i in range(30):
+        t = world[i][1]
+        c = head.positive_cells(out, t)
+        got = [{j for j, lv in enumerate(head.levels) if (c[lv][:, 0] == g).any()} for g in range(len(t["boxes"]))]
+        assert got == [{int(k)} for k in head.size_level(t["boxes"])], i
+
+
+def test_code_exercises_of_lesson_04_run_the_learners_function():
+    import torchvision
+
+    iou, nms = cl.exercises.get("04.write_iou"), cl.exercises.get("04.write_nms")
+    assert iou.is_correct(lambda a, b: float(box_iou(torch.tensor([a]), torch.tensor([b]))))
+    assert not iou.is_correct(lambda a, b: 0.0)
+
+    def unclamped(a, b):  # forgets that disjoint boxes have no overlap
+        inter = (min(a[2], b[2]) - max(a[0], b[0])) * (min(a[3], b[3]) - max(a[1], b[1]))
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    assert not iou.is_correct(unclamped)
+    assert nms.is_correct(torchvision.ops.nms) and nms.is_correct(cl.boxes.nms)
+    assert not nms.is_correct(lambda b, s, t: s.argsort(descending=True))  # keeps everything
+    assert not nms.is_correct(lambda b, s, t: torchvision.ops.nms(b, s, t).flip(0))  # not best first
 
 
 def test_loss_parts_and_empty_images():

@@ -27,6 +27,11 @@ point claimed by several boxes takes the smallest.  A box that got no point this
 way (a tiny or thin object) takes the in-box point nearest its centre.  A box with no cell centre inside it at all (a
 6-pixel object between the points of a stride-8 grid) cannot be learned: the
 smallest stride sets the smallest object a detector can see.
+``positive_cells(outputs, target)`` lists one image's positives per level as
+``(box, row, col)``, ``size_level(boxes)`` the level each box's size selects and
+``locate(outputs, index)`` turns an index of :meth:`DetectionHead.flatten`'s list
+into ``(level, row, col)``.  YOLOv8 assigns differently (task-aligned, TOOD):
+top-10 in-box cells per object by ``score**0.5 * IoU**6``; not implemented here.
 
 **Loss**: sigmoid focal loss on classes (normalised by the number of
 positives) + GIoU loss on the decoded boxes of positives (+ DFL when
@@ -237,6 +242,43 @@ class DetectionHead(Head):
         if key not in self._grid_cache:
             self._grid_cache[key] = anchor_grid(shapes, self.strides, device)
         return self._grid_cache[key]
+
+    def locate(self, outputs: Mapping[str, torch.Tensor], index: int) -> tuple[str, int, int]:
+        """A point's index in :meth:`flatten`'s list -> ``(level, row, col)``.
+
+        The list runs level by level, finest first, each level row by row: on 128x128 inputs with
+        P3, P4, P5 the indices 0..255 are P3's 16x16 cells, 256..319 P4's and 320..335 P5's.
+        """
+        start = 0
+        for lv in self.levels:
+            h, w = outputs[f"cls.{lv}"].shape[-2:]
+            if 0 <= index - start < h * w:
+                row, col = divmod(int(index) - start, w)
+                return lv, row, col
+            start += h * w
+        raise IndexError(f"point {index} is outside the {start} points of levels {self.levels}")
+
+    def size_level(self, boxes: torch.Tensor) -> torch.Tensor:
+        """The level index each box's size ``sqrt(w * h)`` selects through :attr:`scale_ranges` ``(N,)``."""
+        size = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).clamp(min=0).sqrt()
+        his = torch.tensor([hi for _, hi in self.scale_ranges[:-1]], dtype=size.dtype, device=size.device)
+        return torch.bucketize(size, his, right=True)
+
+    @torch.no_grad()
+    def positive_cells(self, outputs: Mapping[str, torch.Tensor],
+                       target: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The label assignment of one image, as cells: per level a ``(P, 3)`` tensor of
+        ``(box index, row, col)``, one row per cell that :meth:`assign` makes a positive (标签分配).
+
+        ``outputs`` only gives the map sizes (the first image's; the scores play no part).
+        """
+        flat = self.flatten(outputs)
+        a = self.assign(flat["points"], flat["strides"], flat["level"], [target])
+        cells: dict[str, list[tuple[int, int, int]]] = {lv: [] for lv in self.levels}
+        for i in torch.nonzero(a["pos"][0]).flatten().tolist():
+            lv, row, col = self.locate(outputs, i)
+            cells[lv].append((int(a["gt_index"][0, i]), row, col))
+        return {lv: torch.tensor(c, dtype=torch.long).reshape(-1, 3) for lv, c in cells.items()}
 
     # ------------------------------------------------------------------ targets
     @torch.no_grad()

@@ -39,6 +39,10 @@ TERMS: list[Term] = [
     Term("anchor", "锚框", "a reference box (or point) that a detector predicts relative to", "04"),
     Term("anchor-free", "无锚框", "predict from cell centres (anchor points) instead of preset boxes", "04"),
     Term("IoU", "交并比", "intersection over union of two boxes: overlap / combined area", "04"),
+    Term("anchor box", "锚框", "one of k preset box shapes per cell (YOLOv2/v3, RetinaNet, Faster R-CNN); the head "
+         "predicts offsets from it", "04"),
+    Term("label assignment", "标签分配", "the training rule that decides which cells are positives for which object "
+         "(FCOS: centre radius + the level's size band; YOLOv8: task-aligned, top-k by score x IoU)", "04"),
     Term("NMS", "非极大值抑制", "non-maximum suppression: drop boxes that overlap a better-scoring box", "04"),
     Term("decoupled head", "解耦头", "separate branches for classification and box regression", "04"),
     Term("DFL", "分布焦点损失", "distribution focal loss: a box side as a distribution over distance bins", "04"),

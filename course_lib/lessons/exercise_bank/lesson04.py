@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ...boxes import nms
 from ..exercises import Exercise, register
 
 
@@ -78,4 +79,92 @@ register(Exercise(
            "weight[k][:, None, None] * maps[0] has shape (C, h, w); sum over the channels"],
     explanation="CAM_k = sum_c w_kc A_c, e.g. torch.einsum('c,chw->hw', weight[k], maps[0]). Averaging it over "
                 "the cells is the same as pooling first and then applying the linear layer: the logit minus the bias.",
+))
+
+
+def _random_box_pairs(n: int = 200, seed: int = 4):
+    """Random xyxy box pairs, with disjoint, nested, touching and identical pairs among them."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, 2, generator=g) * 60
+    wh = torch.rand(n, 2, 2, generator=g) * 40 + 1
+    boxes = torch.cat([xy, xy + wh], -1)                      # (n, 2 boxes, 4)
+    fixed = torch.tensor([[[0., 0, 10, 10], [20, 20, 30, 30]],    # disjoint
+                          [[0., 0, 40, 40], [10, 10, 20, 20]],    # nested (b inside a)
+                          [[10., 10, 20, 20], [0, 0, 40, 40]],    # nested (a inside b)
+                          [[0., 0, 10, 10], [10, 0, 20, 10]],     # touching: IoU 0
+                          [[5., 5, 15, 25], [5, 5, 15, 25]]])     # identical: IoU 1
+    return torch.cat([fixed, boxes])
+
+
+def _check_iou_fn(fn) -> bool:
+    """The learner's ``fn(a, b)`` on two xyxy boxes must match :func:`course_lib.boxes.box_iou`."""
+    import torch
+
+    from ...boxes import box_iou
+
+    for a, b in _random_box_pairs():
+        ref = float(box_iou(a[None], b[None])[0, 0])
+        got = fn(a.tolist(), b.tolist())
+        if not math.isclose(float(got), ref, rel_tol=1e-4, abs_tol=1e-6):
+            return False
+    return bool(torch.isfinite(torch.tensor(float(fn([0, 0, 1, 1], [0, 0, 1, 1])))))
+
+
+def _reference_iou(a, b):
+    """The reference answer: overlap rectangle (clamped at zero), then intersection / union."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+register(Exercise(
+    id="04.write_iou",
+    question="Write iou(a, b): a and b are two boxes [x1, y1, x2, y2] (lists of 4 numbers). Return their "
+             "intersection over union as a number. It is checked against course_lib.boxes.box_iou on 205 "
+             "box pairs, disjoint, nested and touching ones among them.",
+    answer=_reference_iou,
+    compare=lambda fn, ref: callable(fn) and _check_iou_fn(fn),
+    hints=["the overlap is a rectangle: left = max(a[0], b[0]), right = min(a[2], b[2]); the same for top, bottom",
+           "boxes that do not overlap give a negative width or height: clamp each at 0 (max(0, ...))",
+           "union = area(a) + area(b) - intersection (the overlap was counted twice)"],
+    explanation="inter = max(0, min(x2) - max(x1)) * max(0, min(y2) - max(y1)); IoU = inter / (A + B - inter). "
+                "Disjoint boxes give 0, a box inside another gives the ratio of their areas.",
+))
+
+
+def _check_nms_fn(fn) -> bool:
+    """The learner's ``fn(boxes, scores, iou_threshold)`` must keep what ``torchvision.ops.nms`` keeps, best first."""
+    import torch
+    from torchvision.ops import nms as tv_nms
+
+    g = torch.Generator().manual_seed(5)
+    for trial in range(20):
+        n = 1 + trial * 2
+        xy = torch.rand(n, 2, generator=g) * 50
+        boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 30 + 2], 1)
+        scores = torch.rand(n, generator=g)
+        for thr in (0.3, 0.5, 0.7):
+            got = fn(boxes.clone(), scores.clone(), thr)
+            got = got.tolist() if isinstance(got, torch.Tensor) else list(got)
+            if [int(i) for i in got] != tv_nms(boxes, scores, thr).tolist():
+                return False
+    return True
+
+
+register(Exercise(
+    id="04.write_nms",
+    question="Write nms(boxes, scores, iou_threshold): boxes an (N, 4) tensor of xyxy boxes, scores (N,). Return "
+             "the indices of the boxes kept, best score first (a list or a tensor). A box is removed when its IoU "
+             "with an already kept box is above the threshold. Checked against torchvision.ops.nms on 60 random "
+             "sets; course_lib.boxes.box_iou may be used.",
+    answer=nms,  # the reference is the library's own step-by-step NMS
+    compare=lambda fn, ref: callable(fn) and _check_nms_fn(fn),
+    hints=["sort the indices by score, highest first: order = scores.argsort(descending=True).tolist()",
+           "loop: keep order[0], then drop from the rest every box whose IoU with it is > iou_threshold",
+           "box_iou(boxes[best][None], boxes[rest])[0] gives the IoU of the kept box with each remaining one"],
+    explanation="Greedy NMS: the best box survives, its duplicates go, and the next best surviving box is treated "
+                "the same way, until none are left. torchvision's C++ nms is this loop.",
 ))
