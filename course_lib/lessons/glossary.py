@@ -22,7 +22,8 @@ TERMS: list[Term] = [
     Term("stride", "步幅", "how many input pixels one cell of a map steps over", "00"),
     Term("convolution", "卷积", "sliding a small filter over the image; each output is a weighted sum of a patch", "01"),
     Term("receptive field", "感受野", "the region of the input that one output cell can see", "01"),
-    Term("bottleneck", "瓶颈", "1x1 reduce -> 3x3 -> 1x1 expand: the 3x3 conv runs on fewer channels", "01"),
+    Term("bottleneck", "瓶颈", "1x1 reduce -> 3x3 -> 1x1 expand (ResNet); also a 1x1/linear projection to fewer "
+         "features before a new head (transfer learning), and MobileNetV2's narrow layer with no ReLU", "01"),
     Term("pretrained", "预训练", "weights learned on a large data set (ImageNet) before your task", "02"),
     Term("fine-tuning", "微调", "continuing to train pretrained weights on your task, usually with a small learning rate",
          "02"),
@@ -36,7 +37,7 @@ TERMS: list[Term] = [
     Term("attention", "注意力机制", "learned weights that re-scale channels (SE) or positions (CBAM)", "03"),
     Term("class activation map", "类激活图", "CAM: the class-weighted sum of the last maps before pooling; "
          "it shows where the evidence for a class is", "04"),
-    Term("anchor", "锚框", "a reference box (or point) that a detector predicts relative to", "04"),
+    Term("anchor", "锚点 / 锚框", "a reference a detector predicts relative to: a point (anchor-free) or a box", "04"),
     Term("anchor-free", "无锚框", "predict from cell centres (anchor points) instead of preset boxes", "04"),
     Term("IoU", "交并比", "intersection over union of two boxes: overlap / combined area", "04"),
     Term("anchor box", "锚框", "one of k preset box shapes per cell (YOLOv2/v3, RetinaNet, Faster R-CNN); the head "
