@@ -31,8 +31,11 @@ def _dry_run(target: str, tmp_path: Path, uid: int, installed: bool) -> list[str
         (venv / "bin").mkdir(parents=True, exist_ok=True)
         (venv / ".course-installed").touch()
         os.utime(venv / ".course-installed", (4e9, 4e9))  # newer than pyproject.toml
-    out = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, check=True).stdout
+    # a make of its own, not a sub-make of the `make test` that may be running these tests
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    out = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}"], cwd=ROOT,
+                         capture_output=True, text=True, env={**env, "PATH": f"{fake}:{os.environ['PATH']}"},
+                         check=True).stdout
     return out.splitlines()
 
 
