@@ -31,3 +31,23 @@ def test_evaluating_restores_mode_even_on_error():
         assert not net.training and not torch.is_grad_enabled()
         raise RuntimeError("boom")
     assert net.training and torch.is_grad_enabled()
+
+
+def test_median_time_ms_calls_fn_repeats_times_and_takes_the_median(monkeypatch):
+    import course_lib.measure as measure
+
+    # a fake clock: each call of fn lasts the next of these durations (seconds); one call is very slow
+    durations = iter([0.003, 0.001, 0.500, 0.002, 0.004])
+    now = [0.0]
+    calls = []
+
+    def fn():
+        calls.append(1)
+        now[0] += next(durations)
+
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
+    ms = measure.median_time_ms(fn, repeats=5)
+    assert len(calls) == 5
+    assert ms == pytest.approx(3.0)          # median of 1, 2, 3, 4, 500 ms: the slow call does not move it
+    with pytest.raises(ValueError, match="repeats"):
+        measure.median_time_ms(fn, repeats=0)

@@ -52,3 +52,98 @@ register(Exercise(
                 "learned mix; addition (PANet) learns its mix too, in the convs that produced a and b, and the "
                 "sum keeps 64 channels.",
 ))
+
+
+def _same_set(value, ref) -> bool:
+    if isinstance(value, str):
+        return False
+    return {str(v).strip().upper() for v in value} == set(ref)
+
+
+def _fpn_and_maps(seed: int = 0):
+    """A small random FPN (C3, C4, C5 of a 300x451 photo: map sizes that do not halve evenly) and its inputs."""
+    from collections import OrderedDict
+
+    import torch
+
+    from ...contract import FeatureSpec
+    from ...necks.fpn import FPN
+
+    g = torch.Generator().manual_seed(seed)
+    specs = OrderedDict(C3=FeatureSpec(8, 8), C4=FeatureSpec(12, 16), C5=FeatureSpec(16, 32))
+    sizes = {"C3": (38, 57), "C4": (19, 29), "C5": (10, 15)}
+    feats = OrderedDict((k, torch.randn(2, s.channels, *sizes[k], generator=g)) for k, s in specs.items())
+    torch.manual_seed(seed)
+    return FPN(specs, out_channels=16, extra="maxpool").eval(), feats
+
+
+def _levels_changed_by_top_down() -> set[str]:
+    """Build the FPN, run it with the top-down path on and off, and list the output levels that differ."""
+    import torch
+
+    fpn, feats = _fpn_and_maps()
+    with torch.no_grad():
+        full = fpn(feats)
+        fpn.set_paths(top_down=False)
+        off = fpn(feats)
+    return {k for k in full if not torch.equal(full[k], off[k])}
+
+
+register(Exercise(
+    id="03.top_down_off",
+    question="An FPN turns C3, C4, C5 into P3, P4, P5, plus an extra P6 (a stride-2 subsample of P5, as "
+             "torchvision's LastLevelMaxPool makes). Switch its top-down path off: which output levels change? "
+             "Answer with a set of names, e.g. {'P3'}. It is checked by running the library's FPN both ways.",
+    answer={"P3", "P4"},
+    compare=lambda value, ref: _same_set(value, ref) and set(ref) == _levels_changed_by_top_down(),
+    hints=["the top-down path carries meaning *down*: from P5 towards P3. What reaches P5 from above it?",
+           "P6 is computed from P5 alone"],
+    explanation="P3 and P4 lose what came down from the coarser levels; P5 is the start of the top-down path "
+                "(nothing comes down to it), and P6 is made from P5, so both stay bit-identical.",
+))
+
+
+def _reference_top_down(laterals):
+    """The reference answer: start at the coarsest, upsample (nearest) to the finer map's size, add."""
+    import torch.nn.functional as F
+
+    merged = [laterals[-1]]
+    for lat in reversed(laterals[:-1]):
+        merged.insert(0, lat + F.interpolate(merged[0], size=lat.shape[-2:], mode="nearest"))
+    return merged
+
+
+def _check_top_down_fn(fn) -> bool:
+    """The learner's ``fn(laterals)`` must give the library FPN's merged maps, on uneven map sizes too."""
+    import torch
+
+    for seed in (0, 1):
+        fpn, feats = _fpn_and_maps(seed)
+        with torch.no_grad():
+            fpn(feats)
+            rec = fpn.last_intermediates
+            laterals = [rec[f"{k} lateral"].clone() for k in ("P3", "P4", "P5")]
+            got = fn([t.clone() for t in laterals])
+        want = [rec["P3 merged"], rec["P4 merged"], rec["P5 lateral"]]
+        if len(got) != 3 or not all(isinstance(t, torch.Tensor) and t.shape == w.shape and
+                                    torch.allclose(t, w, atol=1e-5) for t, w in zip(got, want)):
+            return False
+    return True
+
+
+register(Exercise(
+    id="03.write_top_down",
+    question="Write top_down(laterals): laterals is a list [L3, L4, L5] of (B, C, H, W) tensors, finest first "
+             "(the FPN's 1x1 laterals). Return the FPN's merged maps [M3, M4, M5], before smoothing: M5 = L5 and "
+             "M_i = L_i + nearest-neighbour upsampling of M_(i+1) to L_i's height and width. It is checked "
+             "against the library's FPN on maps whose sizes do not halve evenly (38x57, 19x29, 10x15).",
+    answer=_reference_top_down,
+    compare=lambda fn, ref: callable(fn) and _check_top_down_fn(fn),
+    hints=["start from the top: merged = [laterals[-1]], then walk down to the finer levels",
+           "torch.nn.functional.interpolate(m, size=lat.shape[-2:], mode='nearest') -- 'size', not "
+           "scale_factor=2: 10 rows upsampled 2x would be 20, but C4 has 19",
+           "each step adds the upsampled coarser merged map (not the coarser lateral) to the finer lateral"],
+    explanation="merged = [L5]; for L in (L4, L3): merged.insert(0, L + interpolate(merged[0], size=L.shape[-2:], "
+                "mode='nearest')). Because each step adds the *merged* map above, C5's meaning reaches P3 "
+                "through P4. This is torchvision's FeaturePyramidNetwork loop, and course_lib.necks.fpn's.",
+))
