@@ -90,3 +90,23 @@ def test_glossary_terms_are_unique_and_point_at_lessons():
         assert term.english.lower() in path.read_text(encoding="utf-8").lower(), (term.english, path.name)
     table = glossary.table_markdown()
     assert table.count("\n") == len(glossary.TERMS) + 1 and "| receptive field | 感受野 |" in table
+
+
+def test_lesson05_compose_is_checked_by_building_the_config():
+    ex = exercises.get("05.compose_stride16")
+    good = {"backbone": {"name": "tiny_cnn"},
+            "neck": {"name": "fpn", "in_keys": ("C4", "C5"), "out_channels": 32},
+            "head": {"name": "detection", "num_classes": 3, "width": 48}}   # extra head options are fine
+    assert ex.is_correct(good)
+    assert not ex.is_correct({**good, "neck": {"name": "fpn", "out_channels": 32}})      # reads C3: a stride-8 map
+    assert not ex.is_correct({**good, "neck": {"name": "fpn", "in_keys": ["C4", "C5"]}})  # 256 channels
+    assert not ex.is_correct({**good, "head": {"name": "detection", "num_classes": 4}})
+    assert not ex.is_correct({**good, "neck": {"name": "pan", "in_keys": ["C4", "C5"], "out_channels": 32}})
+    assert not ex.is_correct({**good, "neck": {"name": "fpn", "in_keys": ["C2", "C4"], "out_channels": 32}})
+
+
+def test_lesson05_exercises_are_not_answered_in_the_lesson():
+    ids = {ex.id for ex in exercises.for_lesson("05")}
+    assert "05.c5_points" not in ids and {"05.points_fpn", "05.compose_stride16"} <= ids
+    assert exercises.get("05.points_fpn").is_correct((16 ** 2 + 8 ** 2 + 4 ** 2, 16))
+    assert not exercises.get("05.points_fpn").is_correct(16)
