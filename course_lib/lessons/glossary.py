@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,16 +13,35 @@ class Term:
     chinese: str
     definition: str
     lesson: str  # "00", "01", ...
+    also: tuple[str, ...] = ()  # other Chinese names a learner meets for the same thing (骨干网络 for 主干网络)
+
+    @property
+    def chinese_names(self) -> tuple[str, ...]:
+        """Every Chinese name: the parts of ``chinese`` split at "/" (锚点 / 锚框), then ``also``."""
+        return tuple(n.strip() for n in self.chinese.split("/")) + self.also
 
 
 TERMS: list[Term] = [
-    Term("backbone", "主干网络", "the feature extractor (the eye): image in, multi-scale feature maps out", "00"),
+    Term("backbone", "主干网络", "the feature extractor (the eye): image in, multi-scale feature maps out", "00",
+         also=("骨干网络",)),
     Term("neck", "颈部", "between backbone and head (the brain): fuses maps across scales", "00"),
     Term("head", "头部", "the task-specific part (the judgement): class scores, boxes or masks", "00"),
     Term("feature map", "特征图", "a (C, H, W) tensor: C pattern detectors evaluated on an H x W grid", "00"),
-    Term("stride", "步幅", "how many input pixels one cell of a map steps over", "00"),
+    Term("stride", "步幅", "how many input pixels one cell of a map steps over", "00", also=("步长",)),
+    Term("downsampling", "下采样", "shrinking a map's grid (a stride-2 conv or pool halves H and W)", "00"),
+    Term("feature fusion", "特征融合", "combining maps from several stages or positions into one (the neck's job)", "00"),
+    Term("global average pooling", "全局平均池化", "GAP: the mean of each channel over the whole map; no parameters",
+         "00"),
     Term("convolution", "卷积", "sliding a small filter over the image; each output is a weighted sum of a patch", "01"),
     Term("receptive field", "感受野", "the region of the input that one output cell can see", "01"),
+    Term("effective receptive field", "有效感受野", "the part of the receptive field that really moves an output "
+         "(measured with gradients): a bright centre fading outwards", "01"),
+    Term("dilated convolution", "空洞卷积", "a conv whose taps are d cells apart: a wider view with the same weights "
+         "(atrous)", "01"),
+    Term("depthwise separable convolution", "深度可分离卷积", "a depthwise conv (one filter per channel, groups=C) "
+         "followed by a 1x1 conv that mixes channels: far fewer weights than a full conv", "01"),
+    Term("inverted residual", "倒残差", "MobileNetV2's block: 1x1 expand -> depthwise 3x3 -> 1x1 project to a narrow, "
+         "linear output", "01"),
     Term("bottleneck", "瓶颈", "1x1 reduce -> 3x3 -> 1x1 expand (ResNet); also a 1x1/linear projection to fewer "
          "features before a new head (transfer learning), and MobileNetV2's narrow layer with no ReLU", "01"),
     Term("pretrained", "预训练", "weights learned on a large data set (ImageNet) before your task", "02"),
@@ -44,12 +64,18 @@ TERMS: list[Term] = [
          "predicts offsets from it", "04"),
     Term("label assignment", "标签分配", "the training rule that decides which cells are positives for which object "
          "(FCOS: centre radius + the level's size band; YOLOv8: task-aligned, top-k by score x IoU)", "04"),
+    Term("upsampling", "上采样", "enlarging a map's grid (nearest neighbour or bilinear) to meet a finer one", "04"),
+    Term("detection head", "检测头", "the head that answers with boxes: at every cell of every level, class scores "
+         "and a box", "04"),
     Term("NMS", "非极大值抑制", "non-maximum suppression: drop boxes that overlap a better-scoring box", "04"),
     Term("decoupled head", "解耦头", "separate branches for classification and box regression", "04"),
     Term("DFL", "分布焦点损失", "distribution focal loss: a box side as a distribution over distance bins", "04"),
     Term("semantic segmentation", "语义分割", "one class label for every pixel", "04"),
     Term("mAP", "平均精度均值", "mean average precision: area under precision-recall, averaged over classes", "05"),
     Term("ablation", "消融实验", "remove one part, keep the rest, measure what changes", "05"),
+    Term("concatenation", "拼接", "fusing maps by stacking their channels (the width adds up); a conv after it "
+         "learns the mix", "06"),
+    Term("addition", "相加", "fusing maps of the same width element-wise (FPN, PANet): the width stays", "06"),
     Term("object query", "目标查询", "a vector a DETR decoder turns into one box (learned in DETR; in RT-DETR the top-K "
          "encoder cells by class score); no NMS needed", "06"),
     Term("multi-task learning", "多任务学习", "one shared backbone and neck feeding several heads", "07"),
@@ -63,8 +89,32 @@ def lesson_notebook(lesson: str, root: str | Path | None = None) -> Path | None:
     return found[0] if found else None
 
 
+def lesson_text(path: str | Path) -> str:
+    """All the cells' sources of a notebook, joined (what a learner reads and runs)."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells)
+
+
+def missing_from_lessons(terms: list[Term] | None = None, root: str | Path | None = None) -> list[tuple[str, str, str]]:
+    """``(lesson, term, name)`` for every English or Chinese name that its lesson's notebook does not contain.
+
+    The English name is matched ignoring case, each Chinese name exactly; a lesson that is not in ``root`` is
+    left out.
+    """
+    missing = []
+    for term in terms or TERMS:
+        path = lesson_notebook(term.lesson, root)
+        if path is None:
+            continue
+        text = lesson_text(path)
+        if term.english.lower() not in text.lower():
+            missing.append((term.lesson, term.english, term.english))
+        missing += [(term.lesson, term.english, n) for n in term.chinese_names if n not in text]
+    return missing
+
+
 def table_markdown(terms: list[Term] | None = None) -> str:
     """The glossary as a markdown table."""
     rows = ["| English | 中文 | meaning | lesson |", "|---|---|---|---|"]
-    rows += [f"| {t.english} | {t.chinese} | {t.definition} | {t.lesson} |" for t in (terms or TERMS)]
+    rows += [f"| {t.english} | {' / '.join(t.chinese_names)} | {t.definition} | {t.lesson} |" for t in (terms or TERMS)]
     return "\n".join(rows)

@@ -55,3 +55,51 @@ register(Exercise(
     hints=["a box is not a set of pixels", "one class per pixel"],
     explanation="Segmentation gives a class for every pixel.",
 ))
+
+
+# ---------------------------------------------------------------- an answer that is code
+#: The config the learner starts from: lesson 05's backbone and neck with a detection head only.
+DETECTION_ONLY: dict = {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},
+                        "heads": {"detection": {"num_classes": 3}}}
+
+
+def _with_segmentation() -> dict:
+    return {**DETECTION_ONLY, "heads": {**DETECTION_ONLY["heads"], "segmentation": {"num_classes": 4}}}
+
+
+def _adds_segmentation(config, ref) -> bool:
+    """Build both configs on the meta device (no memory): the same backbone and neck, one copy of them read by a
+    detection head and a 4-class segmentation head."""
+    import torch
+
+    from ...heads.segmentation import SegmentationHead
+    from ...measure import count_params
+    from ...model import build_model
+
+    with torch.device("meta"):
+        mine, theirs = build_model(config), build_model(ref)
+    if not mine.multi_head or set(mine.heads) != {"detection", "segmentation"}:
+        return False
+    seg, det = mine.heads["segmentation"], mine.heads["detection"]
+    same_parts = all(count_params(getattr(mine, p)) == count_params(getattr(theirs, p)) for p in ("backbone", "neck"))
+    one_copy = count_params(mine) == (count_params(mine.backbone) + count_params(mine.neck)
+                                      + count_params(seg) + count_params(det))
+    return (isinstance(seg, SegmentationHead) and seg.num_classes == 4 and det.num_classes == 3
+            and count_params(det) == count_params(theirs.heads["detection"]) and same_parts and one_copy
+            and all(h.in_specs == mine.neck.out_specs for h in mine.heads.values()))
+
+
+register(Exercise(
+    id="07.add_segmentation",
+    question="Start from this config of one backbone, one neck and a detection head: "
+             f"{DETECTION_ONLY}. Add a segmentation head for ShapesWorld (the 3 shapes plus background) that "
+             "reads the same backbone and neck, keeping the detection head as it is. Pass the config dict.",
+    answer=_with_segmentation(),
+    hints=["keep 'backbone' and 'neck' as they are: one copy, read by every head",
+           "add a second entry to the 'heads' dict, under the key 'segmentation'",
+           "4 classes: background, circle, square, triangle -- {'num_classes': 4} (the name may be left out when "
+           "the key is a head's name)"],
+    explanation="Built and checked: one backbone and one neck feed both heads, so the segmentation head adds only "
+                "its own parameters; a second, separate model would also copy the backbone and the neck.",
+    compare=_adds_segmentation,
+))
