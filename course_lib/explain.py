@@ -39,17 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hooks import forward_hooks
 from .measure import evaluating
 
-__all__ = ["ClassMaps", "cam", "class_maps", "find_last_spatial_layer", "grad_cam", "hooks_left", "side_by_side",
-           "supports_cam"]
-
-_LIVE_HOOKS: list = []  # handles of hooks this module placed and has not removed yet (always empty between calls)
-
-
-def hooks_left() -> int:
-    """How many forward hooks this module left on models (0 after every call: they are removed in ``finally``)."""
-    return len(_LIVE_HOOKS)
+__all__ = ["ClassMaps", "cam", "class_maps", "find_last_spatial_layer", "grad_cam", "side_by_side", "supports_cam"]
 
 
 # -- inputs and targets -------------------------------------------------------------
@@ -183,16 +176,8 @@ def _forward_catching(model: nn.Module, x: torch.Tensor, layer: nn.Module | str 
         targets, hook = [m for m in model.modules() if m is not model], keep
     else:
         targets, hook = [_resolve_layer(model, layer)[1]], keep_copy
-    handles = []
-    try:
-        for m in targets:
-            handles.append(m.register_forward_hook(hook))
-            _LIVE_HOOKS.append(handles[-1])
+    with forward_hooks((m, hook) for m in targets):
         logits = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-            _LIVE_HOOKS.remove(h)
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         raise TypeError(f"grad_cam needs a classifier that returns (1, num_classes) logits, got "
                         f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}")
@@ -268,12 +253,11 @@ def class_maps(model: nn.Module, x: torch.Tensor, k: int = 5, *, classes: Sequen
     """
     x = _batch(model, x)
     seen: dict[str, torch.Tensor] = {}
-    handles = []
+    catch_cam = []
     if supports_cam(model):  # CAM reads the map the GAP pools, caught on its way into the neck
         key = model.neck.in_keys[0]
-        handles.append(model.neck.register_forward_hook(lambda m, inputs, out: seen.update(CAM=inputs[0][key])))
-        _LIVE_HOOKS.append(handles[-1])
-    try:
+        catch_cam.append((model.neck, lambda m, inputs, out: seen.update(CAM=inputs[0][key])))
+    with forward_hooks(catch_cam):
         with evaluating(model, no_grad=False), torch.enable_grad():
             logits, maps, name = _forward_catching(model, x, layer)
             n = logits.shape[-1]
@@ -286,10 +270,6 @@ def class_maps(model: nn.Module, x: torch.Tensor, k: int = 5, *, classes: Sequen
             if "CAM" in seen:
                 out["CAM"] = _to_image(_raw_cams(seen["CAM"], model.head.fc, chosen), x.shape[-2:], relu=False)
             out["Grad-CAM"] = _to_image(_raw_grad_cams(logits, maps, chosen), x.shape[-2:], relu=True)
-    finally:
-        for h in handles:
-            h.remove()
-            _LIVE_HOOKS.remove(h)
     return ClassMaps(image=x[0].detach(), probs=F.softmax(logits[0].detach().float(), -1), classes=chosen,
                      names=[names[c] if names else f"class {c}" for c in chosen], maps=out, layer=name)
 

@@ -8,6 +8,7 @@ import torchvision
 
 import course_lib as cl
 from course_lib import explain
+from course_lib.hooks import hooks_left
 from course_lib.widgets import CAMExplorer
 
 
@@ -74,7 +75,7 @@ def test_grad_cam_on_torchvision_classifiers(build, pair):
     before = {k: v.clone() for k, v in net.state_dict().items()}
     m = explain.grad_cam(net, pair, 3)
     assert m.shape == (224, 448) and 0 <= float(m.min()) and float(m.max()) <= 1
-    assert net.training and explain.hooks_left() == 0
+    assert net.training and hooks_left(net) == 0
     assert all(p.grad is None for p in net.parameters())
     # eval mode inside: BatchNorm's running statistics are untouched
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -96,7 +97,7 @@ def test_errors_say_what_to_do(classifier, cat):
         explain.grad_cam(classifier, cat, 0, layer="backbone.nope")
     with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         explain.cam(classifier, torch.zeros(2, 3, 32, 32), 0)
-    assert explain.hooks_left() == 0
+    assert hooks_left(classifier) == 0
 
 
 def test_hooks_removed_when_the_model_raises():
@@ -112,7 +113,7 @@ def test_hooks_removed_when_the_model_raises():
     net = Broken()
     with pytest.raises(RuntimeError, match="boom"):
         explain.grad_cam(net, torch.zeros(3, 16, 16), 0)
-    assert explain.hooks_left() == 0 and not net.conv._forward_hooks
+    assert hooks_left(net) == 0
 
 
 def test_cam_explorer_runs_the_network_once_per_image(classifier, pair, cat):

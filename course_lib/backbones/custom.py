@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..contract import Backbone, ContractError, FeatureSpec, check_image_batch
+from ..hooks import forward_hooks, hooks_left
 from ..measure import evaluating
 from .torchvision_backbones import Normalize
 
@@ -52,7 +53,6 @@ def capture(module: nn.Module, paths: Sequence[str], stop_after: str | None = No
     is cut short right after that submodule (the exception is swallowed here).
     """
     out: dict[str, torch.Tensor] = {}
-    handles = []
 
     def make(path: str):
         def hook(_mod, _inp, output):
@@ -63,14 +63,10 @@ def capture(module: nn.Module, paths: Sequence[str], stop_after: str | None = No
         return hook
 
     try:
-        for p in paths:
-            handles.append(_submodule(module, p).register_forward_hook(make(p)))
-        yield out
+        with forward_hooks((_submodule(module, p), make(p)) for p in paths):
+            yield out
     except _Enough:
         pass
-    finally:
-        for h in handles:
-            h.remove()
 
 
 class ModuleBackbone(Backbone):
@@ -95,20 +91,14 @@ class ModuleBackbone(Backbone):
 
     def _probe(self, size: int) -> OrderedDict[str, FeatureSpec]:
         order: list[str] = []
-        hooks = []
         try:
-            for path in self.taps.values():
-                hooks.append(_submodule(self.module, path).register_forward_hook(
-                    lambda _m, _i, _o, p=path: order.append(p) if p not in order else None))
-            try:
-                device = next(self.module.parameters()).device
-            except StopIteration:  # a module without parameters (e.g. only pooling)
-                device = torch.device("cpu")
-            with evaluating(self.module):
-                feats = self._run(torch.zeros(1, 3, size, size, device=device), stop=False)
-        finally:
-            for h in hooks:
-                h.remove()
+            device = next(self.module.parameters()).device
+        except StopIteration:  # a module without parameters (e.g. only pooling)
+            device = torch.device("cpu")
+        in_order = [(_submodule(self.module, path), lambda _m, _i, _o, p=path: order.append(p) if p not in order
+                     else None) for path in self.taps.values()]
+        with forward_hooks(in_order), evaluating(self.module):
+            feats = self._run(torch.zeros(1, 3, size, size, device=device), stop=False)
         self._last = order[-1] if order else None
         specs: OrderedDict[str, FeatureSpec] = OrderedDict()
         for level, path in self.taps.items():
@@ -147,7 +137,7 @@ class ModuleBackbone(Backbone):
 
     def hooks_left(self) -> int:
         """How many forward hooks remain on the wrapped module (0 after every call)."""
-        return sum(len(m._forward_hooks) for m in self.module.modules())
+        return hooks_left(self.module)
 
 
 def from_module(module: nn.Module, taps: Mapping[str, str] | Sequence[str], name: str = "custom",

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import render
+from ..hooks import forward_hooks
 from ..images import to_uint8
 from ..measure import count_params, evaluating
 from ..model import Model
@@ -49,7 +50,7 @@ def run_with_hooks(model: nn.Module, x: torch.Tensor, depth: int = 2) -> list[di
     """
     parts = model_parts(model)
     rows: list[dict[str, Any]] = []
-    handles = []
+    hooks = []
     index: dict[int, dict[str, Any]] = {}
     for part, root in parts.items():
         for path, mod in root.named_modules():
@@ -65,17 +66,13 @@ def run_with_hooks(model: nn.Module, x: torch.Tensor, depth: int = 2) -> list[di
                 if t is not None and row["output"] is None:
                     row["output"] = t.detach()
 
-            handles.append(mod.register_forward_hook(hook))
+            hooks.append((mod, hook))
             index[id(mod)] = row
-    try:
-        with evaluating(model):
-            if isinstance(model, Model):
-                model(x)
-            else:
-                trace_torchvision(model, x)
-    finally:
-        for h in handles:
-            h.remove()
+    with forward_hooks(hooks), evaluating(model):
+        if isinstance(model, Model):
+            model(x)
+        else:
+            trace_torchvision(model, x)
     return rows
 
 

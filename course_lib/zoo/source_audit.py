@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..hooks import forward_hooks
 from ..measure import evaluating
 from ..model import Model
 from .yolov8 import Concat
@@ -84,13 +85,8 @@ def concat_shapes(model: Model, size: int = 640) -> list[tuple[list[tuple[int, .
     def hook(module, inputs, output):
         calls.append(([tuple(t.shape) for t in inputs[0]], tuple(output.shape)))
 
-    handles = [m.register_forward_hook(hook) for m in model.neck.modules() if isinstance(m, Concat)]
-    try:
-        with evaluating(model):
-            model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
-    finally:
-        for h in handles:
-            h.remove()
+    with forward_hooks((m, hook) for m in model.neck.modules() if isinstance(m, Concat)), evaluating(model):
+        model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
     return calls
 
 

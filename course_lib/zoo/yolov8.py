@@ -39,6 +39,7 @@ from ..boxes import decode_distances
 from ..contract import FeatureSpec, Head, Neck, select_inputs
 from ..heads import HEADS
 from ..heads.detection import DFL, anchor_grid
+from ..hooks import forward_hooks
 from ..measure import count_params, evaluating
 from ..model import Model, build_model
 from ..necks import NECKS
@@ -219,13 +220,8 @@ def layer_table(model: Model, size: int = 640) -> list[dict[str, Any]]:
             calls.append((part, module, _flat_tensors(inputs), _flat_tensors(output)[0]))
         return hook
 
-    handles = [m.register_forward_hook(record(part)) for part, m in layers]
-    try:
-        with evaluating(model):
-            model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
-    finally:
-        for h in handles:
-            h.remove()
+    with forward_hooks((m, record(part)) for part, m in layers), evaluating(model):
+        model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
 
     made_by = {id(out): i for i, (_, _, _, out) in enumerate(calls)}  # outputs stay alive in `calls`
     rows: list[dict[str, Any]] = []
