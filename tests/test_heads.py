@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -267,3 +269,45 @@ def test_lesson_exercises_check_instantly(lesson, capsys):
         assert not ex.is_correct("something else")
     assert cl.exercises.get("04.nms").is_correct(["c", "A"])  # order does not matter
     assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_dfl_entropy_from_sharp_to_flat():
+    from course_lib.heads.detection import dfl_entropy
+    p = torch.tensor([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0.25] * 4])
+    assert torch.allclose(dfl_entropy(p), torch.tensor([0.0, math.log(2), math.log(4)]), atol=1e-6)
+
+
+def test_hidden_sides_are_where_the_visible_pixels_stop_short_of_the_box():
+    from course_lib.heads.detection import hidden_sides
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[0, 2:10, 2:10] = True     # fully visible square: box (2, 2, 10, 10)
+    masks[1, 4:12, 4:9] = True      # its right part (x 9..12) covered by another shape
+    boxes = torch.tensor([[2.0, 2, 10, 10], [4.0, 4, 12, 12]])
+    assert hidden_sides(boxes, masks).tolist() == [[False] * 4, [False, False, True, False]]
+    # on ShapesWorld the shape drawn last is never covered, and some earlier shape is
+    world = ShapesWorld("val")
+    found = False
+    for i in range(20):
+        t = world[i][1]
+        h = hidden_sides(t["boxes"], t["masks"])
+        assert not h[-1].any()
+        found |= bool(h.any())
+    assert found
+
+
+def test_side_distributions_of_every_positive():
+    head = cl.heads.build("detection", SPECS, num_classes=3, width=16, depth=1, reg_bins=8)
+    targets = [{"boxes": torch.tensor([[10.0, 12, 30, 40]]), "labels": torch.tensor([1])},
+               {"boxes": torch.tensor([[50.0, 50, 110, 120], [5.0, 5, 15, 15]]), "labels": torch.tensor([0, 2])}]
+    out = head(feats())
+    sides = head.side_distributions(out, targets)
+    flat = head.flatten(out)
+    a = head.assign(flat["points"], flat["strides"], flat["level"], targets)
+    p = int(a["pos"].sum())
+    assert sides["probs"].shape == (p, 4, 8) and sides["target"].shape == (p, 4)
+    assert torch.allclose(sides["probs"].sum(-1), torch.ones(p, 4), atol=1e-5)
+    assert sides["image"].tolist().count(0) == int(a["pos"][0].sum())
+    assert set(sides["gt_index"][sides["image"] == 1].tolist()) == {0, 1}
+    assert bool((sides["target"] >= 0).all())  # every positive's point lies inside its box
+    with pytest.raises(ValueError):
+        cl.heads.build("detection", SPECS, reg_bins=0).side_distributions(out, targets)

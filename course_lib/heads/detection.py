@@ -86,6 +86,35 @@ def dfl_expectation(logits: torch.Tensor, values: torch.Tensor | None = None) ->
     return logits.softmax(-1) @ values
 
 
+def dfl_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """The spread of DFL distributions ``(..., n)`` -> their entropy in nats ``(...)``.
+
+    0 for all the mass on one bin; ``ln 2 = 0.69`` for two equal bins (the most a
+    perfect DFL prediction of a distance half-way between two bins can have);
+    ``ln n`` for a flat distribution (no idea where the side is).
+    """
+    return -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+
+
+def hidden_sides(boxes: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Which sides of each object are occluded: ``(N, 4)`` bool in ``l, t, r, b`` order.
+
+    ``boxes (N, 4)`` are the tight boxes of the whole shapes, ``masks (N, H, W)`` their
+    *visible* pixels (ShapesWorld's targets).  A side is hidden when the visible pixels
+    stop short of the box edge on that side: another shape covers the object's extreme
+    there, and a detector must guess where the edge is.
+    """
+    hidden = torch.zeros((len(boxes), 4), dtype=torch.bool)
+    for g, (box, m) in enumerate(zip(boxes, masks)):
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        if len(xs) == 0:
+            hidden[g] = True
+            continue
+        seen = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).to(box)
+        hidden[g] = (seen - box).abs() > 0.5
+    return hidden
+
+
 class DFL(nn.Module):
     """DFL decoding stored as YOLOv8 ships it: a frozen 1x1 conv whose ``reg_max`` weights are 0, 1, ..., reg_max-1.
 
@@ -379,6 +408,27 @@ class DetectionHead(Head):
         lp_left = logp.gather(-1, left[..., None])[..., 0]
         lp_right = logp.gather(-1, (left + 1)[..., None])[..., 0]
         return -((1 - w_right) * lp_left + w_right * lp_right).mean()
+
+    @torch.no_grad()
+    def side_distributions(self, outputs: Mapping[str, torch.Tensor],
+                           targets: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The DFL distribution of every positive cell's four sides, for a batch.
+
+        Returns ``probs (P, 4, bins)`` (each row sums to 1), ``image (P,)`` and ``gt_index (P,)``
+        (which object of which image the cell is a positive for, as :meth:`assign` decides) and
+        ``target (P, 4)`` (the true distances in strides).  Needs ``reg_bins > 0``.
+        """
+        if not self.reg_bins:
+            raise ValueError("side_distributions needs a DFL head (reg_bins > 0)")
+        flat = self.flatten(outputs)
+        a = self.assign(flat["points"], flat["strides"], flat["level"], targets)
+        pos = a["pos"]
+        image = torch.nonzero(pos, as_tuple=True)[0]
+        pts = flat["points"][None].expand(pos.shape[0], -1, -1)[pos]
+        st = flat["strides"][None].expand(pos.shape[0], -1)[pos]
+        probs = flat["box_raw"][pos].unflatten(-1, (4, self.reg_bins)).softmax(-1)
+        return {"probs": probs, "image": image, "gt_index": a["gt_index"][pos],
+                "target": encode_distances(pts, a["boxes"][pos], st)}
 
     # ------------------------------------------------------------------ decode
     @torch.no_grad()
