@@ -406,3 +406,71 @@ def font() -> ImageFont.ImageFont:
     if _FONT is None:
         _FONT = ImageFont.load_default()
     return _FONT
+
+
+def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
+    """A matplotlib drawing of the C2f block (:class:`course_lib.blocks.C2f`) with ``n`` bottlenecks.
+
+    The 1x1 ``cv1`` makes ``2c`` channels, split into two chunks of ``c``; chunk 0 bypasses everything (the
+    *partial* of Cross Stage Partial), each bottleneck reads the newest chunk and adds one more; the ``2 + n``
+    chunks are concatenated and the 1x1 ``cv2`` mixes them.  ``c`` (optional) writes channel counts on the
+    chunks.  Returns the figure (drawn on ``ax`` when given).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    if n < 1:
+        raise ValueError(f"a C2f block has at least one bottleneck, got n={n}")
+    width = "c" if c is None else str(c)
+    step = 1.7
+    xs = [3.2 + step * i for i in range(2 + n)]          # one column per chunk
+    x_cv2 = xs[-1] + step * 1.1
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.6 * (x_cv2 + 1.6) / 1.7, 3.4))
+    else:
+        fig = ax.figure
+    cols = {"conv": "#cfe3f7", "bypass": "#e6e6e6", "chunk": "#fde3c8", "bottleneck": "#f8c08f", "cat": "#d8f0d2"}
+
+    def box(x: float, y: float, text: str, kind: str, w: float = 1.3, h: float = 0.62) -> None:
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.03",
+                                    fc=cols[kind], ec="#444444", lw=1))
+        ax.text(x, y, text, ha="center", va="center", fontsize=8)
+
+    def arrow(p0: tuple[float, float], p1: tuple[float, float], text: str = "") -> None:
+        ax.annotate("", xy=p1, xytext=p0, arrowprops=dict(arrowstyle="->", color="#1f5fa8", lw=1.2))
+        if text:
+            ax.text((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2 + 0.12, text, ha="center", fontsize=7, color="#1f5fa8")
+
+    y_top, y_chunk, y_cat = 1.35, 0.0, -1.35
+    box(0.0, y_chunk, "input\nc_in", "conv", w=1.0)
+    box(1.5, y_chunk, "cv1: 1x1 conv\n-> 2c", "conv")
+    arrow((0.5, y_chunk), (0.85, y_chunk))
+    for i, x in enumerate(xs):
+        if i == 0:
+            box(x, y_chunk, f"chunk 0\n{width} (bypass)", "bypass")
+        elif i == 1:
+            box(x, y_chunk, f"chunk 1\n{width}", "chunk")
+        else:
+            box(x, y_chunk, f"chunk {i}\n{width}", "bottleneck")
+        arrow((x, y_chunk - 0.31), (x, y_cat + 0.31))                         # every chunk joins the concat
+    arrow((2.15, y_chunk), (xs[0] - 0.65, y_chunk))
+    ax.text(2.55, 0.62, "split in two", ha="center", fontsize=7, color="#1f5fa8")
+    ax.annotate("", xy=(xs[1] - 0.3, y_chunk + 0.31), xytext=(2.15, y_chunk + 0.2),
+                arrowprops=dict(arrowstyle="->", color="#1f5fa8", lw=1.2, connectionstyle="arc3,rad=-0.35"))
+    for k in range(1, n + 1):                                                 # bottleneck k reads chunk k
+        xb = (xs[k] + xs[k + 1]) / 2
+        box(xb, y_top, f"Bottleneck {k}\n3x3, 3x3", "bottleneck", w=1.4)
+        arrow((xs[k], y_chunk + 0.31), (xb - 0.35, y_top - 0.31))
+        arrow((xb + 0.35, y_top - 0.31), (xs[k + 1], y_chunk + 0.31))
+    cat_w = xs[-1] - xs[0] + 1.3
+    total = f"{(2 + n) * c} channels" if c is not None else f"{2 + n}c channels"
+    box((xs[0] + xs[-1]) / 2, y_cat, f"concat: {2 + n} chunks x {width} = {total}", "cat", w=cat_w)
+    box(x_cv2, y_cat, "cv2: 1x1 conv\n-> c_out", "conv")
+    arrow((xs[-1] + 0.65, y_cat), (x_cv2 - 0.65, y_cat))
+    ax.set_xlim(-0.7, x_cv2 + 0.8)
+    ax.set_ylim(y_cat - 0.6, y_top + 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"C2f with n = {n}: chunk 0 skips every bottleneck; all {2 + n} chunks are concatenated",
+                 fontsize=9)
+    return fig

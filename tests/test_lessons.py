@@ -112,6 +112,19 @@ def test_lesson05_exercises_are_not_answered_in_the_lesson():
     assert not exercises.get("05.points_fpn").is_correct(16)
 
 
+def test_lesson00_stride_answer_is_the_real_c5_grid_and_not_in_the_lesson():
+    import torch
+
+    ex = exercises.get("00.stride")
+    backbone = cl.backbones.build("mobilenet_v2").eval()
+    with torch.no_grad():
+        c5 = backbone(torch.zeros(1, 3, 250, 400))["C5"]
+    assert ex.is_correct(tuple(c5.shape[-2:])) and ex.answer == (8, 13)
+    assert not ex.is_correct((250 // 32, 400 // 32))          # floor division: the tempting wrong answer
+    lesson = (NOTEBOOKS / "00_the_big_picture.ipynb").read_text(encoding="utf-8")
+    assert "8, 13" not in lesson and "8x13" not in lesson     # the lesson does not print the answer
+
+
 @pytest.mark.parametrize("lesson", sorted({t.lesson for t in glossary.TERMS}))
 def test_every_glossary_name_english_and_chinese_appears_in_its_lesson(lesson):
     terms = [t for t in glossary.TERMS if t.lesson == lesson]

@@ -7,11 +7,19 @@ from ..exercises import Exercise, register
 # ---------------------------------------------------------------- lesson 00
 register(Exercise(
     id="00.stride",
-    question="A 224x224 image goes through a backbone whose deepest map C5 has stride 32. "
-             "How many cells tall and wide is C5? Answer as (height, width).",
-    answer=(7, 7),
-    hints=["stride 32 means one cell steps over 32 input pixels", "224 / 32 = ?"],
-    explanation="224 / 32 = 7: a 7x7 grid of cells, each summarising a 32-pixel step of the image.",
+    question="Section 3 showed a 224x224 image giving a 7x7 C5 (224 / 32). Now feed MobileNetV2 a 250x400 "
+             "photo (height 250, width 400; no crop). 250 and 400 are not multiples of 32. How many cells tall "
+             "and wide is C5? Answer as (height, width).",
+    answer=(8, 13),  # tests/test_lessons.py traces a zero 250x400 image through mobilenet_v2 and checks this
+    hints=["C5 has stride 32: five stride-2 convolutions, each a 3x3 with padding 1. What does one of them do "
+           "to an odd size? Try 5 cells: the kernel can sit at positions 0, 2 and 4.",
+           "A stride-2 3x3 conv with padding 1 turns n cells into ceil(n / 2): nothing at the border is dropped. "
+           "Halve 250 five times, rounding up each time: 125, 63, ...",
+           "Rounding up at every step is the same as rounding up once: ceil(250 / 32), ceil(400 / 32)."],
+    explanation="250 -> 125 -> 63 -> 32 -> 16 -> 8 and 400 -> 200 -> 100 -> 50 -> 25 -> 13: each stride-2 conv "
+                "rounds up (ceil), so C5 is 8x13, not the 7x12 of floor division. The last row and column of "
+                "cells cover the padded border. Check it: "
+                "cl.backbones.build('mobilenet_v2')(torch.zeros(1, 3, 250, 400))['C5'].shape.",
 ))
 register(Exercise(
     id="00.parts",
