@@ -1,6 +1,6 @@
 """Benchmark: detectors built from course_lib parts, trained for a fixed wall-clock budget.
 
-Reproduces lesson 05's tables: the same tiny backbone and head with neck = none
+Reproduces lesson 08's tables: the same tiny backbone and head with neck = none
 (C5 only), FPN or PAN; then the backbone swap with the same neck and head (a
 from-scratch YOLO-style CSP backbone, and the pretrained MobileNetV2 with its
 recipe).  Each row: val mAP@0.5, mAP@[.5:.95] and AP@0.5 on small / medium /
@@ -12,7 +12,7 @@ large objects (sizes under 16 px, 16-32 px, 32 px and up in a 128-pixel image).
     python benchmarks/bench_detector.py --table out/*.json                # merge saved rows
 
 The full default run also saves its rows (with the machine and each config) to
-``benchmarks/detector.json``, which lesson 05 shows.
+``benchmarks/detector.json``, which lesson 08 shows.
 
 Targets (printed, not asserted): a detector from course_lib parts reaches mAP@0.5
 >= 0.90 in 60 s on 2 CPU cores, and FPN's small-object AP beats no-neck's by >= 10

@@ -1,4 +1,4 @@
-"""Lesson 03 timings: SPP vs SPPF, and the fusion explorer's update latency vs a naive redraw.
+"""Lesson 04 timings: SPP vs SPPF, and the fusion explorer's update latency vs a naive redraw.
 
 Run: ``.venv/bin/python benchmarks/bench_necks.py [--moves 60] [--repeats 30]``
 

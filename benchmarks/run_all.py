@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             f"## Detectors after {saved['budget_s']:.0f} s of training (torch {saved['machine']['torch']})",
             "",
             "Each row is a detector built from `course_lib` parts and trained on ShapesWorld for a fixed wall-clock "
-            "budget, then evaluated on the 500 val images (lesson 05 shows this table; "
+            "budget, then evaluated on the 500 val images (lesson 08 shows this table; "
             "`benchmarks/detector.json` holds it with every config).",
             "",
             detector_table(saved["rows"]),

@@ -35,11 +35,11 @@ half the image at most).  For other image sizes the limits are
 
 Small data sets the lessons draw (all deterministic by seed, all in memory):
 
-* :func:`lfw_split` -- scikit-image's real faces vs non-faces, ready for an ImageNet backbone (lesson 02);
-* :func:`toy_shapes` -- one shape per 32-pixel image, for a quick classifier (lesson 02);
-* :func:`shapes_scene` -- one large photo-like picture with objects from 10 to 240 pixels (lesson 03);
+* :func:`lfw_split` -- scikit-image's real faces vs non-faces, ready for an ImageNet backbone (lesson 03);
+* :func:`toy_shapes` -- one shape per 32-pixel image, for a quick classifier (lesson 03);
+* :func:`shapes_scene` -- one large photo-like picture with objects from 10 to 240 pixels (lesson 04);
 * :func:`attention_probe_data` -- grey pictures with coloured distractors and, in every second, a red
-  square: a task where attention helps (lesson 03).
+  square: a task where attention helps (lesson 04).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Lesson 06: YOLOv8n rebuilt exactly, the small RT-DETR, torchvision's parts, the architecture browser."""
+"""Lesson 09: YOLOv8n rebuilt exactly, the small RT-DETR, torchvision's parts, the architecture browser."""
 
 from __future__ import annotations
 

@@ -92,8 +92,8 @@ def test_glossary_terms_are_unique_and_point_at_lessons():
     assert "| backbone | 主干网络 / 骨干网络 |" in table  # other Chinese names are listed with the main one
 
 
-def test_lesson05_compose_is_checked_by_building_the_config():
-    ex = exercises.get("05.compose_stride16")
+def test_lesson08_compose_is_checked_by_building_the_config():
+    ex = exercises.get("08.compose_stride16")
     good = {"backbone": {"name": "tiny_cnn"},
             "neck": {"name": "fpn", "in_keys": ("C4", "C5"), "out_channels": 32},
             "head": {"name": "detection", "num_classes": 3, "width": 48}}   # extra head options are fine
@@ -105,11 +105,11 @@ def test_lesson05_compose_is_checked_by_building_the_config():
     assert not ex.is_correct({**good, "neck": {"name": "fpn", "in_keys": ["C2", "C4"], "out_channels": 32}})
 
 
-def test_lesson05_exercises_are_not_answered_in_the_lesson():
-    ids = {ex.id for ex in exercises.for_lesson("05")}
-    assert "05.c5_points" not in ids and {"05.points_fpn", "05.compose_stride16"} <= ids
-    assert exercises.get("05.points_fpn").is_correct((16 ** 2 + 8 ** 2 + 4 ** 2, 16))
-    assert not exercises.get("05.points_fpn").is_correct(16)
+def test_lesson08_exercises_are_not_answered_in_the_lesson():
+    ids = {ex.id for ex in exercises.for_lesson("08")}
+    assert "08.c5_points" not in ids and {"08.points_fpn", "08.compose_stride16"} <= ids
+    assert exercises.get("08.points_fpn").is_correct((16 ** 2 + 8 ** 2 + 4 ** 2, 16))
+    assert not exercises.get("08.points_fpn").is_correct(16)
 
 
 def test_lesson00_stride_answer_is_the_real_c5_grid_and_not_in_the_lesson():
@@ -141,9 +141,9 @@ def test_the_glossary_check_finds_a_missing_chinese_name(tmp_path):
 def test_the_multi_head_exercise_is_checked_by_building_the_config(capsys):
     import copy
 
-    from course_lib.lessons.exercise_bank.lesson07 import DETECTION_ONLY
+    from course_lib.lessons.exercise_bank.lesson10 import DETECTION_ONLY
 
-    ex = exercises.get("07.add_segmentation")
+    ex = exercises.get("10.add_segmentation")
     good = copy.deepcopy(DETECTION_ONLY)
     good["heads"]["segmentation"] = {"name": "segmentation", "num_classes": 4}
     assert ex.is_correct(good)

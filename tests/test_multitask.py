@@ -1,4 +1,4 @@
-"""Lesson 07: one shared backbone + neck, three heads, built by cl.build_model; the head switcher."""
+"""Lesson 10: one shared backbone + neck, three heads, built by cl.build_model; the head switcher."""
 
 from __future__ import annotations
 

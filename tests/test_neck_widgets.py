@@ -1,4 +1,4 @@
-"""Lesson 03's explorers, driven without a browser: state after control changes, and no needless forward passes."""
+"""Lesson 04's explorers, driven without a browser: state after control changes, and no needless forward passes."""
 
 from __future__ import annotations
 

@@ -350,19 +350,19 @@ def test_pointwise_sam_has_one_weight_per_cell_and_channel():
 
 
 # ------------------------------------------------------------------ exercises
-def test_lesson03_exercises_have_consistent_answers():
-    ex = cl.exercises.get("03.fpn_params")
+def test_lesson04_exercises_have_consistent_answers():
+    ex = cl.exercises.get("04.fpn_params")
     fpn = FPN(OrderedDict(C3=FeatureSpec(32, 8), C4=FeatureSpec(96, 16), C5=FeatureSpec(1280, 32)), out_channels=64)
     assert ex.is_correct(sum(p.numel() for p in fpn.parameters()))
-    assert cl.exercises.get("03.sppf_chain").is_correct(17)
+    assert cl.exercises.get("04.sppf_chain").is_correct(17)
     x = torch.randn(1, 2, 40, 40)
     p5 = torch.nn.MaxPool2d(5, 1, 2)
     torch.testing.assert_close(p5(p5(p5(p5(x)))), F.max_pool2d(x, 17, 1, 8))
-    assert cl.exercises.get("03.aspp_gap").is_correct(192)
-    assert cl.exercises.get("03.cells").is_correct(0.5)
-    for e in cl.exercises.for_lesson("03"):
+    assert cl.exercises.get("04.aspp_gap").is_correct(192)
+    assert cl.exercises.get("04.cells").is_correct(0.5)
+    for e in cl.exercises.for_lesson("04"):
         assert e.check(None) is False  # a placeholder answer never raises
-    assert len(cl.exercises.for_lesson("03")) >= 3
+    assert len(cl.exercises.for_lesson("04")) >= 3
 
 
 def test_every_neck_family_is_registered():

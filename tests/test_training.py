@@ -272,7 +272,7 @@ def test_linear_probe_fails_on_tiny_features_unless_standardised():
 
 
 def test_the_freeze_exercise_accepts_a_real_freeze_only():
-    ex = cl.exercises.get("02.freeze_backbone")
+    ex = cl.exercises.get("03.freeze_backbone")
 
     def grads_only(model):                                         # forgets BatchNorm's running statistics
         freeze(model.backbone)

@@ -125,9 +125,9 @@ def test_darknet53_residual_block_adds_its_input_and_refuses_weights():
         cl.backbones.build("darknet53", pretrained=True)
 
 
-# ----------------------------------------------------------------- lesson 06's code exercises
+# ----------------------------------------------------------------- lesson 09's code exercises
 def test_compose_yolov8s_exercise_builds_and_counts():
-    ex = cl.exercises.get("06.compose_yolov8s")
+    ex = cl.exercises.get("09.compose_yolov8s")
     config = yolov8.yolov8_config("s", num_classes=3)
     assert ex.is_correct(config)
     assert count_params(cl.build_model(config)) == 11_166_560 - 3 * 129 * 77 == 11_136_761
@@ -137,12 +137,12 @@ def test_compose_yolov8s_exercise_builds_and_counts():
 
 
 def test_yolov5_channels_exercise_checks_the_function():
-    ex = cl.exercises.get("06.yolov5_channels")
+    ex = cl.exercises.get("09.yolov5_channels")
     assert ex.is_correct(lambda nc: 3 * (5 + nc)) and ex.solution()(80) == 255
     assert not ex.is_correct(lambda nc: 4 + nc) and not ex.is_correct(255)
 
 
-# ----------------------------------------------------------------- lesson 06's audit of the source text
+# ----------------------------------------------------------------- lesson 09's audit of the source text
 def test_source_audit_quotes_chinese_and_counts_its_verdicts():
     from course_lib.zoo import source_audit as A
 

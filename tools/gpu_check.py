@@ -51,7 +51,7 @@ def main() -> int:
     logit_diff = float((exact - cpu_logits).abs().max())
     check("cpu/cuda logits agree in full fp32", logit_diff < 2e-3, f"max diff {logit_diff:.1e}")
 
-    # lessons 03/06: necks and YOLOv8n
+    # lessons 04/09: necks and YOLOv8n
     v8 = yolov8.build_yolov8("n").to(dev).eval()
     with torch.no_grad():
         out = v8(torch.zeros(1, 3, 640, 640, device=dev))
@@ -61,7 +61,7 @@ def main() -> int:
     t = fpn.trace(torch.rand(3, 128, 128))
     check("PAN + detection head on cuda", all(v.device.type == "cuda" for v in t.neck.values()))
 
-    # lesson 05: a short detector training run picks the GPU and lowers the loss
+    # lesson 08: a short detector training run picks the GPU and lowers the loss
     t0 = time.perf_counter()
     det, report = train("det_fpn", steps=60, device="cuda", progress=False, evaluate=False, train_images=960)
     losses = report["history"].loss
@@ -69,7 +69,7 @@ def main() -> int:
           sum(losses[-10:]) / 10 < sum(losses[:10]) / 10,
           f"loss {sum(losses[:10]) / 10:.3f} -> {sum(losses[-10:]) / 10:.3f} in {time.perf_counter() - t0:.1f} s")
 
-    # lesson 05's pretrained detector recipe: frozen stem, channels-last memory, quality focal loss
+    # lesson 08's pretrained detector recipe: frozen stem, channels-last memory, quality focal loss
     t0 = time.perf_counter()
     mnv2, report = train("det_mnv2_fpn", steps=40, device="cuda", progress=False, evaluate=False, train_images=640)
     losses = report["history"].loss
@@ -78,7 +78,7 @@ def main() -> int:
           sum(losses[-10:]) / 10 < sum(losses[:10]) / 10,
           f"loss {sum(losses[:10]) / 10:.3f} -> {sum(losses[-10:]) / 10:.3f} in {time.perf_counter() - t0:.1f} s")
 
-    # lesson 07: the multi-task model on cuda
+    # lesson 10: the multi-task model on cuda
     mt = load_trained("multitask").to(dev)
     mtr = mt.trace(torch.rand(3, 128, 128))
     check("multi-task on cuda", set(mtr.head) == set(mt.heads) and mtr.head["segmentation"].device.type == "cuda")

@@ -2,7 +2,7 @@
 
 Five stages, each halving the resolution with a strided 3x3 :class:`~course_lib.blocks.Conv`;
 the deeper three add a residual :class:`~course_lib.blocks.Bottleneck`.  It trains in
-seconds on a CPU, which is what lessons 04-05 need; it has no ImageNet weights.
+seconds on a CPU, which is what lessons 06-08 need; it has no ImageNet weights.
 
 =====  ======  ========
 stage  stride  channels

@@ -6,7 +6,7 @@ A named config is a plain ``build_model`` dict plus a training recipe::
 
 Every recipe starts from :data:`RECIPE` (AdamW, a cosine learning-rate schedule, BatchNorm
 momentum 0.1, seed 0) and trains with :func:`~course_lib.training.fit` on a ShapesWorld train
-split drawn once into memory.  ``"multitask"`` is lesson 05's detector parts with three heads
+split drawn once into memory.  ``"multitask"`` is lesson 08's detector parts with three heads
 (classification, detection, segmentation) trained with the same recipe on the same images.
 ``python -m course_lib.training NAME`` trains one and saves it as a checkpoint.
 """
@@ -28,7 +28,7 @@ from ..model import Model, build_model
 from .evaluation import evaluate as evaluate_model
 from .loop import fit, freeze, tensor_batches
 
-#: The recipe every named config starts from (lesson 05's detector recipe).
+#: The recipe every named config starts from (lesson 08's detector recipe).
 RECIPE = {"steps": 500, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "seed": 0,
           "train_images": 4000, "image_size": 128, "bn_momentum": 0.1}
 _DET_HEAD = {"name": "detection", "num_classes": len(CLASSES), "class_names": list(CLASSES),
@@ -44,11 +44,11 @@ def _det(neck: Mapping[str, Any], backbone: Mapping[str, Any] | None = None, **h
 
 #: Every named config: ``{"task", "model" (a build_model dict), "recipe"}``.
 CONFIGS: dict[str, dict[str, Any]] = {
-    # lesson 05's ablation: the same backbone and head, three necks
+    # lesson 08's ablation: the same backbone and head, three necks
     "det_none": _det({"name": "identity", "in_keys": ["C5"]}),
     "det_fpn": _det({"name": "fpn", "out_channels": 64}),
     "det_pan": _det({"name": "pan", "out_channels": 64}),
-    # lesson 05's backbone swap: a small YOLO-style eye (YOLOv8n's CSP backbone), from scratch
+    # lesson 08's backbone swap: a small YOLO-style eye (YOLOv8n's CSP backbone), from scratch
     "det_yolo_fpn": _det({"name": "fpn", "out_channels": 64},
                          backbone={"name": "yolo_csp", "levels": ["C3", "C4", "C5"]}),
     # ... and the pretrained ImageNet eye, cut at C5 = features[17] (320 ch), with the recipe that fits
@@ -60,13 +60,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
                             backbone={"name": "mobilenet_v2_320", "pretrained": True}, cls_loss="quality"),
                      "recipe": {**RECIPE, "batch_size": 16, "lr": 3e-3, "channels_last": True,
                                 "freeze": ["backbone.stages.C1", "backbone.stages.C2"]}},
-    # lesson 04's segmentation head
+    # lesson 06's segmentation head
     "seg_fpn": {"task": "segmentation",
                 "model": {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},
                           "head": {"name": "segmentation", "num_classes": len(CLASSES) + 1,
                                    "class_names": ["background", *CLASSES]}},
                 "recipe": {**RECIPE, "steps": 250}},
-    # lesson 07: one backbone and neck, three heads, their losses added with these weights
+    # lesson 10: one backbone and neck, three heads, their losses added with these weights
     "multitask": {"task": "multitask",
                   "model": {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},
                             "heads": {"classification": {"num_classes": len(CLASSES), "class_names": list(CLASSES),
@@ -186,7 +186,7 @@ def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, 
 def train_baselines(name_or_config: str | Mapping[str, Any], **train_kw) -> dict[str, dict[str, float]]:
     """For a config with several heads: one model per head, same recipe; ``{task: metrics + train_seconds}``.
 
-    What sharing the backbone and neck costs or gains, measured: lesson 07's comparison.
+    What sharing the backbone and neck costs or gains, measured: lesson 10's comparison.
     """
     cfg = get_config(name_or_config) if isinstance(name_or_config, str) else copy.deepcopy(dict(name_or_config))
     out = {}
@@ -202,7 +202,7 @@ def train_baselines(name_or_config: str | Mapping[str, Any], **train_kw) -> dict
 def read_benchmark(path: str | Path) -> dict[str, Any]:
     """A wall-clock detector table that ``benchmarks/bench_detector.py`` saved: ``{"machine", "budget_s", "rows"}``.
 
-    The repository keeps it in ``benchmarks/detector.json`` (from lesson 05:
+    The repository keeps it in ``benchmarks/detector.json`` (from lesson 08:
     ``read_benchmark("../benchmarks/detector.json")``).  Each row gets ``"current"``: whether its
     model and recipe are still those of the named config today (a table measured before a config
     changed is stale: rerun ``make bench``).

@@ -1,9 +1,9 @@
-"""The source text's claims about YOLOv8, each with its original Chinese words and its correction (lesson 06).
+"""The source text's claims about YOLOv8, each with its original Chinese words and its correction (lesson 09).
 
 The source text is a popular blog post (CSDN, "backbone、head、neck等深度学习中的术语解释").
 :data:`CLAIMS` quotes it exactly, including its slips (its copy dropped every
 ``中``: "在Yolo8head" stands for "在Yolo8中head"), and gives the verdict and the
-truth; lesson 06 checks each verdict on the rebuilt YOLOv8n, one assert per claim.
+truth; lesson 09 checks each verdict on the rebuilt YOLOv8n, one assert per claim.
 :func:`concat_shapes` records the neck's concatenations, the evidence against
 "PAN stitches several small maps into one big map".
 """

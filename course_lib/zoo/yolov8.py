@@ -172,7 +172,7 @@ class YOLOv8Detect(Head):
     def loss(self, outputs, targets):
         raise NotImplementedError(
             "this YOLOv8 replica is for anatomy (shapes, parameters, FLOPs); to train a dense detector use the "
-            "course's 'detection' head (lessons 04-05)"
+            "course's 'detection' head (lessons 06-08)"
         )
 
 

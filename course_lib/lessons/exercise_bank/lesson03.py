@@ -1,149 +1,88 @@
-"""Lesson 03 exercises: the neck (颈部), the brain that fuses scales."""
+"""Lesson 03 exercises: pretrained backbones and fine-tuning."""
 
 from __future__ import annotations
 
 from ..exercises import Exercise, register
 
 register(Exercise(
-    id="03.cells",
-    question="A 16x16-pixel object sits on a stride-32 map (C5 / P5). What fraction of one cell's width does "
-             "it cover? Answer as a number.",
-    answer=0.5,
-    rel_tol=1e-6,
-    hints=["one cell of a stride-32 map steps over 32 input pixels", "16 / 32 = ?"],
-    explanation="16 / 32 = 0.5: the object is half a cell wide, a quarter of its area -- on P5 it is "
-                "blended with whatever else falls into that cell. On P3 (stride 8) it spans 2x2 cells.",
+    id="03.trainable",
+    question="MobileNetV2's backbone is frozen and a new linear head maps its pooled 1280 features to 2 classes "
+             "(face / not a face). How many parameters does the optimizer train?",
+    answer=1280 * 2 + 2,
+    hints=["only the head learns: a Linear(1280, 2) layer", "weights 1280 x 2, plus one bias per class"],
+    explanation="2,562 parameters out of about 2.2 million: that is why the frozen probe trains in a second.",
 ))
 register(Exercise(
-    id="03.fpn_params",
-    question="An FPN fuses MobileNetV2's C3, C4, C5 (32, 96 and 1280 channels) into 64 channels with 1x1 "
-             "laterals and 3x3 smoothing convs, all with bias, no extra level. How many parameters does it have?",
-    answer=201_088,
-    hints=["lateral i: in_channels * 64 weights + 64 biases; smoothing: 64 * 64 * 3 * 3 + 64, three times",
-           "laterals: (32 + 96 + 1280) * 64 + 3 * 64 = 90,304; smoothing: 3 * 36,928 = 110,784"],
-    explanation="90,304 (laterals, mostly C5's 1280 channels) + 110,784 (smoothing) = 201,088. "
-                "Check it: cl.measure.count_params(cl.necks.build('fpn', specs, out_channels=64)).",
+    id="03.lower_lr",
+    question="Fine-tuning end to end: which part gets the *smaller* learning rate, 'backbone' or 'head'?",
+    answer="backbone",
+    hints=["which part already knows something useful?", "large steps would wash out the pretrained filters"],
+    explanation="The backbone: its ImageNet filters are already good, so they are nudged (e.g. 1e-4) while the "
+                "new, random head learns fast (e.g. 1e-3).",
 ))
 register(Exercise(
-    id="03.sppf_chain",
-    question="SPPF chains a 5x5, stride-1 max-pool. Chained 3 times it equals one 13x13 pool. Chained 4 times, "
-             "it equals one max-pool of what size? Answer with the side length.",
-    answer=17,
-    hints=["each extra 5x5 pool widens the window by 4 (2 cells on each side)", "5, 9, 13, ..."],
-    explanation="5 + 4 * 3 = 17: a k x k pool after a w x w pool sees w + k - 1 pixels.",
+    id="03.steps",
+    question="140 training images, batches of 28, 4 epochs. How many optimizer steps does fit() take?",
+    answer=20,
+    hints=["one step per batch", "140 / 28 = 5 batches per epoch"],
+    explanation="5 batches x 4 epochs = 20 steps: 'equal budget' in the experiment means equal steps.",
 ))
 register(Exercise(
-    id="03.aspp_gap",
-    question="DeepLab v3's ASPP works on a stride-16 map. For the 3x3 branch with dilation rate 12, how many "
-             "input-image pixels apart are two neighbouring sampling points?",
-    answer=192,
-    hints=["neighbouring taps are `rate` cells apart", "each cell is 16 pixels: 12 * 16 = ?"],
-    explanation="12 cells x 16 pixels = 192 pixels. The 3x3 kernel spans 2 * 192 = 384 pixels: on a 513-pixel "
-                "crop many taps already fall outside, which is why the image-pooling branch exists.",
-))
-register(Exercise(
-    id="03.concat_width",
-    question="In a YOLO-style neck, an upsampled 64-channel map is concatenated with a 64-channel lateral map. "
-             "How many channels does the C2f block that fuses them read?",
-    answer=128,
-    hints=["concatenation stacks channels; addition would keep 64"],
-    explanation="64 + 64 = 128: concatenation stacks the inputs, so the C2f's first 1x1 conv reads 128 channels "
-                "-- twice the weights and FLOPs of a 1x1 after addition. That conv computes W_a*a + W_b*b, a "
-                "learned mix; addition (PANet) learns its mix too, in the convs that produced a and b, and the "
-                "sum keeps 64 channels.",
+    id="03.grey_to_rgb",
+    question="lfw_subset images are 25x25 grey (1 channel). A pretrained backbone's first conv expects how many "
+             "input channels?",
+    answer=3,
+    hints=["look at first_conv(backbone).weight.shape", "ImageNet photos are RGB"],
+    explanation="3: the grey image is repeated into R, G and B (x.repeat(1, 3, 1, 1)), and upscaled so that "
+                "the deeper stages still have a grid to look at.",
 ))
 
 
-def _same_set(value, ref) -> bool:
-    if isinstance(value, str):
+def _freeze_backbone(model):
+    """Reference answer: no gradient for the backbone, and its BatchNorm layers in eval mode."""
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    model.backbone.eval()
+    return model
+
+
+def _only_the_head_learns(fn, _reference) -> bool:
+    """Call the learner's function on a fresh model, take one training step, see what moved."""
+    import torch
+
+    from ...model import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"backbone": {"name": "mobilenet_v2"}, "neck": {"name": "gap"},
+                         "head": {"name": "classification", "num_classes": 2}})
+    model.train()
+    fn(model)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    head_before = [p.detach().clone() for p in model.head.parameters()]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
         return False
-    return {str(v).strip().upper() for v in value} == set(ref)
-
-
-def _fpn_and_maps(seed: int = 0):
-    """A small random FPN (C3, C4, C5 of a 300x451 photo: map sizes that do not halve evenly) and its inputs."""
-    from collections import OrderedDict
-
-    import torch
-
-    from ...contract import FeatureSpec
-    from ...necks.fpn import FPN
-
-    g = torch.Generator().manual_seed(seed)
-    specs = OrderedDict(C3=FeatureSpec(8, 8), C4=FeatureSpec(12, 16), C5=FeatureSpec(16, 32))
-    sizes = {"C3": (38, 57), "C4": (19, 29), "C5": (10, 15)}
-    feats = OrderedDict((k, torch.randn(2, s.channels, *sizes[k], generator=g)) for k, s in specs.items())
-    torch.manual_seed(seed)
-    return FPN(specs, out_channels=16, extra="maxpool").eval(), feats
-
-
-def _levels_changed_by_top_down() -> set[str]:
-    """Build the FPN, run it with the top-down path on and off, and list the output levels that differ."""
-    import torch
-
-    fpn, feats = _fpn_and_maps()
-    with torch.no_grad():
-        full = fpn(feats)
-        fpn.set_paths(top_down=False)
-        off = fpn(feats)
-    return {k for k in full if not torch.equal(full[k], off[k])}
+    opt = torch.optim.SGD(trainable, lr=0.1)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    backbone_still = all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+    head_moved = any(not torch.equal(a, b) for a, b in zip(head_before, model.head.parameters()))
+    return backbone_still and head_moved
 
 
 register(Exercise(
-    id="03.top_down_off",
-    question="An FPN turns C3, C4, C5 into P3, P4, P5, plus an extra P6 (a stride-2 subsample of P5, as "
-             "torchvision's LastLevelMaxPool makes). Switch its top-down path off: which output levels change? "
-             "Answer with a set of names, e.g. {'P3'}. It is checked by running the library's FPN both ways.",
-    answer={"P3", "P4"},
-    compare=lambda value, ref: _same_set(value, ref) and set(ref) == _levels_changed_by_top_down(),
-    hints=["the top-down path carries meaning *down*: from P5 towards P3. What reaches P5 from above it?",
-           "P6 is computed from P5 alone"],
-    explanation="P3 and P4 lose what came down from the coarser levels; P5 is the start of the top-down path "
-                "(nothing comes down to it), and P6 is made from P5, so both stay bit-identical.",
-))
-
-
-def _reference_top_down(laterals):
-    """The reference answer: start at the coarsest, upsample (nearest) to the finer map's size, add."""
-    import torch.nn.functional as F
-
-    merged = [laterals[-1]]
-    for lat in reversed(laterals[:-1]):
-        merged.insert(0, lat + F.interpolate(merged[0], size=lat.shape[-2:], mode="nearest"))
-    return merged
-
-
-def _check_top_down_fn(fn) -> bool:
-    """The learner's ``fn(laterals)`` must give the library FPN's merged maps, on uneven map sizes too."""
-    import torch
-
-    for seed in (0, 1):
-        fpn, feats = _fpn_and_maps(seed)
-        with torch.no_grad():
-            fpn(feats)
-            rec = fpn.last_intermediates
-            laterals = [rec[f"{k} lateral"].clone() for k in ("P3", "P4", "P5")]
-            got = fn([t.clone() for t in laterals])
-        want = [rec["P3 merged"], rec["P4 merged"], rec["P5 lateral"]]
-        if len(got) != 3 or not all(isinstance(t, torch.Tensor) and t.shape == w.shape and
-                                    torch.allclose(t, w, atol=1e-5) for t, w in zip(got, want)):
-            return False
-    return True
-
-
-register(Exercise(
-    id="03.write_top_down",
-    question="Write top_down(laterals): laterals is a list [L3, L4, L5] of (B, C, H, W) tensors, finest first "
-             "(the FPN's 1x1 laterals). Return the FPN's merged maps [M3, M4, M5], before smoothing: M5 = L5 and "
-             "M_i = L_i + nearest-neighbour upsampling of M_(i+1) to L_i's height and width. It is checked "
-             "against the library's FPN on maps whose sizes do not halve evenly (38x57, 19x29, 10x15).",
-    answer=_reference_top_down,
-    compare=lambda fn, ref: callable(fn) and _check_top_down_fn(fn),
-    hints=["start from the top: merged = [laterals[-1]], then walk down to the finer levels",
-           "torch.nn.functional.interpolate(m, size=lat.shape[-2:], mode='nearest') -- 'size', not "
-           "scale_factor=2: 10 rows upsampled 2x would be 20, but C4 has 19",
-           "each step adds the upsampled coarser merged map (not the coarser lateral) to the finer lateral"],
-    explanation="merged = [L5]; for L in (L4, L3): merged.insert(0, L + interpolate(merged[0], size=L.shape[-2:], "
-                "mode='nearest')). Because each step adds the *merged* map above, C5's meaning reaches P3 "
-                "through P4. This is torchvision's FeaturePyramidNetwork loop, and course_lib.necks.fpn's.",
+    id="03.freeze_backbone",
+    question="Write a function `f(model)` that prepares a fresh backbone -> neck -> head model so that a training "
+             "step changes only the head: the backbone's weights AND its BatchNorm running statistics stay as they "
+             "were. The checker calls your function on a new MobileNetV2 model (in train mode), takes one SGD step "
+             "and looks at what moved. Pass the function itself: `answer = f`.",
+    answer=_freeze_backbone,
+    compare=_only_the_head_learns,
+    hints=["start with `for p in model.backbone.parameters(): p.requires_grad_(False)`",
+           "BatchNorm updates its running mean and variance on every forward pass in train mode, gradient or not: "
+           "put the backbone in eval mode (`model.backbone.eval()`)",
+           "the head must still learn: leave its parameters' requires_grad alone"],
+    explanation="No gradient for the backbone and its BatchNorm layers in eval mode: `course_lib.training.freeze` "
+                "does the first, and fit() the second for every fully frozen part.",
 ))

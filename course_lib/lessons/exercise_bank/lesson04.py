@@ -1,170 +1,149 @@
-"""Lesson 04 exercises: the head, the judgement."""
+"""Lesson 04 exercises: the neck (颈部), the brain that fuses scales."""
 
 from __future__ import annotations
 
-import math
-
-from ...boxes import nms
 from ..exercises import Exercise, register
+
+register(Exercise(
+    id="04.cells",
+    question="A 16x16-pixel object sits on a stride-32 map (C5 / P5). What fraction of one cell's width does "
+             "it cover? Answer as a number.",
+    answer=0.5,
+    rel_tol=1e-6,
+    hints=["one cell of a stride-32 map steps over 32 input pixels", "16 / 32 = ?"],
+    explanation="16 / 32 = 0.5: the object is half a cell wide, a quarter of its area -- on P5 it is "
+                "blended with whatever else falls into that cell. On P3 (stride 8) it spans 2x2 cells.",
+))
+register(Exercise(
+    id="04.fpn_params",
+    question="An FPN fuses MobileNetV2's C3, C4, C5 (32, 96 and 1280 channels) into 64 channels with 1x1 "
+             "laterals and 3x3 smoothing convs, all with bias, no extra level. How many parameters does it have?",
+    answer=201_088,
+    hints=["lateral i: in_channels * 64 weights + 64 biases; smoothing: 64 * 64 * 3 * 3 + 64, three times",
+           "laterals: (32 + 96 + 1280) * 64 + 3 * 64 = 90,304; smoothing: 3 * 36,928 = 110,784"],
+    explanation="90,304 (laterals, mostly C5's 1280 channels) + 110,784 (smoothing) = 201,088. "
+                "Check it: cl.measure.count_params(cl.necks.build('fpn', specs, out_channels=64)).",
+))
+register(Exercise(
+    id="04.sppf_chain",
+    question="SPPF chains a 5x5, stride-1 max-pool. Chained 3 times it equals one 13x13 pool. Chained 4 times, "
+             "it equals one max-pool of what size? Answer with the side length.",
+    answer=17,
+    hints=["each extra 5x5 pool widens the window by 4 (2 cells on each side)", "5, 9, 13, ..."],
+    explanation="5 + 4 * 3 = 17: a k x k pool after a w x w pool sees w + k - 1 pixels.",
+))
+register(Exercise(
+    id="04.aspp_gap",
+    question="DeepLab v3's ASPP works on a stride-16 map. For the 3x3 branch with dilation rate 12, how many "
+             "input-image pixels apart are two neighbouring sampling points?",
+    answer=192,
+    hints=["neighbouring taps are `rate` cells apart", "each cell is 16 pixels: 12 * 16 = ?"],
+    explanation="12 cells x 16 pixels = 192 pixels. The 3x3 kernel spans 2 * 192 = 384 pixels: on a 513-pixel "
+                "crop many taps already fall outside, which is why the image-pooling branch exists.",
+))
+register(Exercise(
+    id="04.concat_width",
+    question="In a YOLO-style neck, an upsampled 64-channel map is concatenated with a 64-channel lateral map. "
+             "How many channels does the C2f block that fuses them read?",
+    answer=128,
+    hints=["concatenation stacks channels; addition would keep 64"],
+    explanation="64 + 64 = 128: concatenation stacks the inputs, so the C2f's first 1x1 conv reads 128 channels "
+                "-- twice the weights and FLOPs of a 1x1 after addition. That conv computes W_a*a + W_b*b, a "
+                "learned mix; addition (PANet) learns its mix too, in the convs that produced a and b, and the "
+                "sum keeps 64 channels.",
+))
 
 
 def _same_set(value, ref) -> bool:
+    if isinstance(value, str):
+        return False
     return {str(v).strip().upper() for v in value} == set(ref)
 
 
-register(Exercise(
-    id="04.points",
-    question="A detection head reads P3, P4 and P5 (strides 8, 16, 32) of a 128x128 image. "
-             "How many anchor points (cells) vote in total?",
-    answer=336,
-    hints=["each level has (128 / stride) x (128 / stride) cells", "16*16 + 8*8 + 4*4"],
-    explanation="256 + 64 + 16 = 336 anchor points, each with its own class scores and box.",
-))
-register(Exercise(
-    id="04.decode",
-    question="The cell whose anchor point is (44, 20) on a stride-8 level predicts distances "
-             "(l, t, r, b) = (1.5, 0.5, 2.0, 1.0) in strides. Which box (x1, y1, x2, y2) is that?",
-    answer=(32.0, 16.0, 60.0, 28.0),
-    hints=["multiply each distance by the stride first", "x1 = 44 - 1.5*8, y1 = 20 - 0.5*8, x2 = 44 + 2*8, y2 = 20 + 1*8"],
-    explanation="Distances times the stride: 12, 4, 16, 8 pixels from the point -> (32, 16, 60, 28).",
-))
-register(Exercise(
-    id="04.nms",
-    question="Boxes A, B, C have scores 0.9, 0.8, 0.7; IoU(A,B) = 0.7, IoU(A,C) = 0.1, IoU(B,C) = 0.6. "
-             "NMS with an IoU threshold of 0.5 keeps which boxes? Answer a list of letters, e.g. ['A'].",
-    answer=("A", "C"),
-    compare=_same_set,
-    hints=["start with the best box and remove everything that overlaps it by more than 0.5",
-           "B is removed by A; is C still overlapping a kept box by more than 0.5?"],
-    explanation="A is kept and removes B (0.7 > 0.5); C only overlaps A by 0.1, and B is already gone, so C stays.",
-))
-register(Exercise(
-    id="04.dfl",
-    question="With DFL, one side's distance is a distribution over bins 0, 1, 2, 3 (in strides) with "
-             "probabilities [0.1, 0.2, 0.6, 0.1]. On a stride-16 level, how many pixels is that side from the point?",
-    answer=27.2,
-    rel_tol=1e-3,
-    compare=lambda v, ref: math.isclose(float(v), ref, rel_tol=1e-3),
-    hints=["the distance is the expectation: sum of bin x probability", "0*0.1 + 1*0.2 + 2*0.6 + 3*0.1 = 1.7 strides"],
-    explanation="1.7 strides x 16 pixels = 27.2 pixels.",
-))
+def _fpn_and_maps(seed: int = 0):
+    """A small random FPN (C3, C4, C5 of a 300x451 photo: map sizes that do not halve evenly) and its inputs."""
+    from collections import OrderedDict
 
-
-def _check_cam_fn(fn) -> bool:
-    """The learner's ``fn(maps, weight, k)`` must give the class-weighted sum of the maps (the raw CAM)."""
     import torch
 
-    g = torch.Generator().manual_seed(4)
-    maps, weight = torch.randn(1, 6, 3, 5, generator=g), torch.randn(4, 6, generator=g)
-    for k in range(4):
-        out = torch.as_tensor(fn(maps, weight, k), dtype=torch.float32)
-        if out.shape != (3, 5) or not torch.allclose(out, torch.einsum("c,chw->hw", weight[k], maps[0]), atol=1e-5):
-            return False
-    return True
-
-
-def _reference_cam(maps, weight, k):
-    """The reference answer: channel c of the map weighted by weight[k, c], summed over the channels."""
-    return (weight[k][:, None, None] * maps[0]).sum(0)
-
-
-register(Exercise(
-    id="04.cam",
-    question="Write cam(maps, weight, k): maps is the (1, C, h, w) map that global average pooling reads, weight "
-             "the (num_classes, C) matrix of the linear head. Return the (h, w) class activation map of class k "
-             "(no bias, no scaling), whose mean plus the bias is the logit.",
-    answer=_reference_cam,
-    compare=lambda fn, ref: callable(fn) and _check_cam_fn(fn),
-    hints=["each channel c of the map gets the weight weight[k, c]",
-           "weight[k][:, None, None] * maps[0] has shape (C, h, w); sum over the channels"],
-    explanation="CAM_k = sum_c w_kc A_c, e.g. torch.einsum('c,chw->hw', weight[k], maps[0]). Averaging it over "
-                "the cells is the same as pooling first and then applying the linear layer: the logit minus the bias.",
-))
-
-
-def _random_box_pairs(n: int = 200, seed: int = 4):
-    """Random xyxy box pairs, with disjoint, nested, touching and identical pairs among them."""
-    import torch
+    from ...contract import FeatureSpec
+    from ...necks.fpn import FPN
 
     g = torch.Generator().manual_seed(seed)
-    xy = torch.rand(n, 2, 2, generator=g) * 60
-    wh = torch.rand(n, 2, 2, generator=g) * 40 + 1
-    boxes = torch.cat([xy, xy + wh], -1)                      # (n, 2 boxes, 4)
-    fixed = torch.tensor([[[0., 0, 10, 10], [20, 20, 30, 30]],    # disjoint
-                          [[0., 0, 40, 40], [10, 10, 20, 20]],    # nested (b inside a)
-                          [[10., 10, 20, 20], [0, 0, 40, 40]],    # nested (a inside b)
-                          [[0., 0, 10, 10], [10, 0, 20, 10]],     # touching: IoU 0
-                          [[5., 5, 15, 25], [5, 5, 15, 25]]])     # identical: IoU 1
-    return torch.cat([fixed, boxes])
+    specs = OrderedDict(C3=FeatureSpec(8, 8), C4=FeatureSpec(12, 16), C5=FeatureSpec(16, 32))
+    sizes = {"C3": (38, 57), "C4": (19, 29), "C5": (10, 15)}
+    feats = OrderedDict((k, torch.randn(2, s.channels, *sizes[k], generator=g)) for k, s in specs.items())
+    torch.manual_seed(seed)
+    return FPN(specs, out_channels=16, extra="maxpool").eval(), feats
 
 
-def _check_iou_fn(fn) -> bool:
-    """The learner's ``fn(a, b)`` on two xyxy boxes must match :func:`course_lib.boxes.box_iou`."""
+def _levels_changed_by_top_down() -> set[str]:
+    """Build the FPN, run it with the top-down path on and off, and list the output levels that differ."""
     import torch
 
-    from ...boxes import box_iou
-
-    for a, b in _random_box_pairs():
-        ref = float(box_iou(a[None], b[None])[0, 0])
-        got = fn(a.tolist(), b.tolist())
-        if not math.isclose(float(got), ref, rel_tol=1e-4, abs_tol=1e-6):
-            return False
-    return bool(torch.isfinite(torch.tensor(float(fn([0, 0, 1, 1], [0, 0, 1, 1])))))
-
-
-def _reference_iou(a, b):
-    """The reference answer: overlap rectangle (clamped at zero), then intersection / union."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    fpn, feats = _fpn_and_maps()
+    with torch.no_grad():
+        full = fpn(feats)
+        fpn.set_paths(top_down=False)
+        off = fpn(feats)
+    return {k for k in full if not torch.equal(full[k], off[k])}
 
 
 register(Exercise(
-    id="04.write_iou",
-    question="Write iou(a, b): a and b are two boxes [x1, y1, x2, y2] (lists of 4 numbers). Return their "
-             "intersection over union as a number. It is checked against course_lib.boxes.box_iou on 205 "
-             "box pairs, disjoint, nested and touching ones among them.",
-    answer=_reference_iou,
-    compare=lambda fn, ref: callable(fn) and _check_iou_fn(fn),
-    hints=["the overlap is a rectangle: left = max(a[0], b[0]), right = min(a[2], b[2]); the same for top, bottom",
-           "boxes that do not overlap give a negative width or height: clamp each at 0 (max(0, ...))",
-           "union = area(a) + area(b) - intersection (the overlap was counted twice)"],
-    explanation="inter = max(0, min(x2) - max(x1)) * max(0, min(y2) - max(y1)); IoU = inter / (A + B - inter). "
-                "Disjoint boxes give 0, a box inside another gives the ratio of their areas.",
+    id="04.top_down_off",
+    question="An FPN turns C3, C4, C5 into P3, P4, P5, plus an extra P6 (a stride-2 subsample of P5, as "
+             "torchvision's LastLevelMaxPool makes). Switch its top-down path off: which output levels change? "
+             "Answer with a set of names, e.g. {'P3'}. It is checked by running the library's FPN both ways.",
+    answer={"P3", "P4"},
+    compare=lambda value, ref: _same_set(value, ref) and set(ref) == _levels_changed_by_top_down(),
+    hints=["the top-down path carries meaning *down*: from P5 towards P3. What reaches P5 from above it?",
+           "P6 is computed from P5 alone"],
+    explanation="P3 and P4 lose what came down from the coarser levels; P5 is the start of the top-down path "
+                "(nothing comes down to it), and P6 is made from P5, so both stay bit-identical.",
 ))
 
 
-def _check_nms_fn(fn) -> bool:
-    """The learner's ``fn(boxes, scores, iou_threshold)`` must keep what ``torchvision.ops.nms`` keeps, best first."""
-    import torch
-    from torchvision.ops import nms as tv_nms
+def _reference_top_down(laterals):
+    """The reference answer: start at the coarsest, upsample (nearest) to the finer map's size, add."""
+    import torch.nn.functional as F
 
-    g = torch.Generator().manual_seed(5)
-    for trial in range(20):
-        n = 1 + trial * 2
-        xy = torch.rand(n, 2, generator=g) * 50
-        boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 30 + 2], 1)
-        scores = torch.rand(n, generator=g)
-        for thr in (0.3, 0.5, 0.7):
-            got = fn(boxes.clone(), scores.clone(), thr)
-            got = got.tolist() if isinstance(got, torch.Tensor) else list(got)
-            if [int(i) for i in got] != tv_nms(boxes, scores, thr).tolist():
-                return False
+    merged = [laterals[-1]]
+    for lat in reversed(laterals[:-1]):
+        merged.insert(0, lat + F.interpolate(merged[0], size=lat.shape[-2:], mode="nearest"))
+    return merged
+
+
+def _check_top_down_fn(fn) -> bool:
+    """The learner's ``fn(laterals)`` must give the library FPN's merged maps, on uneven map sizes too."""
+    import torch
+
+    for seed in (0, 1):
+        fpn, feats = _fpn_and_maps(seed)
+        with torch.no_grad():
+            fpn(feats)
+            rec = fpn.last_intermediates
+            laterals = [rec[f"{k} lateral"].clone() for k in ("P3", "P4", "P5")]
+            got = fn([t.clone() for t in laterals])
+        want = [rec["P3 merged"], rec["P4 merged"], rec["P5 lateral"]]
+        if len(got) != 3 or not all(isinstance(t, torch.Tensor) and t.shape == w.shape and
+                                    torch.allclose(t, w, atol=1e-5) for t, w in zip(got, want)):
+            return False
     return True
 
 
 register(Exercise(
-    id="04.write_nms",
-    question="Write nms(boxes, scores, iou_threshold): boxes an (N, 4) tensor of xyxy boxes, scores (N,). Return "
-             "the indices of the boxes kept, best score first (a list or a tensor). A box is removed when its IoU "
-             "with an already kept box is above the threshold. Checked against torchvision.ops.nms on 60 random "
-             "sets; course_lib.boxes.box_iou may be used.",
-    answer=nms,  # the reference is the library's own step-by-step NMS
-    compare=lambda fn, ref: callable(fn) and _check_nms_fn(fn),
-    hints=["sort the indices by score, highest first: order = scores.argsort(descending=True).tolist()",
-           "loop: keep order[0], then drop from the rest every box whose IoU with it is > iou_threshold",
-           "box_iou(boxes[best][None], boxes[rest])[0] gives the IoU of the kept box with each remaining one"],
-    explanation="Greedy NMS: the best box survives, its duplicates go, and the next best surviving box is treated "
-                "the same way, until none are left. torchvision's C++ nms is this loop.",
+    id="04.write_top_down",
+    question="Write top_down(laterals): laterals is a list [L3, L4, L5] of (B, C, H, W) tensors, finest first "
+             "(the FPN's 1x1 laterals). Return the FPN's merged maps [M3, M4, M5], before smoothing: M5 = L5 and "
+             "M_i = L_i + nearest-neighbour upsampling of M_(i+1) to L_i's height and width. It is checked "
+             "against the library's FPN on maps whose sizes do not halve evenly (38x57, 19x29, 10x15).",
+    answer=_reference_top_down,
+    compare=lambda fn, ref: callable(fn) and _check_top_down_fn(fn),
+    hints=["start from the top: merged = [laterals[-1]], then walk down to the finer levels",
+           "torch.nn.functional.interpolate(m, size=lat.shape[-2:], mode='nearest') -- 'size', not "
+           "scale_factor=2: 10 rows upsampled 2x would be 20, but C4 has 19",
+           "each step adds the upsampled coarser merged map (not the coarser lateral) to the finer lateral"],
+    explanation="merged = [L5]; for L in (L4, L3): merged.insert(0, L + interpolate(merged[0], size=L.shape[-2:], "
+                "mode='nearest')). Because each step adds the *merged* map above, C5's meaning reaches P3 "
+                "through P4. This is torchvision's FeaturePyramidNetwork loop, and course_lib.necks.fpn's.",
 ))

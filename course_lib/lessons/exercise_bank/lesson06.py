@@ -1,95 +1,170 @@
-"""Lesson 06 exercises: real-world anatomy."""
+"""Lesson 06 exercises: the head, the judgement."""
 
 from __future__ import annotations
 
+import math
+
+from ...boxes import nms
 from ..exercises import Exercise, register
 
-register(Exercise(
-    id="06.anchor_points",
-    question="YOLOv8 predicts at every cell of its stride-8, 16 and 32 maps. How many predictions does it make "
-             "for a 1280x1280 image?",
-    answer=(1280 // 8) ** 2 + (1280 // 16) ** 2 + (1280 // 32) ** 2,
-    hints=["one anchor point per cell, three maps", "160^2 + 80^2 + 40^2"],
-    explanation="160^2 + 80^2 + 40^2 = 33,600 anchor points (8,400 at 640x640).",
-))
-register(Exercise(
-    id="06.channels",
-    question="A YOLOv8 model trained on 20 classes: how many numbers does its eval output hold per location "
-             "(the first dimension after the batch)?",
-    answer=24,
-    hints=["4 box numbers + one score per class", "there is no objectness score in YOLOv8"],
-    explanation="4 + 20 = 24: box (x, y, w, h) and 20 class scores; no objectness.",
-))
-register(Exercise(
-    id="06.sppf_part",
-    question="In YOLOv8, which part (backbone, neck or head) contains SPPF?",
-    answer="backbone",
-    hints=["look at the layer table: SPPF is layer 9", "layers 0-9 are the backbone"],
-    explanation="SPPF is the last layer of the backbone (layer 9), not part of the head.",
-))
-register(Exercise(
-    id="06.fusion",
-    question="Does YOLOv8's neck fuse its levels by 'add' or by 'concat'?",
-    answer="concat",
-    hints=["look at layers 11, 14, 17 and 20 of the table"],
-    explanation="Concatenation along channels (then a C2f block), unlike FPN's and PANet's addition.",
-))
 
-
-# ---------------------------------------------------------------- answers that are code
-def _yolov5_channels(nc: int) -> int:
-    return 3 * (5 + nc)
-
-
-def _same_function(fn, ref) -> bool:
-    """A learner's function agrees with the reference on several class counts."""
-    return callable(fn) and all(int(fn(nc)) == ref(nc) for nc in (1, 3, 20, 80, 365))
+def _same_set(value, ref) -> bool:
+    return {str(v).strip().upper() for v in value} == set(ref)
 
 
 register(Exercise(
-    id="06.yolov5_channels",
-    question="Write a function `f(nc)` that returns how many channels YOLOv5's original output conv has at each "
-             "level for `nc` classes (3 anchors per cell; each anchor: 4 box numbers, 1 objectness, nc class "
-             "scores). Pass the function itself.",
-    answer=_yolov5_channels,
-    hints=["per anchor: 4 + 1 + nc numbers", "three anchors per cell: multiply by 3", "f = lambda nc: 3 * (5 + nc)"],
-    explanation="3 x (5 + nc): 255 channels for COCO's 80 classes; YOLOv8's Detect gives 4 + nc numbers per cell "
-                "instead (no anchors, no objectness, the box from 4 x 16 DFL bins).",
-    compare=_same_function,
+    id="06.points",
+    question="A detection head reads P3, P4 and P5 (strides 8, 16, 32) of a 128x128 image. "
+             "How many anchor points (cells) vote in total?",
+    answer=336,
+    hints=["each level has (128 / stride) x (128 / stride) cells", "16*16 + 8*8 + 4*4"],
+    explanation="256 + 64 + 16 = 336 anchor points, each with its own class scores and box.",
+))
+register(Exercise(
+    id="06.decode",
+    question="The cell whose anchor point is (44, 20) on a stride-8 level predicts distances "
+             "(l, t, r, b) = (1.5, 0.5, 2.0, 1.0) in strides. Which box (x1, y1, x2, y2) is that?",
+    answer=(32.0, 16.0, 60.0, 28.0),
+    hints=["multiply each distance by the stride first", "x1 = 44 - 1.5*8, y1 = 20 - 0.5*8, x2 = 44 + 2*8, y2 = 20 + 1*8"],
+    explanation="Distances times the stride: 12, 4, 16, 8 pixels from the point -> (32, 16, 60, 28).",
+))
+register(Exercise(
+    id="06.nms",
+    question="Boxes A, B, C have scores 0.9, 0.8, 0.7; IoU(A,B) = 0.7, IoU(A,C) = 0.1, IoU(B,C) = 0.6. "
+             "NMS with an IoU threshold of 0.5 keeps which boxes? Answer a list of letters, e.g. ['A'].",
+    answer=("A", "C"),
+    compare=_same_set,
+    hints=["start with the best box and remove everything that overlaps it by more than 0.5",
+           "B is removed by A; is C still overlapping a kept box by more than 0.5?"],
+    explanation="A is kept and removes B (0.7 > 0.5); C only overlaps A by 0.1, and B is already gone, so C stays.",
+))
+register(Exercise(
+    id="06.dfl",
+    question="With DFL, one side's distance is a distribution over bins 0, 1, 2, 3 (in strides) with "
+             "probabilities [0.1, 0.2, 0.6, 0.1]. On a stride-16 level, how many pixels is that side from the point?",
+    answer=27.2,
+    rel_tol=1e-3,
+    compare=lambda v, ref: math.isclose(float(v), ref, rel_tol=1e-3),
+    hints=["the distance is the expectation: sum of bin x probability", "0*0.1 + 1*0.2 + 2*0.6 + 3*0.1 = 1.7 strides"],
+    explanation="1.7 strides x 16 pixels = 27.2 pixels.",
 ))
 
 
-def _builds_like(config, ref) -> bool:
-    """Build both configs on the meta device (no memory) and compare the networks, part by part."""
+def _check_cam_fn(fn) -> bool:
+    """The learner's ``fn(maps, weight, k)`` must give the class-weighted sum of the maps (the raw CAM)."""
     import torch
 
-    from ...measure import count_params
-    from ...model import build_model
+    g = torch.Generator().manual_seed(4)
+    maps, weight = torch.randn(1, 6, 3, 5, generator=g), torch.randn(4, 6, generator=g)
+    for k in range(4):
+        out = torch.as_tensor(fn(maps, weight, k), dtype=torch.float32)
+        if out.shape != (3, 5) or not torch.allclose(out, torch.einsum("c,chw->hw", weight[k], maps[0]), atol=1e-5):
+            return False
+    return True
 
-    with torch.device("meta"):
-        mine, theirs = build_model(config), build_model(ref)
-    parts = ("backbone", "neck", "head")
-    return (mine.head.num_classes == theirs.head.num_classes
-            and [count_params(getattr(mine, p)) for p in parts] == [count_params(getattr(theirs, p)) for p in parts])
 
-
-def _yolov8s_3_classes() -> dict:
-    from ...zoo.yolov8 import yolov8_config
-
-    return yolov8_config("s", num_classes=3)
+def _reference_cam(maps, weight, k):
+    """The reference answer: channel c of the map weighted by weight[k, c], summed over the channels."""
+    return (weight[k][:, None, None] * maps[0]).sum(0)
 
 
 register(Exercise(
-    id="06.compose_yolov8s",
-    question="Compose, without calling yolov8_config, the cl.build_model config of YOLOv8 at scale s for 3 classes: "
-             "backbone 'yolo_csp', neck 'yolov8_pan', head 'yolov8_detect', with scale s's multipliers "
-             "(yolov8.SCALES['s']) given to the backbone and the neck. Pass the dict.",
-    answer=_yolov8s_3_classes(),
-    hints=["yolov8.SCALES['s'] is (depth, width, max_channels) = (0.33, 0.5, 1024)",
-           "backbone and neck both take depth=, width=, max_channels=; the backbone also levels=('C3', 'C4', 'C5')",
-           "the head takes num_classes=3"],
-    explanation="Built and counted part by part: 11,136,761 parameters, YOLOv8s's 11,166,560 minus 3 x 129 x 77 -- "
-                "the same backbone and neck; only the class branches' last 1x1 convs (128 weights + 1 bias per "
-                "output, one per level) shrink from 80 outputs to 3.",
-    compare=_builds_like,
+    id="06.cam",
+    question="Write cam(maps, weight, k): maps is the (1, C, h, w) map that global average pooling reads, weight "
+             "the (num_classes, C) matrix of the linear head. Return the (h, w) class activation map of class k "
+             "(no bias, no scaling), whose mean plus the bias is the logit.",
+    answer=_reference_cam,
+    compare=lambda fn, ref: callable(fn) and _check_cam_fn(fn),
+    hints=["each channel c of the map gets the weight weight[k, c]",
+           "weight[k][:, None, None] * maps[0] has shape (C, h, w); sum over the channels"],
+    explanation="CAM_k = sum_c w_kc A_c, e.g. torch.einsum('c,chw->hw', weight[k], maps[0]). Averaging it over "
+                "the cells is the same as pooling first and then applying the linear layer: the logit minus the bias.",
+))
+
+
+def _random_box_pairs(n: int = 200, seed: int = 4):
+    """Random xyxy box pairs, with disjoint, nested, touching and identical pairs among them."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, 2, generator=g) * 60
+    wh = torch.rand(n, 2, 2, generator=g) * 40 + 1
+    boxes = torch.cat([xy, xy + wh], -1)                      # (n, 2 boxes, 4)
+    fixed = torch.tensor([[[0., 0, 10, 10], [20, 20, 30, 30]],    # disjoint
+                          [[0., 0, 40, 40], [10, 10, 20, 20]],    # nested (b inside a)
+                          [[10., 10, 20, 20], [0, 0, 40, 40]],    # nested (a inside b)
+                          [[0., 0, 10, 10], [10, 0, 20, 10]],     # touching: IoU 0
+                          [[5., 5, 15, 25], [5, 5, 15, 25]]])     # identical: IoU 1
+    return torch.cat([fixed, boxes])
+
+
+def _check_iou_fn(fn) -> bool:
+    """The learner's ``fn(a, b)`` on two xyxy boxes must match :func:`course_lib.boxes.box_iou`."""
+    import torch
+
+    from ...boxes import box_iou
+
+    for a, b in _random_box_pairs():
+        ref = float(box_iou(a[None], b[None])[0, 0])
+        got = fn(a.tolist(), b.tolist())
+        if not math.isclose(float(got), ref, rel_tol=1e-4, abs_tol=1e-6):
+            return False
+    return bool(torch.isfinite(torch.tensor(float(fn([0, 0, 1, 1], [0, 0, 1, 1])))))
+
+
+def _reference_iou(a, b):
+    """The reference answer: overlap rectangle (clamped at zero), then intersection / union."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+register(Exercise(
+    id="06.write_iou",
+    question="Write iou(a, b): a and b are two boxes [x1, y1, x2, y2] (lists of 4 numbers). Return their "
+             "intersection over union as a number. It is checked against course_lib.boxes.box_iou on 205 "
+             "box pairs, disjoint, nested and touching ones among them.",
+    answer=_reference_iou,
+    compare=lambda fn, ref: callable(fn) and _check_iou_fn(fn),
+    hints=["the overlap is a rectangle: left = max(a[0], b[0]), right = min(a[2], b[2]); the same for top, bottom",
+           "boxes that do not overlap give a negative width or height: clamp each at 0 (max(0, ...))",
+           "union = area(a) + area(b) - intersection (the overlap was counted twice)"],
+    explanation="inter = max(0, min(x2) - max(x1)) * max(0, min(y2) - max(y1)); IoU = inter / (A + B - inter). "
+                "Disjoint boxes give 0, a box inside another gives the ratio of their areas.",
+))
+
+
+def _check_nms_fn(fn) -> bool:
+    """The learner's ``fn(boxes, scores, iou_threshold)`` must keep what ``torchvision.ops.nms`` keeps, best first."""
+    import torch
+    from torchvision.ops import nms as tv_nms
+
+    g = torch.Generator().manual_seed(5)
+    for trial in range(20):
+        n = 1 + trial * 2
+        xy = torch.rand(n, 2, generator=g) * 50
+        boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 30 + 2], 1)
+        scores = torch.rand(n, generator=g)
+        for thr in (0.3, 0.5, 0.7):
+            got = fn(boxes.clone(), scores.clone(), thr)
+            got = got.tolist() if isinstance(got, torch.Tensor) else list(got)
+            if [int(i) for i in got] != tv_nms(boxes, scores, thr).tolist():
+                return False
+    return True
+
+
+register(Exercise(
+    id="06.write_nms",
+    question="Write nms(boxes, scores, iou_threshold): boxes an (N, 4) tensor of xyxy boxes, scores (N,). Return "
+             "the indices of the boxes kept, best score first (a list or a tensor). A box is removed when its IoU "
+             "with an already kept box is above the threshold. Checked against torchvision.ops.nms on 60 random "
+             "sets; course_lib.boxes.box_iou may be used.",
+    answer=nms,  # the reference is the library's own step-by-step NMS
+    compare=lambda fn, ref: callable(fn) and _check_nms_fn(fn),
+    hints=["sort the indices by score, highest first: order = scores.argsort(descending=True).tolist()",
+           "loop: keep order[0], then drop from the rest every box whose IoU with it is > iou_threshold",
+           "box_iou(boxes[best][None], boxes[rest])[0] gives the IoU of the kept box with each remaining one"],
+    explanation="Greedy NMS: the best box survives, its duplicates go, and the next best surviving box is treated "
+                "the same way, until none are left. torchvision's C++ nms is this loop.",
 ))

@@ -1,4 +1,4 @@
-"""Lesson 07 exercises: one backbone, many heads."""
+"""Lesson 10 exercises: one backbone, many heads."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class _Lazy(Exercise):
 
 
 register(Exercise(
-    id="07.passes",
+    id="10.passes",
     question="A multi-task model has one backbone, one neck and three heads. How many passes through the "
              "backbone does one image need to get all three answers?",
     answer=1,
@@ -41,7 +41,7 @@ register(Exercise(
     explanation="One: the backbone and neck run once and every head reads their output.",
 ))
 register(_Lazy(
-    id="07.saved",
+    id="10.saved",
     question="Three separate single-task models would each carry their own backbone + neck. How many "
              "parameters does sharing one save? (use the lesson's summary table)",
     compute=lambda: 2 * _shared_params(),
@@ -49,7 +49,7 @@ register(_Lazy(
     explanation="Two copies of the backbone and neck are saved.",
 ))
 register(Exercise(
-    id="07.which_head",
+    id="10.which_head",
     question="Which head answers 'which pixels belong to the square?': classification, detection or segmentation?",
     answer="segmentation",
     hints=["a box is not a set of pixels", "one class per pixel"],
@@ -58,7 +58,7 @@ register(Exercise(
 
 
 # ---------------------------------------------------------------- an answer that is code
-#: The config the learner starts from: lesson 05's backbone and neck with a detection head only.
+#: The config the learner starts from: lesson 08's backbone and neck with a detection head only.
 DETECTION_ONLY: dict = {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},
                         "heads": {"detection": {"num_classes": 3}}}
 
@@ -90,7 +90,7 @@ def _adds_segmentation(config, ref) -> bool:
 
 
 register(Exercise(
-    id="07.add_segmentation",
+    id="10.add_segmentation",
     question="Start from this config of one backbone, one neck and a detection head: "
              f"{DETECTION_ONLY}. Add a segmentation head for ShapesWorld (the 3 shapes plus background) that "
              "reads the same backbone and neck, keeping the detection head as it is. Pass the config dict.",
