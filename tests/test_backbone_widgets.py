@@ -1,4 +1,5 @@
-"""Lesson 01's explorers: state after value changes, one forward pass per image, any contract backbone."""
+"""Lesson 01's explorers (and lesson 02's on your own module): state after value changes, one forward pass per
+image, any contract backbone."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""yolo_csp, from_module, and the measurements lesson 01 prints (specs, parameters, FLOPs, bottlenecks)."""
+"""yolo_csp, from_module, and the measurements lessons 01 and 02 print (specs, parameters, FLOPs, bottlenecks)."""
 
 from __future__ import annotations
 

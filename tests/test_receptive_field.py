@@ -136,7 +136,7 @@ def test_yolo_backbone_gradient_matches_analytic_box():
 
 
 def test_the_code_exercises_are_checked_against_the_library():
-    rf_ex, eye_ex = cl.exercises.get("01.rf_recurrence"), cl.exercises.get("01.my_eye")
+    rf_ex, eye_ex = cl.exercises.get("01.rf_recurrence"), cl.exercises.get("02.my_eye")
     assert cl.exercises.get("01.rf_resnet_stem").answer == last(
         nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3), nn.MaxPool2d(3, 2, 1), nn.Conv2d(8, 8, 3, 1, 1),
                       nn.Conv2d(8, 8, 3, 1, 1)))[:2] == (27, 4)

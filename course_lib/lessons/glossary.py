@@ -39,11 +39,11 @@ TERMS: list[Term] = [
     Term("dilated convolution", "空洞卷积", "a conv whose taps are d cells apart: a wider view with the same weights "
          "(atrous)", "01"),
     Term("depthwise separable convolution", "深度可分离卷积", "a depthwise conv (one filter per channel, groups=C) "
-         "followed by a 1x1 conv that mixes channels: far fewer weights than a full conv", "01"),
+         "followed by a 1x1 conv that mixes channels: far fewer weights than a full conv", "02"),
     Term("inverted residual", "倒残差", "MobileNetV2's block: 1x1 expand -> depthwise 3x3 -> 1x1 project to a narrow, "
-         "linear output", "01"),
+         "linear output", "02"),
     Term("bottleneck", "瓶颈", "1x1 reduce -> 3x3 -> 1x1 expand (ResNet); also a 1x1/linear projection to fewer "
-         "features before a new head (transfer learning), and MobileNetV2's narrow layer with no ReLU", "01"),
+         "features before a new head (transfer learning), and MobileNetV2's narrow layer with no ReLU", "02"),
     Term("pretrained", "预训练", "weights learned on a large data set (ImageNet) before your task", "03"),
     Term("fine-tuning", "微调", "continuing to train pretrained weights on your task, usually with a small learning rate",
          "03"),
