@@ -123,10 +123,10 @@ def test_positive_cells_per_level_follow_the_size_bands():
         assert got == [{int(k)} for k in head.size_level(t["boxes"])], i
 
 
-def test_code_exercises_of_lesson_04_run_the_learners_function():
+def test_code_exercises_of_lessons_06_and_07_run_the_learners_function():
     import torchvision
 
-    iou, nms = cl.exercises.get("06.write_iou"), cl.exercises.get("06.write_nms")
+    iou, nms = cl.exercises.get("06.write_iou"), cl.exercises.get("07.write_nms")
     assert iou.is_correct(lambda a, b: float(box_iou(torch.tensor([a]), torch.tensor([b]))))
     assert not iou.is_correct(lambda a, b: 0.0)
 
@@ -259,7 +259,7 @@ def test_full_detector_from_config():
     assert none.head.levels == ["C5"] and none.head.scale_ranges == [(0.0, float("inf"))]
 
 
-@pytest.mark.parametrize("lesson", ["06", "08"])
+@pytest.mark.parametrize("lesson", ["06", "07", "08"])
 def test_lesson_exercises_check_instantly(lesson, capsys):
     exs = cl.exercises.for_lesson(lesson)
     assert len(exs) >= 3
@@ -267,7 +267,7 @@ def test_lesson_exercises_check_instantly(lesson, capsys):
         assert ex.check(None) is False  # a blank answer never raises
         assert ex.is_correct(ex.solution())
         assert not ex.is_correct("something else")
-    assert cl.exercises.get("06.nms").is_correct(["c", "A"])  # order does not matter
+    assert cl.exercises.get("07.nms").is_correct(["c", "A"])  # order does not matter
     assert "Not answered yet" in capsys.readouterr().out
 
 

@@ -67,10 +67,10 @@ TERMS: list[Term] = [
     Term("upsampling", "上采样", "enlarging a map's grid (nearest neighbour or bilinear) to meet a finer one", "06"),
     Term("detection head", "检测头", "the head that answers with boxes: at every cell of every level, class scores "
          "and a box", "06"),
-    Term("NMS", "非极大值抑制", "non-maximum suppression: drop boxes that overlap a better-scoring box", "06"),
-    Term("decoupled head", "解耦头", "separate branches for classification and box regression", "06"),
-    Term("DFL", "分布焦点损失", "distribution focal loss: a box side as a distribution over distance bins", "06"),
-    Term("semantic segmentation", "语义分割", "one class label for every pixel", "06"),
+    Term("NMS", "非极大值抑制", "non-maximum suppression: drop boxes that overlap a better-scoring box", "07"),
+    Term("decoupled head", "解耦头", "separate branches for classification and box regression", "07"),
+    Term("DFL", "分布焦点损失", "distribution focal loss: a box side as a distribution over distance bins", "07"),
+    Term("semantic segmentation", "语义分割", "one class label for every pixel", "07"),
     Term("mAP", "平均精度均值", "mean average precision: area under precision-recall, averaged over classes", "08"),
     Term("ablation", "消融实验", "remove one part, keep the rest, measure what changes", "08"),
     Term("concatenation", "拼接", "fusing maps by stacking their channels (the width adds up); a conv after it "

@@ -60,7 +60,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
                             backbone={"name": "mobilenet_v2_320", "pretrained": True}, cls_loss="quality"),
                      "recipe": {**RECIPE, "batch_size": 16, "lr": 3e-3, "channels_last": True,
                                 "freeze": ["backbone.stages.C1", "backbone.stages.C2"]}},
-    # lesson 06's segmentation head
+    # lesson 07's segmentation head
     "seg_fpn": {"task": "segmentation",
                 "model": {"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 64},
                           "head": {"name": "segmentation", "num_classes": len(CLASSES) + 1,

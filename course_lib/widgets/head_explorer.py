@@ -1,4 +1,4 @@
-"""Lesson 06's head explorer: score maps per level, thresholds, NMS and the mask overlay, live.
+"""Lesson 07's head explorer: score maps per level, thresholds, NMS and the mask overlay, live.
 
 The detector (and the optional segmenter) run once per image; the outputs are
 cached, and every slider move only re-decodes and redraws them.

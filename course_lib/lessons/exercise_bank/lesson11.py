@@ -22,7 +22,7 @@ register(Exercise(
     question="Which step removes duplicate boxes that overlap a better-scoring box? (name or abbreviation)",
     answer="NMS",
     compare=_one_of("nms", "non-maximum suppression", "non maximum suppression", "非极大值抑制"),
-    hints=["it happens after decoding, before the boxes are shown", "lesson 06"],
+    hints=["it happens after decoding, before the boxes are shown", "lesson 07"],
     explanation="Non-maximum suppression (非极大值抑制).",
 ))
 register(Exercise(
