@@ -1,4 +1,4 @@
-"""Lesson 04 timings: SPP vs SPPF, and the fusion explorer's update latency vs a naive redraw.
+"""The neck lessons' timings: SPP vs SPPF (lesson 05), and the fusion explorer's update latency (lesson 04).
 
 Run: ``.venv/bin/python benchmarks/bench_necks.py [--moves 60] [--repeats 30]``
 

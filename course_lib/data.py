@@ -39,7 +39,7 @@ Small data sets the lessons draw (all deterministic by seed, all in memory):
 * :func:`toy_shapes` -- one shape per 32-pixel image, for a quick classifier (lesson 03);
 * :func:`shapes_scene` -- one large photo-like picture with objects from 10 to 240 pixels (lesson 04);
 * :func:`attention_probe_data` -- grey pictures with coloured distractors and, in every second, a red
-  square: a task where attention helps (lesson 04).
+  square: a task where attention helps (lesson 05).
 """
 
 from __future__ import annotations

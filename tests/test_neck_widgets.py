@@ -1,4 +1,5 @@
-"""Lesson 04's explorers, driven without a browser: state after control changes, and no needless forward passes."""
+"""The neck lessons' explorers (fusion: lesson 04, dilation: lesson 05), driven without a browser: state after
+control changes, and no needless forward passes."""
 
 from __future__ import annotations
 

@@ -354,15 +354,31 @@ def test_lesson04_exercises_have_consistent_answers():
     ex = cl.exercises.get("04.fpn_params")
     fpn = FPN(OrderedDict(C3=FeatureSpec(32, 8), C4=FeatureSpec(96, 16), C5=FeatureSpec(1280, 32)), out_channels=64)
     assert ex.is_correct(sum(p.numel() for p in fpn.parameters()))
-    assert cl.exercises.get("04.sppf_chain").is_correct(17)
-    x = torch.randn(1, 2, 40, 40)
-    p5 = torch.nn.MaxPool2d(5, 1, 2)
-    torch.testing.assert_close(p5(p5(p5(p5(x)))), F.max_pool2d(x, 17, 1, 8))
-    assert cl.exercises.get("04.aspp_gap").is_correct(192)
     assert cl.exercises.get("04.cells").is_correct(0.5)
     for e in cl.exercises.for_lesson("04"):
         assert e.check(None) is False  # a placeholder answer never raises
     assert len(cl.exercises.for_lesson("04")) >= 3
+
+
+def test_lesson05_exercises_have_consistent_answers():
+    assert cl.exercises.get("05.sppf_chain").is_correct(17)
+    x = torch.randn(1, 2, 40, 40)
+    p5 = torch.nn.MaxPool2d(5, 1, 2)
+    torch.testing.assert_close(p5(p5(p5(p5(x)))), F.max_pool2d(x, 17, 1, 8))
+    assert cl.exercises.get("05.aspp_gap").is_correct(192)
+    # 05.rate_collapse: the 14x14 map is what MobileNetV2 really gives a 224x224 image at C4
+    bb = cl.backbones.build("mobilenet_v2", levels=("C4",)).eval()
+    with torch.no_grad():
+        assert bb(torch.zeros(1, 3, 224, 224))["C4"].shape[-2:] == (14, 14)
+    rate = cl.exercises.get("05.rate_collapse")
+    assert rate.is_correct(8) and not rate.is_correct(7) and not rate.is_correct(9)
+    se = cl.exercises.get("05.write_se")
+    assert se.is_correct(lambda x, fc: torch.sigmoid(fc(x.mean(dim=(2, 3), keepdim=True))).flatten(1))
+    assert not se.is_correct(lambda x, fc: torch.sigmoid(fc(x.amax(dim=(2, 3), keepdim=True))).flatten(1))  # CBAM's max
+    assert not se.is_correct(lambda x, fc: fc(x.mean(dim=(2, 3), keepdim=True)).flatten(1))  # no sigmoid
+    for e in cl.exercises.for_lesson("05"):
+        assert e.check(None) is False  # a placeholder answer never raises
+    assert len(cl.exercises.for_lesson("05")) >= 3
 
 
 def test_every_neck_family_is_registered():

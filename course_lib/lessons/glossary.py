@@ -52,9 +52,9 @@ TERMS: list[Term] = [
     Term("FPN", "特征金字塔网络", "1x1 laterals + top-down upsample-and-add + 3x3 smoothing", "04"),
     Term("PAN", "路径聚合网络", "FPN plus a bottom-up path that brings fine detail back up", "04"),
     Term("SPPF", "快速空间金字塔池化", "one 5x5 max-pool chained three times; equals SPP(5, 9, 13); YOLOv8's last backbone layer",
-         "04"),
-    Term("ASPP", "空洞空间金字塔池化", "parallel dilated 3x3 convs at several rates plus image pooling", "04"),
-    Term("attention", "注意力机制", "learned weights that re-scale channels (SE) or positions (CBAM)", "04"),
+         "05"),
+    Term("ASPP", "空洞空间金字塔池化", "parallel dilated 3x3 convs at several rates plus image pooling", "05"),
+    Term("attention", "注意力机制", "learned weights that re-scale channels (SE) or positions (CBAM)", "05"),
     Term("class activation map", "类激活图", "CAM: the class-weighted sum of the last maps before pooling; "
          "it shows where the evidence for a class is", "06"),
     Term("anchor", "锚点 / 锚框", "a reference a detector predicts relative to: a point (anchor-free) or a box", "06"),

@@ -8,7 +8,7 @@
 * :func:`recalibrate_batchnorm` -- BatchNorm's running statistics re-estimated on data (no gradient);
 * :func:`linear_probe` -- a linear head trained on cached features: how much a trained head gets out of them;
 * :func:`train_attention_probe` -- a linear probe (with an attention neck in front, or not) trained
-  by :func:`~course_lib.training.fit` on frozen feature maps: lesson 04's attention experiment.
+  by :func:`~course_lib.training.fit` on frozen feature maps: lesson 05's attention experiment.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Lesson 04 exercises: the neck (颈部), the brain that fuses scales."""
+"""Lesson 04 exercises: the neck (颈部), the brain that fuses scales (FPN, PAN, add vs concat)."""
 
 from __future__ import annotations
 
@@ -23,23 +23,6 @@ register(Exercise(
            "laterals: (32 + 96 + 1280) * 64 + 3 * 64 = 90,304; smoothing: 3 * 36,928 = 110,784"],
     explanation="90,304 (laterals, mostly C5's 1280 channels) + 110,784 (smoothing) = 201,088. "
                 "Check it: cl.measure.count_params(cl.necks.build('fpn', specs, out_channels=64)).",
-))
-register(Exercise(
-    id="04.sppf_chain",
-    question="SPPF chains a 5x5, stride-1 max-pool. Chained 3 times it equals one 13x13 pool. Chained 4 times, "
-             "it equals one max-pool of what size? Answer with the side length.",
-    answer=17,
-    hints=["each extra 5x5 pool widens the window by 4 (2 cells on each side)", "5, 9, 13, ..."],
-    explanation="5 + 4 * 3 = 17: a k x k pool after a w x w pool sees w + k - 1 pixels.",
-))
-register(Exercise(
-    id="04.aspp_gap",
-    question="DeepLab v3's ASPP works on a stride-16 map. For the 3x3 branch with dilation rate 12, how many "
-             "input-image pixels apart are two neighbouring sampling points?",
-    answer=192,
-    hints=["neighbouring taps are `rate` cells apart", "each cell is 16 pixels: 12 * 16 = ?"],
-    explanation="12 cells x 16 pixels = 192 pixels. The 3x3 kernel spans 2 * 192 = 384 pixels: on a 513-pixel "
-                "crop many taps already fall outside, which is why the image-pooling branch exists.",
 ))
 register(Exercise(
     id="04.concat_width",
