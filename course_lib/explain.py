@@ -303,6 +303,11 @@ def attention_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     from .backbones.vit import Attention
 
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, (Attention, nn.MultiheadAttention))]
+    if not found and any(type(m).__name__.startswith("ShiftedWindowAttention") for m in model.modules()):
+        raise TypeError("this is a Swin: its attention runs inside small shifted windows, not over the whole image, "
+                        "so a query has no full-image row to show. Attention maps here are for plain ViTs "
+                        "(cl.backbones.build('tiny_vit'), torchvision's vit_b_16); look at a Swin's C2..C5 maps "
+                        "with cl.widgets.FeatureExplorer instead")
     if not found:
         raise TypeError(f"{type(model).__name__} has no self-attention layer (the course's vit.Attention or "
                         "nn.MultiheadAttention): attention maps need a transformer, e.g. cl.backbones.build('tiny_vit')")

@@ -94,6 +94,8 @@ def test_a_query_row_on_the_patch_grid():
         explain.row_to_grid(torch.ones(6), grid)
     with pytest.raises(TypeError, match="no self-attention"):
         explain.attention_maps(cl.backbones.build("tiny_cnn"), torch.rand(3, 64, 64))
+    with pytest.raises(TypeError, match="windows.*FeatureExplorer"):
+        explain.attention_maps(cl.backbones.build("tiny_swin"), torch.rand(3, 64, 64))
 
 
 def test_mean_attention_distance():

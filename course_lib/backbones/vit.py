@@ -19,17 +19,18 @@ between stages (patch merging), so its maps halve like a CNN's: ``C2..C5`` at st
 :func:`torchvision_vit` wrap torchvision's ``swin_t`` / ``vit_b_16`` (random weights, or the
 official ImageNet ones through :mod:`course_lib.weights`).
 
-The two sizes the course compares, counted with :func:`course_lib.measure.count_params`
-(``tests/test_vit.py`` checks them):
+The two sizes the course compares, counted with :func:`course_lib.measure.count_params` and
+:func:`~course_lib.measure.count_flops` at 128 px (``tests/test_vit.py`` checks the counts):
 
-===============================================  ===========  ===================
-eye                                              parameters   map(s) at 128 px
-===============================================  ===========  ===================
-``tiny_cnn`` (widths 16, 32, 64, 96, 128)         459,520      C3..C5, 16x16..4x4
-``tiny_vit`` (patch 16, width 96, depth 4,        453,024      C4, 8x8
+==============================================  ==========  ===========  =========================
+eye (default arguments)                         parameters  MFLOPs/128²  map(s) at 128 px
+==============================================  ==========  ===========  =========================
+``tiny_cnn`` (widths 16, 32, 64, 96, 128)       458,160     67.2         C3..C5: 16x16, 8x8, 4x4
+``tiny_vit`` (patch 16, width 96, depth 4,      453,600     63.8         C4: 8x8 (+ 1 class token)
 3 heads, MLP ratio 3)
-``tiny_swin`` (embed 16, depths 1, 1, 3, 1)       see tests    C3..C5 (C2 too)
-===============================================  ===========  ===================
+``tiny_swin`` (embed 16, depths 1, 1, 3, 1,     410,311     45.0         C3..C5 (C2 at 32x32 too)
+heads 1, 2, 4, 8, window 4)
+==============================================  ==========  ===========  =========================
 """
 
 from __future__ import annotations
