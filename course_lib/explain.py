@@ -21,7 +21,17 @@ gradient is ``w_kc / (h w)`` everywhere, so Grad-CAM on the pooled map is CAM
 >>> m = cam(model, x, "Egyptian cat")                 # doctest: +SKIP
 >>> g = grad_cam(torchvision_resnet, x, 285)          # doctest: +SKIP
 
-Both return an ``(H, W)`` tensor in [0, 1] at ``x``'s size (``raw=True``: the
+**Attention maps** (a transformer's own "where did it look"): each self-attention layer of a ViT mixes
+the tokens with weights ``softmax(Q K^T / sqrt(d))``, one ``(tokens, tokens)`` matrix per head, every
+row summing to 1.  Row ``i`` says how much token ``i`` (a *query*: a patch, or the class token) takes from
+every other token (the *keys*).  :func:`attention_maps` catches every layer's weights in one forward
+pass; :func:`row_to_grid` puts one query's row back on the patch grid, an ``(h, w)`` map to show over the
+photo like a feature map.
+
+>>> maps = attention_maps(tiny_vit, x)                # doctest: +SKIP
+>>> maps.map(layer=-1, head=0, query=(3, 4))          # doctest: +SKIP
+
+CAM and Grad-CAM return an ``(H, W)`` tensor in [0, 1] at ``x``'s size (``raw=True``: the
 map at the layer's own resolution, not normalised).  The layer's maps are caught
 with a forward hook that is always removed (``finally``); the gradient is taken
 with :func:`torch.autograd.grad` on that tensor (a tensor-level gradient, as
@@ -32,7 +42,8 @@ ReLU), so the model's parameters' ``.grad`` are never touched.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -42,7 +53,8 @@ from torch import nn
 from .hooks import forward_hooks
 from .measure import evaluating
 
-__all__ = ["ClassMaps", "cam", "class_maps", "find_last_spatial_layer", "grad_cam", "side_by_side", "supports_cam"]
+__all__ = ["AttentionMaps", "ClassMaps", "attention", "attention_layers", "attention_maps", "cam", "class_maps",
+           "find_last_spatial_layer", "grad_cam", "query_index", "row_to_grid", "side_by_side", "supports_cam"]
 
 
 # -- inputs and targets -------------------------------------------------------------
@@ -282,3 +294,208 @@ def side_by_side(images: Sequence[torch.Tensor], size: int = 224) -> torch.Tenso
     from .images import imagenet_view
 
     return torch.cat([imagenet_view(im, resize=size, crop=size) for im in images], dim=-1)
+
+
+# -- attention: where a transformer looks ---------------------------------------------
+def attention_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The self-attention modules of ``model``, first to last: the course ViT's
+    :class:`~course_lib.backbones.vit.Attention` and torch's ``nn.MultiheadAttention`` (torchvision's ViT)."""
+    from .backbones.vit import Attention
+
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, (Attention, nn.MultiheadAttention))]
+    if not found and any(type(m).__name__.startswith("ShiftedWindowAttention") for m in model.modules()):
+        raise TypeError("this is a Swin: its attention runs inside small shifted windows, not over the whole image, "
+                        "so a query has no full-image row to show. Attention maps here are for plain ViTs "
+                        "(cl.backbones.build('tiny_vit'), torchvision's vit_b_16); look at a Swin's C2..C5 maps "
+                        "with cl.widgets.FeatureExplorer instead")
+    if not found:
+        raise TypeError(f"{type(model).__name__} has no self-attention layer (the course's vit.Attention or "
+                        "nn.MultiheadAttention): attention maps need a transformer, e.g. cl.backbones.build('tiny_vit')")
+    return found
+
+
+def patch_size_of(model: nn.Module) -> int:
+    """The patch size of a ViT: its first conv whose kernel equals its stride (the patch embedding)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.kernel_size == m.stride and m.kernel_size[0] > 1:
+            return int(m.kernel_size[0])
+    raise TypeError(f"{type(model).__name__} has no patch embedding (a conv with kernel = stride)")
+
+
+def _mha_weights(m: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """The ``(B, heads, N, N)`` weights ``nn.MultiheadAttention`` computes for these inputs (it can skip
+    returning them, as torchvision's ViT asks): ``softmax(Q K^T / sqrt(d))`` from its own projections.
+    ``query`` and ``key`` are batch first, ``(B, N, E)``."""
+    e, h = m.embed_dim, m.num_heads
+    if m._qkv_same_embed_dim:
+        wq, wk = m.in_proj_weight[:e], m.in_proj_weight[e:2 * e]
+    else:
+        wq, wk = m.q_proj_weight, m.k_proj_weight
+    bq, bk = (m.in_proj_bias[:e], m.in_proj_bias[e:2 * e]) if m.in_proj_bias is not None else (None, None)
+    b, n, _ = query.shape
+    q = F.linear(query, wq, bq).view(b, n, h, e // h).transpose(1, 2)
+    k = F.linear(key, wk, bk).view(b, key.shape[1], h, e // h).transpose(1, 2)
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(e // h), dim=-1)
+
+
+def _later(m: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return _mha_weights(m, query, key)[0].float().cpu()
+
+
+def model_view(model: nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(shown, model_input)`` for one ``(3, H, W)`` picture.
+
+    torchvision's own ``VisionTransformer`` takes exactly ``image_size`` pixels, normalised with ImageNet's
+    statistics: the picture is resized and centre-cropped (:func:`~course_lib.images.imagenet_view`) and
+    normalised.  Course backbones take the picture as it is (they normalise inside when they need to).
+    """
+    from torchvision.models import VisionTransformer
+
+    if isinstance(model, VisionTransformer):
+        from .backbones.torchvision_backbones import Normalize
+        from .images import imagenet_view
+
+        s = int(model.image_size)
+        shown = imagenet_view(image, resize=s * 256 // 224, crop=s)
+        return shown, Normalize().to(shown.device)(shown[None])[0]
+    return image, image
+
+
+@dataclass
+class AttentionMaps:
+    """Every attention layer of one forward pass on one image.
+
+    ``weights(i)`` is layer ``i``'s ``(heads, tokens, tokens)`` matrix (rows: queries, columns: keys; each row
+    sums to 1).  For ``nn.MultiheadAttention`` layers the pass keeps each layer's input and the matrix is
+    computed from it the first time it is asked for (then kept), so looking at one layer of a big ViT costs
+    one layer's ``Q K^T``, not twelve.  The tokens are ``prefix`` extra ones (the class token) followed by the ``grid`` of patches,
+    row by row; ``patch`` is the patch size in pixels of ``image`` (what the model saw).
+    """
+
+    image: torch.Tensor
+    layers: list[str]
+    sources: list[torch.Tensor | Callable[[], torch.Tensor]]
+    grid: tuple[int, int]
+    prefix: int
+    patch: int
+    num_heads: int
+
+    def weights(self, layer: int | str) -> torch.Tensor:
+        """Layer ``layer``'s ``(heads, tokens, tokens)`` attention weights (an index or a layer name)."""
+        i = self._layer(layer)
+        if callable(self.sources[i]):
+            self.sources[i] = self.sources[i]()
+        return self.sources[i]
+
+    def _layer(self, layer: int | str) -> int:
+        return self.layers.index(layer) if isinstance(layer, str) else range(len(self.layers))[layer]
+
+    def row(self, layer: int | str, head: int | str, query: tuple[int, int] | str) -> torch.Tensor:
+        """How query ``query`` (a patch ``(y, x)`` or ``"cls"``) spreads its attention over all tokens:
+        ``(tokens,)``, summing to 1.  ``head="mean"`` averages the heads."""
+        w = self.weights(layer)
+        w = w.mean(0) if head == "mean" else w[int(head)]
+        return w[query_index(query, self.grid, self.prefix)]
+
+    def mean_distance(self, layer: int | str, head: int | str) -> float:
+        """How far, in pixels, a patch looks on average: ``sum_j a_ij * |pos_i - pos_j|`` averaged over every
+        patch query ``i`` (keys ``j`` on the grid; the class token left out).  The ViT paper's measure: some
+        heads of early layers look near (like a conv), deep layers look far."""
+        w = self.weights(layer)
+        w = w.mean(0, keepdim=True) if head == "mean" else w[int(head)][None]
+        p = self.prefix
+        a = w[:, p:, p:]                                             # patch queries -> patch keys
+        ys, xs = torch.meshgrid(torch.arange(self.grid[0]), torch.arange(self.grid[1]), indexing="ij")
+        pos = torch.stack([ys.flatten(), xs.flatten()], -1).float() * self.patch
+        dist = torch.cdist(pos, pos)                                 # (patches, patches) in pixels
+        return float((a * dist).sum(-1).mean())
+
+    def map(self, layer: int | str, head: int | str, query: tuple[int, int] | str) -> torch.Tensor:
+        """The same row on the patch grid, ``(h, w)``: where the query looks (the class token's share is left out)."""
+        return row_to_grid(self.row(layer, head, query), self.grid, self.prefix)
+
+
+def query_index(query: tuple[int, int] | str, grid: tuple[int, int], prefix: int = 1) -> int:
+    """The token index of a query: ``"cls"`` is token 0, patch ``(y, x)`` is ``prefix + y * w + x``."""
+    if isinstance(query, str):
+        if query != "cls" or prefix < 1:
+            raise ValueError(f"query must be a patch (y, x) or 'cls' (when there is a class token), got {query!r}")
+        return 0
+    y, x = (int(v) for v in query)
+    if not (0 <= y < grid[0] and 0 <= x < grid[1]):
+        raise ValueError(f"query cell {(y, x)} is outside the {grid[0]}x{grid[1]} patch grid")
+    return prefix + y * grid[1] + x
+
+
+def row_to_grid(row: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:
+    """One query's attention row ``(prefix + h*w,)`` as an ``(h, w)`` map over the patches.
+
+    The first ``prefix`` keys (the class token) have no place on the grid and are dropped, so the map sums to
+    1 minus what the query gave the class token.
+    """
+    h, w = grid
+    if row.shape[-1] != prefix + h * w:
+        raise ValueError(f"a row of {row.shape[-1]} keys does not fit {prefix} prefix token(s) + a {h}x{w} grid")
+    return row[..., prefix:].reshape(*row.shape[:-1], h, w)
+
+
+def attention_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[int | str] | None = None) -> AttentionMaps:
+    """One forward pass of ``model`` on one picture, catching the attention weights of every layer (or ``layers``).
+
+    ``model`` is a course ViT backbone, a course Model with one, or torchvision's ``VisionTransformer``
+    (:func:`model_view` resizes and normalises for it).  The weights are caught with forward hooks that are
+    removed when the pass ends: the course ViT's softmax output is the matrix it used; for
+    ``nn.MultiheadAttention`` it is recomputed from the layer's own input and projections.
+    """
+    found = attention_layers(model)
+    names = [n for n, _ in found]
+    if layers is not None:
+        pick = [names.index(ly) if isinstance(ly, str) else range(len(names))[ly] for ly in layers]
+        found = [found[i] for i in pick]
+    if not isinstance(x, torch.Tensor):
+        from .images import load_image
+
+        x = load_image(x)
+    image = x[0] if x.ndim == 4 else x
+    shown, model_in = model_view(model, image)
+    batch = _batch(model, model_in)
+    caught: dict[str, tuple] = {}
+
+    def catcher(name: str, mha: bool):
+        def hook(module, inputs, out):
+            if mha:
+                if len(inputs) < 2:
+                    raise ValueError(f"{name} was called with keyword inputs; its hook sees only positional ones")
+                q, k = inputs[0], inputs[1]
+                if not module.batch_first:
+                    q, k = q.transpose(0, 1), k.transpose(0, 1)
+                q, k = q[:1].detach(), k[:1].detach()
+                caught[name] = (q.shape[1], module.num_heads, lambda: _later(module, q, k))
+            else:
+                caught[name] = (out.shape[-1], out.shape[1], out[0].detach().float().cpu())
+        return hook
+
+    from .backbones.vit import Attention
+
+    hooks = [(m.softmax, catcher(n, False)) if isinstance(m, Attention) else (m, catcher(n, True)) for n, m in found]
+    with forward_hooks(hooks), evaluating(model):
+        model(batch)
+    p = patch_size_of(model)
+    grid = (-(-batch.shape[-2] // p), -(-batch.shape[-1] // p))
+    tokens, heads, _ = caught[found[0][0]]
+    prefix = tokens - grid[0] * grid[1]
+    if prefix < 0:
+        raise ValueError(f"{tokens} tokens cannot hold a {grid[0]}x{grid[1]} grid of {p}-px patches")
+    return AttentionMaps(image=shown.detach().cpu(), layers=[n for n, _ in found],
+                         sources=[caught[n][2] for n, _ in found], grid=grid, prefix=int(prefix), patch=p,
+                         num_heads=int(heads))
+
+
+def attention(model: nn.Module, x: torch.Tensor, layer: int | str = -1, head: int | None = None) -> torch.Tensor:
+    """The attention weights of one layer: ``(heads, queries, keys)``, or ``(queries, keys)`` for one ``head``.
+
+    ``layer`` is an index into :func:`attention_layers` (``-1``: the last) or a module name.
+    """
+    w = attention_maps(model, x, [layer]).weights(0)
+    return w if head is None else w[head]

