@@ -100,6 +100,8 @@ MANIFEST = T.read_manifest()
 
 @pytest.mark.parametrize("name", T.SHIPPED)
 def test_shipped_checkpoints_match_manifest(name):
+    """File integrity of the *shipped* files: each is the file its manifest entry describes (sha256, size,
+    config). A retrain on another kind of CPU gives other bytes; what it must reproduce is tested below."""
     assert name in MANIFEST, f"run: python -m course_lib.training {name}"
     entry = MANIFEST[name]
     path = Path(str(T.shipped_dir())) / entry["file"]
@@ -153,3 +155,28 @@ def test_recipe_freezes_parts_and_uses_channels_last():
     after = model.backbone.stages["C1"].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics unchanged
     assert model.backbone.stages["C3"][0][0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+#: How far a retrained checkpoint's validation metrics may be from its manifest's: two AP points.
+#: Measured drift across CPU families (Intel Xeon vs AMD EPYC, same code, torch and one thread): det_none
+#: mAP@0.5 0.3081 vs 0.3087, on small objects 0.043 vs 0.047; multitask within a point.
+METRIC_TOLERANCE = 0.02
+
+
+@pytest.mark.slow
+def test_retrained_recipe_matches_its_manifest_metrics():
+    """Reproducible is the recipe and its metrics within METRIC_TOLERANCE, not the bytes: retrain det_none
+    (the cheapest shipped recipe: 500 steps, about 80-150 s on one thread) exactly as its manifest says,
+    and compare every mAP with the manifest's. Marked slow: one full retrain does not fit a quick run."""
+    entry = MANIFEST["det_none"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(entry["threads"])
+    try:
+        model, report = T.train("det_none", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert report["recipe"] == entry["recipe"] and report["config"] == entry["config"]
+    assert report["steps"] == entry["steps"]
+    for key in ("map50", "map", "map50_small", "map50_medium", "map50_large"):
+        got, shipped = float(report["metrics"][key]), entry["metrics"][key]
+        assert abs(got - shipped) <= METRIC_TOLERANCE, f"{key}: retrained {got:.4f}, manifest {shipped:.4f}"

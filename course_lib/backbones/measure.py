@@ -1,4 +1,5 @@
-"""Measure a backbone: stage table, backbones side by side, bottleneck arithmetic, first-layer filters.
+"""Measure a backbone: stage table, backbones side by side (alone, or swapped into one model), bottleneck
+arithmetic, first-layer filters, and the plain-text table every lesson prints (:func:`format_table`).
 
 "Bottleneck" (瓶颈) means two different things in the papers and code a learner meets, and both live here:
 
@@ -18,7 +19,7 @@ notebook is evidence, not a claim.  Parameters and FLOPs are counted by
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..measure import count_flops, count_params, evaluating
+from ..contract import describe_specs
+from ..measure import count_flops, count_params, evaluating, median_time_ms
 
 
 # ----------------------------------------------------------------- counting
@@ -212,12 +214,50 @@ def _map_of(bb: nn.Module, level: str, image_size: int) -> str:
     return f"{image_size // spec.stride}x{image_size // spec.stride}" if spec is not None else "-"
 
 
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows of dicts as an aligned plain-text table."""
+def swap_backbones(config: Mapping[str, Any], swaps: Mapping[str, Mapping[str, Any]], batch: int = 16,
+                   image_size: int = 128) -> list[dict[str, Any]]:
+    """The same neck and head on each backbone of ``swaps`` (``{label: backbone config}``): one row each.
+
+    A row gives the parameters of each part (:meth:`~course_lib.model.Model.summary`), the wall time per
+    image of a forward pass on a random ``(batch, 3, image_size, image_size)`` batch (the median of 3,
+    after a warm-up; it depends on the machine, so never assert on it), the maps the backbone gives
+    (``in``: what the neck was built from) and the shape of the model's first output (``first output``).
+    """
+    from ..model import build_model
+
+    x = torch.rand(batch, 3, image_size, image_size)
+    rows = []
+    for label, backbone in swaps.items():
+        model = build_model({**config, "backbone": dict(backbone)})
+        params = {r["part"]: r["params"] for r in model.summary()}
+        with evaluating(model):
+            out = model(x)
+            ms = median_time_ms(lambda m=model: m(x), repeats=3) / batch
+        first = out if isinstance(out, torch.Tensor) else next(iter(out.values()))
+        rows.append({"backbone": label, **{f"{part} params": n for part, n in params.items()},
+                     "ms/image": round(ms, 1), "in": describe_specs(model.backbone.out_specs),
+                     "first output": tuple(first.shape)})
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]], digits: int | None = None, commas: bool = False) -> str:
+    """Rows of dicts as an aligned plain-text table.
+
+    ``digits``: write every float with that many decimals (``0.8206`` -> ``0.821`` for 3); ``commas``:
+    write integers with thousands separators (``852201`` -> ``852,201``).  The rows keep their exact values.
+    """
     if not rows:
         return "(empty)"
     keys = list(rows[0])
-    cells = [[str(r.get(k, "")) for k in keys] for r in rows]
+
+    def cell(v: Any) -> str:
+        if digits is not None and isinstance(v, float):
+            return f"{v:.{digits}f}"
+        if commas and isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,d}"
+        return str(v)
+
+    cells = [[cell(r.get(k, "")) for k in keys] for r in rows]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]

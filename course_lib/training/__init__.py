@@ -3,8 +3,10 @@
 * :mod:`.loop` -- :func:`fit`, the one training loop, and its helpers (:func:`tensor_batches`,
   :func:`freeze`, :func:`param_groups`, :func:`classification_metrics`, :func:`auto_device`);
 * :mod:`.history` -- :class:`History` (what a run recorded) and :class:`LiveCurves`;
-* :mod:`.recipes` -- :data:`CONFIGS`, the course's named models and their recipes, :func:`train`;
-* :mod:`.evaluation` -- :func:`evaluate` per task (mAP, mIoU, accuracy) and :func:`predict`;
+* :mod:`.recipes` -- :data:`CONFIGS`, the course's named models and their recipes, :func:`train`,
+  :func:`read_benchmark` and :func:`benchmark_table` (the wall-clock benchmark's rows);
+* :mod:`.evaluation` -- :func:`evaluate` per task (mAP, mIoU, accuracy), :func:`predict` and
+  :func:`compare_detectors` (several detectors side by side);
 * :mod:`.checkpoints` -- :func:`save_checkpoint`, :func:`load_trained`, :func:`read_manifest`;
 * :mod:`.probes` -- :func:`embeddings`, :func:`pca_2d`, :func:`knn_accuracy`, :func:`standardize`,
   :func:`recalibrate_batchnorm`, :func:`linear_probe`, :func:`train_attention_probe`;
@@ -14,7 +16,15 @@
 from __future__ import annotations
 
 from .checkpoints import load_trained, read_manifest, save_checkpoint, shipped_dir
-from .evaluation import evaluate, evaluate_classifier, evaluate_detector, evaluate_segmenter, predict
+from .evaluation import (
+    DETECTION_COLUMNS,
+    compare_detectors,
+    evaluate,
+    evaluate_classifier,
+    evaluate_detector,
+    evaluate_segmenter,
+    predict,
+)
 from .history import History, LiveCurves
 from .loop import (
     auto_device,
@@ -43,6 +53,7 @@ from .recipes import (
     RECIPE,
     SHIPPED,
     CosineSchedule,
+    benchmark_table,
     get_config,
     read_benchmark,
     run_recipe,
@@ -52,8 +63,8 @@ from .recipes import (
 )
 
 __all__ = [
-    "CONFIGS", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History", "LiveCurves", "ProbeResult",
-    "auto_device", "classification_metrics", "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector",
+    "CONFIGS", "DETECTION_COLUMNS", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History", "LiveCurves", "ProbeResult",
+    "auto_device", "benchmark_table", "classification_metrics", "compare_detectors", "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector",
     "evaluate_segmenter", "fit", "freeze", "freeze_batchnorm", "get_config", "knn_accuracy", "linear_probe",
     "load_trained", "param_groups", "pca_2d", "predict", "read_benchmark", "read_manifest", "recalibrate_batchnorm",
     "run_recipe", "save_checkpoint", "seed_everything", "set_bn_momentum", "shipped_dir", "standardize",

@@ -8,9 +8,10 @@ Each run writes ``NAME.pt`` (weights + config) into ``--out`` (default: the pack
 checkpoint folder, when it is writable: a source checkout) and records in ``manifest.json``
 the config, seed, recipe, val metrics, training time, torch version and the file's sha256.
 A model with several heads (``multitask``) also trains one single-head model per task with the
-same recipe, and records their metrics as ``baselines``.  On the same torch version and thread
-count the files come out bit for bit the same (the step count is fixed, every random number
-is seeded).
+same recipe, and records their metrics as ``baselines``.  The step count is fixed and every
+random number is seeded, so a retrain reproduces the manifest's metrics within two AP points; on
+the same kind of CPU, torch version and thread count the file comes out bit for bit the same, on
+another kind of CPU its bytes (and sha256) differ (see ``checkpoints/README.md``).
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@
   the most pixels (:func:`~course_lib.data.dominant_label`) (:func:`evaluate_classifier`).
 
 A model with several heads is evaluated head by head on the same split: :func:`evaluate` returns
-``cls_accuracy``, ``det_map50``, ``det_map50_small`` and ``seg_miou``.
+``cls_accuracy``, ``det_map50``, ``det_map50_small`` and ``seg_miou``.  :func:`compare_detectors` puts
+several detectors side by side (lesson 08's neck ablation).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -19,9 +21,13 @@ from ..data import CLASSES, ShapesWorld, dominant_label
 from ..heads.classification import ClassificationHead
 from ..heads.detection import DetectionHead
 from ..heads.segmentation import SegmentationHead
-from ..measure import evaluating
+from ..measure import count_params, evaluating
 from ..metrics import detection_map, mean_iou
 from ..model import Model
+from .checkpoints import load_trained
+
+#: The detection metrics a comparison table shows, in this order.
+DETECTION_COLUMNS = ("map50", "map", "map50_small", "map50_medium", "map50_large")
 
 
 def _head(model: Model, task: str | None) -> torch.nn.Module:
@@ -55,6 +61,22 @@ def evaluate_detector(model: Model, world: ShapesWorld | None = None, score_thre
     images, targets = world.materialize()
     preds = predict(model, images, task=task, score_threshold=score_threshold, iou_threshold=0.6)
     return detection_map(preds, targets, num_classes=_head(model, task).num_classes, image_size=world.image_size)
+
+
+def compare_detectors(models: Sequence[str] | Mapping[str, Model], world: ShapesWorld | None = None,
+                      columns: Sequence[str] = DETECTION_COLUMNS) -> list[dict[str, Any]]:
+    """Several detectors on one split, one row each: ``{"model", *columns, "params"}``.
+
+    ``models`` is a list of shipped checkpoint names (loaded with :func:`load_trained`) or a dict
+    ``{label: model}``.  Every row is scored by :func:`evaluate_detector` on the same images.
+    """
+    named = dict(models) if isinstance(models, Mapping) else {n: load_trained(n) for n in models}
+    world = world or ShapesWorld("val")
+    rows = []
+    for label, model in named.items():
+        r = evaluate_detector(model, world)
+        rows.append({"model": label, **{c: float(r[c]) for c in columns}, "params": count_params(model)})
+    return rows
 
 
 def evaluate_segmenter(model: Model, world: ShapesWorld | None = None, task: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import torch
 
 from ..data import CLASSES, ShapesWorld
 from ..model import Model, build_model
+from .evaluation import DETECTION_COLUMNS
 from .evaluation import evaluate as evaluate_model
 from .loop import fit, freeze, tensor_batches
 
@@ -222,3 +223,16 @@ def read_benchmark(path: str | Path) -> dict[str, Any]:
             k: v for k, v in row.get("recipe", {}).items() if k != "steps"}
         row["current"] = bool(cfg) and cfg["model"] == row.get("model") and same_recipe
     return data
+
+
+def benchmark_table(bench: Mapping[str, Any], names: Sequence[str],
+                    columns: Sequence[str] = DETECTION_COLUMNS) -> list[dict[str, Any]]:
+    """Rows of a :func:`read_benchmark` table for the configs ``names``: ``{"config", "steps", *columns}``.
+
+    The steps are those the fixed wall-clock budget allowed on the machine that measured the table.
+    """
+    by = {r["config"]: r for r in bench["rows"]}
+    missing = [n for n in names if n not in by]
+    if missing:
+        raise KeyError(f"no benchmark row for {missing}; the table has {', '.join(by)}")
+    return [{"config": n, "steps": by[n]["steps"], **{c: by[n][c] for c in columns}} for n in names]

@@ -20,10 +20,11 @@ from .feature_explorer import FeatureExplorer
 from .fusion_explorer import FusionExplorer
 from .head_explorer import HeadExplorer
 from .head_switcher import HeadSwitcher
+from .part_swapper import PartSwapper
 from .picker import ImagePicker
 from .receptive_field_explorer import ReceptiveFieldExplorer
 from .stage_explorer import StageExplorer
 
 __all__ = ["ArchitectureBrowser", "AttentionExplorer", "CAMExplorer", "DilationExplorer", "Explorer", "FeatureExplorer",
-           "FusionExplorer", "GalleryExplorer", "HeadExplorer", "HeadSwitcher", "ImagePicker", "Panel", "ReceptiveFieldExplorer",
-           "StageExplorer"]
+           "FusionExplorer", "GalleryExplorer", "HeadExplorer", "HeadSwitcher", "ImagePicker", "Panel", "PartSwapper",
+           "ReceptiveFieldExplorer", "StageExplorer"]

@@ -20,12 +20,47 @@ register(Exercise(
     explanation="The backbone: its ImageNet filters are already good, so they are nudged (e.g. 1e-4) while the "
                 "new, random head learns fast (e.g. 1e-3).",
 ))
+def _steps(n_images: int, batch_size: int, epochs: int, drop_last: bool = False) -> int:
+    """Reference answer: one optimizer step per batch, every batch of every epoch."""
+    per_epoch = n_images // batch_size if drop_last else -(-n_images // batch_size)
+    return epochs * per_epoch
+
+
+#: (images, batch size, epochs, drop_last): the cases the checker trains; two do not divide evenly
+_STEP_CASES = [(140, 28, 4, False), (100, 32, 3, False), (100, 32, 3, True), (10, 4, 2, False), (30, 7, 1, True)]
+
+
+def _same_steps_as_fit(fn, _reference) -> bool:
+    """Run the real fit() on a tiny linear model for each case and compare its step count with ``fn``'s."""
+    import torch
+    import torch.nn.functional as F
+
+    from ...training import fit, tensor_batches
+
+    for n, batch, epochs, drop_last in _STEP_CASES:
+        x, y = torch.rand(n, 4), torch.randint(0, 2, (n,))
+        hist = fit(torch.nn.Linear(4, 2), tensor_batches(x, y, batch_size=batch, drop_last=drop_last),
+                   loss_fn=F.cross_entropy, epochs=epochs, device="cpu", progress=False)
+        if fn(n, batch, epochs, drop_last) != hist.steps_done:
+            return False
+    return True
+
+
 register(Exercise(
-    id="03.steps",
-    question="140 training images, batches of 28, 4 epochs. How many optimizer steps does fit() take?",
-    answer=20,
-    hints=["one step per batch", "140 / 28 = 5 batches per epoch"],
-    explanation="5 batches x 4 epochs = 20 steps: 'equal budget' in the experiment means equal steps.",
+    id="03.count_steps",
+    question="Write `steps(n_images, batch_size, epochs, drop_last=False)`: how many optimizer steps does fit() "
+             "take on `tensor_batches(x, y, batch_size=batch_size, drop_last=drop_last)` for `epochs` epochs? "
+             "The checker runs the real fit() on a tiny model for five cases, some where the batch size does not "
+             "divide the number of images, and compares. Pass the function itself: `answer = steps`.",
+    answer=_steps,
+    compare=_same_steps_as_fit,
+    hints=["one optimizer step per batch, and fit() runs every batch of every epoch",
+           "140 / 28 = 5 batches, but 100 images in batches of 32? The last, smaller batch is a batch too",
+           "without drop_last an epoch has ceil(n / batch) batches, -(-n // batch) in Python; with it, n // batch"],
+    explanation="steps = epochs x ceil(n / batch), or epochs x (n // batch) when the incomplete last batch is "
+                "dropped. The lesson's 140 images in batches of 28 for 4 epochs make 20 steps ('equal budget' "
+                "means equal steps); the shipped detectors' recipe drops the last batch, so every step sees 32 "
+                "images.",
 ))
 register(Exercise(
     id="03.grey_to_rgb",
