@@ -25,6 +25,7 @@ CLASSIFIERS = {
     "resnet50": (M.resnet50, 64, {"C1": (64, 2), "C2": (256, 4), "C3": (512, 8), "C4": (1024, 16),
                                   "C5": (2048, 32)}),
     "resnext50_32x4d": (M.resnext50_32x4d, 64, {"C2": (256, 4), "C5": (2048, 32)}),
+    "wide_resnet50_2": (M.wide_resnet50_2, 64, {"C2": (256, 4), "C3": (512, 8), "C5": (2048, 32)}),
     "vgg11": (M.vgg11, 64, {"C1": (128, 2), "C2": (256, 4), "C3": (512, 8), "C4": (512, 16), "C5": (512, 32)}),
     "densenet121": (M.densenet121, 64, {"C1": (64, 2), "C2": (256, 4), "C3": (512, 8), "C4": (1024, 16),
                                         "C5": (1024, 32)}),
@@ -49,7 +50,7 @@ CLASSIFIERS = {
     "vit_b_16": (M.vit_b_16, 224, {"C4": (768, 16), "class_token": (768, None)}),
     "maxvit_t": (M.maxvit_t, 224, {"C1": (64, 2), "C2": (64, 4), "C3": (128, 8), "C4": (256, 16), "C5": (512, 32)}),
 }
-HEAVY = {"resnet50", "resnext50_32x4d", "densenet121", "efficientnet_v2_s", "convnext_tiny", "swin_t", "vit_b_16",
+HEAVY = {"resnet50", "resnext50_32x4d", "wide_resnet50_2", "densenet121", "efficientnet_v2_s", "convnext_tiny", "swin_t", "vit_b_16",
          "maxvit_t", "vgg11", "regnet_y_400mf"}
 
 DETECTORS = {
@@ -59,6 +60,7 @@ DETECTORS = {
                                ["P3", "P4", "P5", "P6", "P7"]),
     "fcos_resnet50_fpn": (D.fcos_resnet50_fpn, {"C3": (512, 8), "C4": (1024, 16), "C5": (2048, 32)},
                           ["P3", "P4", "P5", "P6", "P7"]),
+    "ssd300_vgg16": (D.ssd300_vgg16, {"C3": (512, 8)}, ["P3", "P4", "P5", "P6", "P7", "P9"]),
     "ssdlite320_mobilenet_v3_large": (D.ssdlite320_mobilenet_v3_large, {"C4": (672, 16), "C5": (480, 32)},
                                       ["P4", "P5", "P6", "P7", "P8", "P9"]),
     "maskrcnn_resnet50_fpn": (D.maskrcnn_resnet50_fpn, {"C2": (256, 4), "C3": (512, 8), "C4": (1024, 16),
@@ -117,7 +119,8 @@ def test_classifier_split_matches_the_original(name):
     assert not net.training and model.backbone.hooks_left() == 0
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=slow) if "resnet50" in n else n for n in DETECTORS])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=slow) if "resnet50" in n or "vgg" in n else n
+                                  for n in DETECTORS])
 def test_detector_split_gives_the_original_detections(name):
     build, want, levels = DETECTORS[name]
     torch.manual_seed(0)

@@ -46,14 +46,29 @@ from ..model import Model
 
 
 def split_torchvision(model: nn.Module) -> OrderedDict[str, tuple[str, nn.Module]]:
-    """``{"backbone": (path, module), "neck": ..., "head": ...}`` for a torchvision detector or segmenter."""
+    """``{"backbone": (path, module), "neck": ..., "head": ...}``: where the parts of a torchvision detector or
+    segmenter live (the one table :func:`as_course_model` builds on)."""
     from torchvision.models.detection import FCOS, RetinaNet
-    from torchvision.models.segmentation import DeepLabV3
+    from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+    from torchvision.models.detection.ssd import SSD
+    from torchvision.models.segmentation import FCN, LRASPP, DeepLabV3
 
     if isinstance(model, (RetinaNet, FCOS)):
         return OrderedDict(
             backbone=("model.backbone.body", model.backbone.body),
             neck=("model.backbone.fpn", model.backbone.fpn),
+            head=("model.head", model.head),
+        )
+    if isinstance(model, GeneralizedRCNN):  # Faster, Mask and Keypoint R-CNN
+        return OrderedDict(
+            backbone=("model.backbone.body", model.backbone.body),
+            neck=("model.backbone.fpn", model.backbone.fpn),
+            head=("model.rpn + model.roi_heads", nn.ModuleDict({"rpn": model.rpn, "roi_heads": model.roi_heads})),
+        )
+    if isinstance(model, SSD):  # SSD300, SSDlite: the extra layers build the coarser levels (MMDetection's SSDNeck)
+        return OrderedDict(
+            backbone=("model.backbone.features", model.backbone.features),
+            neck=("model.backbone.extra", model.backbone.extra),
             head=("model.head", model.head),
         )
     if isinstance(model, DeepLabV3):
@@ -62,8 +77,14 @@ def split_torchvision(model: nn.Module) -> OrderedDict[str, tuple[str, nn.Module
             neck=("model.classifier[0]  (ASPP)", model.classifier[0]),
             head=("model.classifier[1:]", nn.Sequential(*list(model.classifier.children())[1:])),
         )
-    raise TypeError(f"don't know how to split a {type(model).__name__}; supported: RetinaNet, FCOS, DeepLabV3 "
-                    "(any torchvision model as a course Model: as_course_model)")
+    if isinstance(model, (FCN, LRASPP)):
+        return OrderedDict(
+            backbone=("model.backbone", model.backbone),
+            neck=("(none)", nn.Identity()),
+            head=("model.classifier", model.classifier),
+        )
+    raise TypeError(f"don't know how to split a {type(model).__name__}; supported: torchvision's R-CNNs, RetinaNet, "
+                    "FCOS, SSD, DeepLabV3, FCN, LR-ASPP (classifiers too, as a course Model: as_course_model)")
 
 
 def trace_torchvision(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
@@ -74,6 +95,12 @@ def trace_torchvision(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]
     around detectors (resizing to 800 px, box decoding) is skipped: this is
     the bare network.
     """
+    from torchvision.models.detection import FCOS, RetinaNet
+    from torchvision.models.segmentation import DeepLabV3
+
+    if not isinstance(model, (RetinaNet, FCOS, DeepLabV3)):
+        raise TypeError(f"trace_torchvision runs RetinaNet, FCOS and DeepLabV3 bare; for a {type(model).__name__} "
+                        "use as_course_model(model).trace(x)")
     parts = split_torchvision(model)
     (b_path, backbone), (n_path, neck), (h_path, head) = parts.values()
     with evaluating(model):
@@ -488,18 +515,19 @@ def _detector_model(net: nn.Module, probe_size: int) -> Model:
 
     batch = _Batch()
     name = type(net).__name__.lower()
+    parts = split_torchvision(net)
     if isinstance(net, SSD):
-        feats = net.backbone.features
+        feats = parts["backbone"][1]
         vgg = hasattr(net.backbone, "scale_weight")
         layers = OrderedDict([(str(len(feats) - 1), "0")] if vgg else
                              [(str(i), str(i)) for i in range(len(feats))])
         probe_size = 320  # SSD's valid convs need a large enough map at every level
         backbone, _ = _body_backbone(feats, layers, probe_size, {}, batch, net.transform, name)
-        neck = TorchvisionNeck(net.backbone.extra, backbone.out_specs, "ssd", name="ssd extra layers",
+        neck = TorchvisionNeck(parts["neck"][1], backbone.out_specs, "ssd", name="ssd extra layers",
                                l2_scale=net.backbone.scale_weight if vgg else None, probe_size=probe_size)
         names = [str(i) for i in range(len(neck.out_specs))]
     else:
-        body, fpn = net.backbone.body, net.backbone.fpn
+        body, fpn = parts["backbone"][1], parts["neck"][1]
         backbone, order = _body_backbone(body, body.return_layers, probe_size, {}, batch, net.transform, name)
         neck = TorchvisionNeck(fpn, backbone.out_specs, "fpn", order, name="fpn", probe_size=probe_size)
         with evaluating(fpn), torch.no_grad():
@@ -513,27 +541,28 @@ def _segmenter_model(net: nn.Module, probe_size: int) -> Model:
 
     batch = _Batch()
     name = type(net).__name__.lower()
-    body = net.backbone
+    parts = split_torchvision(net)
+    body = parts["backbone"][1]
     backbone, _ = _body_backbone(body, body.return_layers, probe_size, {"out": "C5", "high": "C5", "aux": "C4"},
                                  batch, None, name)
     low = next((k for k in backbone.out_specs if k not in ("C5", "C4")), None)
     aux = getattr(net, "aux_classifier", None)
     if isinstance(net, DeepLabV3):
-        neck = TorchvisionNeck(net.classifier[0], OrderedDict(C5=backbone.out_specs["C5"]), "one", name="aspp")
+        neck = TorchvisionNeck(parts["neck"][1], OrderedDict(C5=backbone.out_specs["C5"]), "one", name="aspp")
         neck.in_keys = ("C5",)
         head_in, key = neck.out_specs, next(iter(neck.out_specs))
         if aux is not None:
             raise ValueError("DeepLabV3 with aux_loss=True: the auxiliary classifier reads C4, which the ASPP "
                              "neck does not pass on; split the model built with aux_loss=False")
-        head = TorchvisionSegmentationHead(nn.Sequential(*list(net.classifier)[1:]), head_in, key, batch)
+        head = TorchvisionSegmentationHead(parts["head"][1], head_in, key, batch)
         return Model(backbone, neck, head)
     from ..necks import build as build_neck
 
     neck = build_neck("identity", backbone.out_specs)
     if isinstance(net, LRASPP):
-        head = TorchvisionSegmentationHead(net.classifier, neck.out_specs, "C5", batch, low_key=low)
+        head = TorchvisionSegmentationHead(parts["head"][1], neck.out_specs, "C5", batch, low_key=low)
     else:  # FCN
-        head = TorchvisionSegmentationHead(net.classifier, neck.out_specs, "C5", batch, aux=aux,
+        head = TorchvisionSegmentationHead(parts["head"][1], neck.out_specs, "C5", batch, aux=aux,
                                            aux_key="C4" if aux is not None else None)
     return Model(backbone, neck, head)
 
