@@ -49,7 +49,7 @@ from torch import nn
 
 from ..contract import Backbone, ContractError, FeatureSpec, check_image_batch
 from ..hooks import forward_hooks, hooks_left
-from ..measure import evaluating
+from ..measure import _device, evaluating
 from .torchvision_backbones import Normalize
 
 LAYOUTS = ("auto", "nchw", "nhwc", "tokens")
@@ -74,14 +74,15 @@ def _submodule(module: nn.Module, path: str) -> nn.Module:
     return names[path]
 
 
-def _first_tensor(out: object) -> torch.Tensor | None:
+def first_tensor(out: object) -> torch.Tensor | None:
+    """The first tensor in a module's output (a tensor, or one inside a dict, list or tuple)."""
     if isinstance(out, torch.Tensor):
         return out
     if isinstance(out, Mapping):
         out = list(out.values())
     if isinstance(out, (list, tuple)):
         for o in out:
-            t = _first_tensor(o)
+            t = first_tensor(o)
             if t is not None:
                 return t
     return None
@@ -242,7 +243,7 @@ def find_stages(module: nn.Module, probe_size: int = 224, layout: str = "auto",
     def make(path: str):
         def hook(_m, inp, out):
             s = seen[path]
-            t_in, t_out = _first_tensor(inp), _first_tensor(out)
+            t_in, t_out = first_tensor(inp), first_tensor(out)
             if s.order < 0:
                 s.inp = (Reading("nchw", 3, 1) if path == "" else read_map(t_in, hw, layout, strict=False))
             s.out = read_map(t_out, hw, layout, strict=False)
@@ -255,7 +256,12 @@ def find_stages(module: nn.Module, probe_size: int = 224, layout: str = "auto",
 
     device = _device(module)
     with forward_hooks((m, make(p)) for p, m in mods.items()), evaluating(module):
-        module(torch.zeros(1, 3, size, size, device=device))
+        try:
+            module(torch.zeros(1, 3, size, size, device=device))
+        except RuntimeError as err:
+            raise RuntimeError(f"from_module probes {type(module).__name__} with a 1x3x{size}x{size} batch of "
+                               f"zeros, which failed ({err}); pass the input_size= it was built for, or a "
+                               "probe_size= it accepts") from err
 
     children: dict[str, list[str]] = {p: [] for p in mods}
     for p in mods:
@@ -316,13 +322,6 @@ def find_stages(module: nn.Module, probe_size: int = 224, layout: str = "auto",
     for s in seen.values():
         s.tensor = None
     return taps, readings, last
-
-
-def _device(module: nn.Module) -> torch.device:
-    try:
-        return next(module.parameters()).device
-    except StopIteration:  # a module without parameters (e.g. only pooling)
-        return torch.device("cpu")
 
 
 class ModuleBackbone(Backbone):
@@ -395,7 +394,7 @@ class ModuleBackbone(Backbone):
             if path not in got:
                 raise RuntimeError(f"tap {level!r} ({path!r}) never ran during the forward pass; "
                                    "is that submodule used by the module's forward()?")
-        return {p: (_first_tensor(v) if not isinstance(v, torch.Tensor) else v) for p, v in got.items()}
+        return {p: (first_tensor(v) if not isinstance(v, torch.Tensor) else v) for p, v in got.items()}
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         check_image_batch(x, f"backbone {self.name!r}")

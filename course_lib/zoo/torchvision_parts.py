@@ -41,7 +41,7 @@ from torch import nn
 
 from ..backbones.custom import ModuleBackbone, _stride, from_module
 from ..contract import Backbone, FeatureSpec, Head, Neck, check_image_batch
-from ..measure import count_params, evaluating
+from ..measure import _device, count_params, evaluating
 from ..model import Model
 
 
@@ -418,13 +418,6 @@ class _Mean(nn.Module):
 class _ClassToken(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
-
-
-def _device(module: nn.Module) -> torch.device:
-    try:
-        return next(module.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
 
 
 def _seq(*named: tuple[str, nn.Module]) -> nn.Sequential:
