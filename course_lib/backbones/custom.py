@@ -410,9 +410,9 @@ class ModuleBackbone(Backbone):
                 out[level] = t[:, 0]
                 continue
             t, r = got[self.taps[level]], self.readings[level]
-            if not isinstance(t, torch.Tensor) or read_map(t, size, r.layout, strict=False) is None:
-                raise ContractError(f"tap {level!r} ({self.taps[level]!r})", f"a {r.layout} feature map; got "
-                                    + _describe(t, size))
+            if not isinstance(t, torch.Tensor) or t.ndim != (3 if r.layout == "tokens" else 4):
+                raise ContractError(f"tap {level!r} ({self.taps[level]!r})", f"a {r.layout} feature map "
+                                    f"({'3' if r.layout == 'tokens' else '4'}-D); got " + _describe(t, size))
             out[level] = to_nchw(t, r, size)
         return out
 

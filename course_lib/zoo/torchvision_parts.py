@@ -486,8 +486,9 @@ def _classifier_model(net: nn.Module, probe_size: int, class_names: Sequence[str
     spec = backbone.out_specs[key]
     size = backbone.input_size or probe_size
     with evaluating(neck), torch.no_grad():
-        probe = (torch.zeros(1, spec.channels) if spec.stride is None else
-                 torch.zeros(1, spec.channels, max(1, size // spec.stride), max(1, size // spec.stride)))
+        shape = (1, spec.channels) if spec.stride is None else (1, spec.channels, max(1, size // spec.stride),
+                                                                 max(1, size // spec.stride))
+        probe = torch.zeros(shape, device=_device(net))
         neck.out_specs["pooled"] = FeatureSpec(int(neck(OrderedDict([(key, probe)]))["pooled"].shape[1]), None)
     return Model(backbone, neck, ClassifierLayers(neck.out_specs, head, class_names))
 
@@ -524,7 +525,8 @@ def _detector_model(net: nn.Module, probe_size: int) -> Model:
         backbone, order = _body_backbone(body, body.return_layers, probe_size, {}, batch, net.transform, name)
         neck = TorchvisionNeck(fpn, backbone.out_specs, "fpn", order, name="fpn", probe_size=probe_size)
         with evaluating(fpn), torch.no_grad():
-            zeros = OrderedDict((k, torch.zeros(1, s.channels, 8, 8)) for k, s in zip(order, backbone.out_specs.values()))
+            zeros = OrderedDict((k, torch.zeros(1, s.channels, 8, 8, device=_device(net)))
+                                for k, s in zip(order, backbone.out_specs.values()))
             names = list(fpn(zeros))
     return Model(backbone, neck, TorchvisionDetectionHead(net, neck.out_specs, names, batch))
 
