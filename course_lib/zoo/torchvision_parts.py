@@ -544,11 +544,11 @@ def _segmenter_model(net: nn.Module, probe_size: int) -> Model:
     aux = getattr(net, "aux_classifier", None)
     if isinstance(net, DeepLabV3):
         neck = TorchvisionNeck(parts["neck"][1], OrderedDict(C5=backbone.out_specs["C5"]), "one", name="aspp")
-        neck.in_keys = ("C5",)
         head_in, key = neck.out_specs, next(iter(neck.out_specs))
         if aux is not None:
-            raise ValueError("DeepLabV3 with aux_loss=True: the auxiliary classifier reads C4, which the ASPP "
-                             "neck does not pass on; split the model built with aux_loss=False")
+            raise TypeError("DeepLabV3 with aux_loss=True cannot be split cleanly: its auxiliary classifier reads "
+                            "C4, which the ASPP neck does not pass on. Split the model built with aux_loss=False "
+                            "(the auxiliary head only helps training)")
         head = TorchvisionSegmentationHead(parts["head"][1], head_in, key, batch)
         return Model(backbone, neck, head)
     from ..necks import build as build_neck
