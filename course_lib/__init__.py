@@ -15,12 +15,13 @@ from . import backbones, blocks, heads, necks, weights
 from .contract import Backbone, ContractError, FeatureSpec, Head, Neck, describe_specs
 from .images import ImageError, load_image, sample_images, to_uint8
 from .model import Model, Trace, build_model
+from .zoo.torchvision_parts import as_course_model as from_torchvision
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Backbone", "ContractError", "FeatureSpec", "Head", "ImageError", "Model", "Neck", "Trace",
-    "backbones", "blocks", "build_model", "describe_specs", "heads", "load_image", "necks",
+    "backbones", "blocks", "build_model", "describe_specs", "from_torchvision", "heads", "load_image", "necks",
     "sample_images", "to_uint8", "weights",
 ]
 

@@ -12,25 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import render
+from ..backbones.custom import first_tensor
 from ..hooks import forward_hooks
 from ..images import to_uint8
 from ..measure import count_params, evaluating
 from ..model import Model
 from ..zoo.torchvision_parts import split_torchvision, trace_torchvision
 from .base import Explorer, as_image
-
-
-def _first_tensor(out: Any) -> torch.Tensor | None:
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, Mapping):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)):
-        for o in out:
-            t = _first_tensor(o)
-            if t is not None:
-                return t
-    return None
 
 
 def model_parts(model: nn.Module) -> OrderedDict[str, nn.Module]:
@@ -62,7 +50,7 @@ def run_with_hooks(model: nn.Module, x: torch.Tensor, depth: int = 2) -> list[di
             rows.append(row)
 
             def hook(_m, _inp, out, row=row):
-                t = _first_tensor(out)
+                t = first_tensor(out)
                 if t is not None and row["output"] is None:
                     row["output"] = t.detach()
 

@@ -50,7 +50,7 @@ class FeatureExplorer(Explorer):
         super().__init__(check_backbone(backbone), image, picker=picker)
         self.backbone = self.source
         self.max_side, self.width = max_side, width
-        stages = list(self.backbone.out_specs)
+        stages = [k for k, s in self.backbone.out_specs.items() if s.stride is not None]  # maps, not vectors
         self.stage = W.Dropdown(options=stages, value=stages[min(1, len(stages) - 1)], description="Stage:")
         self.mode = W.ToggleButtons(options=["channel", "top-k"], value="channel", description="Show:")
         self.channel = W.IntSlider(value=0, min=0, max=1, description="Channel:", continuous_update=True)

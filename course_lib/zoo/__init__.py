@@ -2,8 +2,9 @@
 
 * :mod:`~course_lib.zoo.yolov8`: YOLOv8 at every published scale, wired as ``yolov8.yaml`` says, to the parameter;
 * :mod:`~course_lib.zoo.rtdetr`: a small RT-DETR (hybrid encoder neck, query decoder head, no NMS);
-* :mod:`~course_lib.zoo.torchvision_parts`: torchvision's RetinaNet, FCOS and DeepLabV3 split into
-  backbone, neck and head, and traced part by part.
+* :mod:`~course_lib.zoo.torchvision_parts`: where the backbone, neck and head of torchvision's detectors and
+  segmenters live, and any torchvision classifier, detector or segmenter as a course Model
+  (``as_course_model``, also ``cl.from_torchvision``).
 * :mod:`~course_lib.zoo.darknet`: YOLOv3's Darknet-53 from the paper's table (registered backbone
   ``darknet53``, 40.6 M parameters without its classifier);
 * :mod:`~course_lib.zoo.pretrained_detectors`: torchvision's COCO detectors on the learner's photo
