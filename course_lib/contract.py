@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 import pkgutil
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -39,6 +40,14 @@ class FeatureSpec:
     def __str__(self) -> str:
         where = "global" if self.stride is None else f"/{self.stride}"
         return f"{self.channels}ch {where}"
+
+
+def level_of(stride: int) -> str:
+    """The course's name of a map at ``stride`` (a power of two): 16 -> ``"C4"``."""
+    k = int(round(math.log2(stride)))
+    if 2 ** k != stride:
+        raise ValueError(f"the patch size must be a power of two (4, 8, 16, 32) to name its map C_k, got {stride}")
+    return f"C{k}"
 
 
 class ContractError(ValueError):

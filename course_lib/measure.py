@@ -39,16 +39,19 @@ def count_trainable(module: nn.Module) -> int:
 def evaluating(module: nn.Module, no_grad: bool = True) -> Iterator[nn.Module]:
     """Run ``module`` in eval mode (BatchNorm uses its running statistics, dropout is off), then restore.
 
+    Every submodule gets back its own mode, so a model training with a frozen (eval-mode) part keeps it frozen.
+
     >>> with evaluating(model):          # doctest: +SKIP
     ...     out = model(x)
     """
-    was = module.training
+    was = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
         with torch.no_grad() if no_grad else contextlib.nullcontext():
             yield module
     finally:
-        module.train(was)
+        for m, mode in was:
+            m.training = mode
 
 
 def _device(module: nn.Module) -> torch.device:

@@ -33,6 +33,14 @@ def test_evaluating_restores_mode_even_on_error():
     assert net.training and torch.is_grad_enabled()
 
 
+def test_evaluating_gives_every_submodule_its_own_mode_back():
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Dropout()).train()
+    net[1].eval()  # a frozen BatchNorm inside a model that trains
+    with evaluating(net):
+        assert not any(m.training for m in net.modules())
+    assert [m.training for m in net.modules()] == [True, True, False, True]
+
+
 def test_median_time_ms_calls_fn_repeats_times_and_takes_the_median(monkeypatch):
     import course_lib.measure as measure
 

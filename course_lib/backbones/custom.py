@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..contract import Backbone, ContractError, FeatureSpec, check_image_batch
+from ..contract import Backbone, ContractError, FeatureSpec, check_image_batch, level_of
 from ..hooks import forward_hooks, hooks_left
 from ..measure import _device, evaluating
 from .torchvision_backbones import Normalize
@@ -165,10 +165,15 @@ def to_nchw(t: torch.Tensor, reading: Reading, size: tuple[int, int]) -> torch.T
         if grid is None:
             raise ContractError("a tokens tap", f"a patch grid for a {size[0]}x{size[1]} input at stride "
                                 f"{reading.stride}, got {int(t.shape[1])} tokens")
-        h, w = grid
-        patches = t[:, t.shape[1] - h * w:]
-        return patches.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
+        return tokens_to_grid(t, *grid)
     return t
+
+
+def tokens_to_grid(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Tokens ``(B, N, C)`` as a map ``(B, C, h, w)``: the ``N - h*w`` extra tokens in front (a ViT's class and
+    register tokens) are dropped and the patch tokens, stored row by row, go back on their grid."""
+    patches = t[:, t.shape[1] - h * w:]
+    return patches.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
 
 
 def _describe(t: object, size: tuple[int, int]) -> str:
@@ -316,7 +321,7 @@ def find_stages(module: nn.Module, probe_size: int = 224, layout: str = "auto",
             if seen[probe].tensor is not u.tensor:
                 break
             path = probe
-        level = f"C{int(round(math.log2(s)))}"
+        level = level_of(s)
         taps[level], readings[level] = path, u.out
     last = max(taps.values(), key=lambda p: seen[p].order)
     for s in seen.values():

@@ -35,7 +35,6 @@ heads 1, 2, 4, 8, window 4)
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -45,20 +44,13 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.ops.misc import Permute
 
-from ..contract import Backbone, FeatureSpec, check_image_batch
+from ..contract import Backbone, FeatureSpec, check_image_batch, level_of
 from . import BACKBONES
+from .custom import tokens_to_grid
 from .torchvision_backbones import Normalize, StagedBackbone, _load
 
 __all__ = ["Attention", "PlainViT", "TransformerBlock", "TinyViT", "TorchvisionViT", "tiny_swin", "tiny_vit",
-           "torchvision_swin", "torchvision_vit", "level_of"]
-
-
-def level_of(stride: int) -> str:
-    """The course's name of a map at ``stride`` (a power of two): 16 -> ``"C4"``."""
-    k = int(round(math.log2(stride)))
-    if 2 ** k != stride:
-        raise ValueError(f"the patch size must be a power of two (4, 8, 16, 32) to name its map C_k, got {stride}")
-    return f"C{k}"
+           "torchvision_swin", "torchvision_vit"]
 
 
 # ----------------------------------------------------------------- the parts of a ViT
@@ -171,8 +163,7 @@ class PlainViT(Backbone):
         check_image_batch(x, f"backbone {self.name!r}")
         t, (gh, gw) = self.tokens(self.normalize(x))
         t = self.run_blocks(t)
-        patches = t[:, self.prefix:]                                    # the class token is dropped
-        fmap = patches.transpose(1, 2).reshape(x.shape[0], self.width, gh, gw)
+        fmap = tokens_to_grid(t, gh, gw)                                # the class token is dropped
         return OrderedDict({next(iter(self.out_specs)): fmap})
 
 
