@@ -43,9 +43,12 @@ from .recipes import (
     RECIPE,
     SHIPPED,
     CosineSchedule,
+    gap_verdict,
     get_config,
     read_benchmark,
     run_recipe,
+    seed_summary,
+    seed_table,
     set_bn_momentum,
     train,
     train_baselines,
@@ -54,9 +57,8 @@ from .recipes import (
 __all__ = [
     "CONFIGS", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History", "LiveCurves", "ProbeResult",
     "auto_device", "classification_metrics", "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector",
-    "evaluate_segmenter", "fit", "freeze", "freeze_batchnorm", "get_config", "knn_accuracy", "linear_probe",
-    "load_trained", "param_groups", "pca_2d", "predict", "read_benchmark", "read_manifest", "recalibrate_batchnorm",
-    "run_recipe", "save_checkpoint", "seed_everything", "set_bn_momentum", "shipped_dir", "standardize",
-    "tensor_batches", "to_device", "train",
-    "train_attention_probe", "train_baselines",
+    "evaluate_segmenter", "fit", "freeze", "freeze_batchnorm", "gap_verdict", "get_config", "knn_accuracy",
+    "linear_probe", "load_trained", "param_groups", "pca_2d", "predict", "read_benchmark", "read_manifest",
+    "recalibrate_batchnorm", "run_recipe", "save_checkpoint", "seed_everything", "seed_summary", "seed_table", "set_bn_momentum",
+    "shipped_dir", "standardize", "tensor_batches", "to_device", "train", "train_attention_probe", "train_baselines"
 ]
