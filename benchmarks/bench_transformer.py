@@ -74,6 +74,14 @@ def run_one(name: str, seed: int, budget: float, metrics: list[str]) -> tuple[di
     return row, model, rep
 
 
+def mark_command(directory: Path, name: str, budget: float) -> None:
+    """Say in the checkpoint manifest which command made the file (not the 500-step ``course_lib.training`` one)."""
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest[name]["command"] = f"python benchmarks/bench_transformer.py  (seed 0, {budget:.0f} s, 1 thread)"
+    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
 def summary(rows: list[dict]) -> str:
     """Mean +- std per arm and metric (and steps), as a text table."""
     lines = []
@@ -120,6 +128,7 @@ def main() -> int:
                       + ", ".join(f"{m} {row[m]:.3f}" for m in spec["metrics"][:2]), flush=True)
                 if default and arm == "cls_vit" and seed == 0:
                     save_checkpoint(model, rep, CHECKPOINTS)
+                    mark_command(CHECKPOINTS, arm, budgets[exp])
                 if out:
                     out.parent.mkdir(parents=True, exist_ok=True)
                     out.write_text(json.dumps(data, indent=1) + "\n")
