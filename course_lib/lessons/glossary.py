@@ -79,6 +79,19 @@ TERMS: list[Term] = [
     Term("object query", "目标查询", "a vector a DETR decoder turns into one box (learned in DETR; in RT-DETR the top-K "
          "encoder cells by class score); no NMS needed", "09"),
     Term("multi-task learning", "多任务学习", "one shared backbone and neck feeding several heads", "10"),
+    Term("vision transformer", "视觉Transformer", "ViT: an image cut into patches, each patch a token, and a stack of "
+         "transformer blocks over the tokens; one map at one stride", "11"),
+    Term("patch embedding", "图像块嵌入", "cutting the image into p x p patches and mapping each to a vector with one "
+         "matrix: a conv with kernel = stride = p", "11"),
+    Term("token", "词元", "one vector of the sequence a transformer reads (here: one patch, or the class token)", "11"),
+    Term("class token", "类别标记", "one extra learned token put in front of the patches; the ViT paper's classifier "
+         "reads it at the end", "11"),
+    Term("self-attention", "自注意力", "every token takes a weighted mean of all tokens' values, the weights "
+         "softmax(Q K^T / sqrt(d)) of their queries and keys", "11"),
+    Term("shifted window", "移位窗口", "Swin: attention inside small windows, the windows shifted by half a window in "
+         "every other block so that neighbouring windows exchange information", "11"),
+    Term("simple feature pyramid", "简单特征金字塔", "ViTDet's neck: strides 8-32 (or 4-64) made from one stride-16 map "
+         "by deconvolutions and pooling, no top-down path", "11"),
 ]
 
 

@@ -43,6 +43,14 @@ def _det(neck: Mapping[str, Any], backbone: Mapping[str, Any] | None = None, **h
             "recipe": dict(RECIPE)}
 
 
+def _cls(backbone: Mapping[str, Any]) -> dict[str, Any]:
+    return {"task": "classification",
+            "model": {"backbone": dict(backbone), "neck": {"name": "identity"},
+                      "head": {"name": "classification", "num_classes": len(CLASSES), "class_names": list(CLASSES),
+                               "dropout": 0.0}},
+            "recipe": {**RECIPE, "train_images": 1000, "mode": "classify"}}
+
+
 #: Every named config: ``{"task", "model" (a build_model dict), "recipe"}``.
 CONFIGS: dict[str, dict[str, Any]] = {
     # lesson 08's ablation: the same backbone and head, three necks
@@ -81,6 +89,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # from that one map), and with no neck (the head reads C4 alone); same head and recipe as det_fpn
     "det_vit_pyramid": _det({"name": "simple_pyramid", "out_channels": 64}, backbone={"name": "tiny_vit"}),
     "det_vit_none": _det({"name": "identity", "in_keys": ["C4"]}, backbone={"name": "tiny_vit"}),
+    # lesson 11's first experiment: the two eyes of similar size (453,600 vs 458,160 parameters) as
+    # classifiers on small data: 1000 training images of one large shape each (ShapesWorld's classify mode)
+    "cls_vit": _cls({"name": "tiny_vit"}),
+    "cls_cnn": _cls({"name": "tiny_cnn"}),
 }
 #: The checkpoints the lessons load (``--all`` trains these).
 SHIPPED = ("det_fpn", "det_none", "det_pan", "seg_fpn", "multitask")
@@ -139,7 +151,8 @@ def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Ca
     Recipe keys: ``steps``, ``batch_size``, ``lr``, ``weight_decay``, ``seed``, ``train_images``,
     ``image_size``, ``bn_momentum``; optional ``freeze`` (submodule names whose weights and
     BatchNorm statistics stay as they are, e.g. ``"backbone.stages.C1"``) and ``channels_last``
-    (model and images in the (N, H, W, C) memory layout).  Without ``loss_fn`` the model's own
+    (model and images in the (N, H, W, C) memory layout) and ``mode`` (``"classify"``: ShapesWorld's
+    one-large-shape images with one label each, for a classification head).  Without ``loss_fn`` the model's own
     loss trains it (with several heads: their weighted sum).  Returns the
     :class:`~course_lib.training.History` and the training seconds.
     """
@@ -149,8 +162,12 @@ def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Ca
     channels_last = bool(recipe.get("channels_last", False))
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    world = ShapesWorld("train", num_images=recipe["train_images"], image_size=recipe["image_size"])
-    data = tensor_batches(*world.materialize(), recipe["batch_size"], seed=recipe["seed"], drop_last=True,
+    world = ShapesWorld("train", num_images=recipe["train_images"], image_size=recipe["image_size"],
+                        mode=recipe.get("mode", "detect"))
+    images, targets = world.materialize()
+    if world.mode == "classify":
+        targets = torch.tensor(targets)  # one class label per image
+    data = tensor_batches(images, targets, recipe["batch_size"], seed=recipe["seed"], drop_last=True,
                           channels_last=channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     schedule = CosineSchedule(opt, recipe["steps"], time_budget_s, then=callback)
@@ -182,7 +199,8 @@ def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, 
     hist, seconds = run_recipe(model, recipe, time_budget_s=time_budget_s, progress=progress, callback=callback,
                                eval_every=eval_every, device=device, desc=name if name != "custom" else "training")
     model.eval()
-    metrics = evaluate_model(model, ShapesWorld("val", image_size=recipe["image_size"])) if evaluate else {}
+    val = ShapesWorld("val", image_size=recipe["image_size"], mode=recipe.get("mode", "detect"))
+    metrics = evaluate_model(model, val) if evaluate else {}
     report = {"name": name, "task": cfg["task"], "config": model.config, "recipe": recipe, "metrics": metrics,
               "seconds": round(seconds, 1), "steps": hist.steps_done, "history": hist}
     return model, report
@@ -205,22 +223,24 @@ def train_baselines(name_or_config: str | Mapping[str, Any], **train_kw) -> dict
 
 # ----------------------------------------------------------------- benchmark results
 def read_benchmark(path: str | Path) -> dict[str, Any]:
-    """A wall-clock detector table that ``benchmarks/bench_detector.py`` saved: ``{"machine", "budget_s", "rows"}``.
+    """A wall-clock table that a script in ``benchmarks/`` saved: ``{"machine", "budget_s", "rows", ...}``.
 
-    The repository keeps it in ``benchmarks/detector.json`` (from lesson 08:
-    ``read_benchmark("../benchmarks/detector.json")``).  Each row gets ``"current"``: whether its
-    model and recipe are still those of the named config today (a table measured before a config
-    changed is stale: rerun ``make bench``).
+    The repository keeps ``benchmarks/detector.json`` (``bench_detector.py``; lesson 08:
+    ``read_benchmark("../benchmarks/detector.json")``) and ``benchmarks/transformer.json``
+    (``bench_transformer.py``, one row per config and seed; lesson 11).  Each row gets ``"current"``:
+    whether its model and recipe (all but the steps and the seed) are still those of the named config
+    today (a table measured before a config changed is stale: rerun its script).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no benchmark results at {path}; measure them with: python benchmarks/bench_detector.py")
+        script = "bench_transformer.py" if path.stem == "transformer" else "bench_detector.py"
+        raise FileNotFoundError(f"no benchmark results at {path}; measure them with: python benchmarks/{script}")
     data = json.loads(path.read_text())
     for row in data["rows"]:
         cfg = CONFIGS.get(row["config"])
         recipe = {**RECIPE, **cfg["recipe"]} if cfg else {}
-        same_recipe = {k: v for k, v in recipe.items() if k != "steps"} == {
-            k: v for k, v in row.get("recipe", {}).items() if k != "steps"}
+        same_recipe = {k: v for k, v in recipe.items() if k not in ("steps", "seed")} == {
+            k: v for k, v in row.get("recipe", {}).items() if k not in ("steps", "seed")}
         row["current"] = bool(cfg) and cfg["model"] == row.get("model") and same_recipe
     return data
 
@@ -236,3 +256,55 @@ def benchmark_table(bench: Mapping[str, Any], names: Sequence[str],
     if missing:
         raise KeyError(f"no benchmark row for {missing}; the table has {', '.join(by)}")
     return [{"config": n, "steps": by[n]["steps"], **{c: by[n][c] for c in columns}} for n in names]
+
+
+def seed_summary(rows: list[Mapping[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
+    """``{config: {"mean", "std", "values", "seeds"}}`` of ``metric`` over the rows of each config (one per seed).
+
+    ``std`` is the sample standard deviation (``n - 1``; 0.0 for a single seed): the spread the seeds give.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        out.setdefault(r["config"], {"values": [], "seeds": []})
+        out[r["config"]]["values"].append(float(r[metric]))
+        out[r["config"]]["seeds"].append(r.get("seed"))
+    for d in out.values():
+        v = d["values"]
+        d["mean"] = sum(v) / len(v)
+        d["std"] = math.sqrt(sum((x - d["mean"]) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    return out
+
+
+def gap_verdict(a: Mapping[str, Any], b: Mapping[str, Any], names: tuple[str, str] = ("a", "b"),
+                scale: float = 100.0, unit: str = "points") -> str:
+    """One sentence on two :func:`seed_summary` entries: the gap of the means, and whether it exceeds the spread.
+
+    A direction is named only when the gap is larger than the two standard deviations added; otherwise the
+    sentence says the arms are within the spread of the seeds.
+    """
+    gap, spread = a["mean"] - b["mean"], a["std"] + b["std"]
+    ahead, behind = names if gap >= 0 else names[::-1]
+    size = f"{scale * abs(gap):.1f} {unit} (seed spread: ±{scale * a['std']:.1f} and ±{scale * b['std']:.1f})"
+    if abs(gap) > spread:
+        return f"{ahead} is ahead of {behind} by {size}: more than the spread, a clear direction"
+    return f"{ahead} and {behind} differ by {size}: within the spread of the seeds, no clear winner"
+
+
+def seed_table(rows: list[Mapping[str, Any]], arms: list[str], metrics: list[str]) -> str:
+    """A text table of benchmark rows, one line per arm: steps and each metric as mean ± std over the seeds,
+    then the per-seed values (seed: value, ...)."""
+    head = f"{'config':17s}{'seeds':>6s}{'steps':>13s}" + "".join(f"{m:>18s}" for m in metrics)
+    lines, per_seed = [head], []
+    for arm in arms:
+        mine = [r for r in rows if r["config"] == arm]
+        if not mine:
+            lines.append(f"{arm:17s}  (not measured)")
+            continue
+        st = seed_summary(mine, "steps")[arm]
+        cells = [f"{st['mean']:6.0f} ± {st['std']:3.0f}"]
+        cells += [f"{d['mean']:.3f} ± {d['std']:.3f}" for d in (seed_summary(mine, m)[arm] for m in metrics)]
+        lines.append(f"{arm:17s}{len(mine):>6d}{cells[0]:>13s}" + "".join(f"{c:>18s}" for c in cells[1:]))
+        per_seed.append(f"  {arm}: " + "; ".join(
+            f"seed {r['seed']}: {r['steps']} steps, " + ", ".join(f"{m} {r[m]:.3f}" for m in metrics) for r in mine))
+    return "\n".join(lines + ["per seed:"] + per_seed)
+
