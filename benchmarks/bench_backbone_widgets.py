@@ -60,7 +60,7 @@ def naive_explorer(backbone: torch.nn.Module, image: torch.Tensor, stage: str) -
             feats = backbone(image[None])
         fig, ax = plt.subplots(figsize=(4.48, 4.48 * h / w), dpi=100)
         ax.imshow(photo)
-        ax.imshow(feats[stage][0, channel].numpy(), cmap="jet", alpha=0.55, extent=(0, w, h, 0),
+        ax.imshow(feats[stage][0, channel].numpy(), cmap=cl.render.HEAT, alpha=0.55, extent=(0, w, h, 0),
                   interpolation="bilinear")
         ax.axis("off")
         buf = io.BytesIO()

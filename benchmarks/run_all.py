@@ -224,7 +224,7 @@ def bench_stage_explorer(moves: int) -> list[tuple[str, ...]]:
         fig, axes = plt.subplots(1, k, figsize=(1.6 * k, 1.8), squeeze=False)
         for ax, c in zip(axes[0], idx.tolist()):
             ax.imshow(t[c].numpy(), cmap="viridis")
-            ax.set_title(f"#{c}", fontsize=7)
+            ax.set_title(f"#{c}", fontsize=9)
             ax.axis("off")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=72)  # the inline backend sends a PNG per redraw

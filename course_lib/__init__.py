@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from . import backbones, blocks, heads, necks, weights
+from . import backbones, blocks, heads, necks, render, weights
 from .contract import Backbone, ContractError, FeatureSpec, Head, Neck, describe_specs
 from .images import ImageError, load_image, sample_images, to_uint8
 from .model import Model, Trace, build_model
@@ -19,9 +19,13 @@ from .zoo.torchvision_parts import as_course_model as from_torchvision
 
 __version__ = "0.1.0"
 
+# Every figure of the course: text >= 9 pt, perceptual colour maps, colour-blind-safe lines, a CJK font fallback.
+render.use_course_style()
+
 __all__ = [
     "Backbone", "ContractError", "FeatureSpec", "Head", "ImageError", "Model", "Neck", "Trace",
     "backbones", "blocks", "build_model", "describe_specs", "from_torchvision", "heads", "load_image", "necks",
+    "render",
     "sample_images", "to_uint8", "weights",
 ]
 

@@ -1,20 +1,40 @@
-"""Fast pictures with PIL and NumPy (no matplotlib): what the widgets redraw on every move.
+"""The course's one visual language, and the fast PIL/NumPy pictures the widgets redraw on every move.
 
-The one home of every drawing helper the explorers use: one :data:`PALETTE`
-(class colours), one heat-over-photo blend (:func:`overlay`), one
-:func:`mask_overlay`, one :func:`font`, captions and badges for labels, and the
-encoders (:func:`png_bytes`, :func:`jpeg_bytes`).  The explorers call these and
-never draw with PIL themselves.
+Everything a figure or an explorer draws comes from here, so a change of style reaches every lesson:
 
-Each function returns a PIL image; :func:`png_bytes` turns it into the bytes an
-``ipywidgets.Image`` shows.  Drawing a 600-pixel picture this way takes a few
-milliseconds, so a slider feels instant.
+* **Class colours** -- :data:`OKABE_ITO` (a palette that stays distinct under every common colour-vision
+  deficiency) and :func:`class_colour`: the same class gets the same colour in boxes, masks, legends and bars
+  (``class_colour(0) == class_colour("circle")``).  :data:`PALETTE` is the mask table (row 0 = background).
+* **Colour maps** -- :data:`SEQUENTIAL` (viridis) for magnitudes, :data:`HEAT` (magma) for scores and heat over a
+  photo, :data:`DIVERGING` (RdBu_r, always centred: ``vmin == -vmax``) for signed values.  Never jet or rainbow:
+  their bright bands invent edges that are not in the data.  :func:`colorize`, :func:`imshow_kwargs`,
+  :func:`add_colorbar`, :func:`colorbar_strip` (for PIL pictures) and :func:`map_grid` (many maps on one shared
+  scale, with one colour bar) use them.
+* **Text** -- matplotlib figures use :data:`COURSE_RC` (no text under :data:`MIN_PT` = 9 pt, a CJK fallback font
+  so figures can show Chinese); ``import course_lib`` applies it once (:func:`use_course_style`), and
+  ``with course_style():`` applies it for one block.  Pictures drawn with PIL use :func:`font`, a real TrueType
+  font (Noto Sans CJK when installed, else DejaVu Sans), and every label's width is *measured*
+  (:func:`text_size`), never guessed, so labels stay inside the picture.
+* **Detection and segmentation** -- :func:`draw_boxes` (class colours, best box drawn last, score labels on a
+  filled tag that stays inside the image), :func:`mask_overlay` (class colours on a grey copy of the photo, so
+  they cannot merge with the objects' own colours), :func:`segmentation_panels` (image | ground truth |
+  prediction with a legend) and :func:`legend`.
+
+Each PIL helper returns a PIL image; :func:`png_bytes` turns it into the bytes an ``ipywidgets.Image`` shows.
+Drawing a 600-pixel picture this way takes a few milliseconds, so a slider feels instant.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Sequence
+import shutil
+import subprocess
+import zlib
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,18 +42,63 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .images import to_uint8
 
-#: Class colours: index 0 is the background (black, left clear by :func:`mask_overlay`), then one colour
-#: per class; boxes of class ``c`` use ``PALETTE[1 + c]`` (:func:`class_colour`).
-PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180]],
-                   dtype=np.uint8)
-#: Colours of the schematic drawings (paths, objects, taps).
-ORANGE, GREY, BLUE, GREEN, RED, WHITE, BLACK = ((245, 130, 48), (200, 200, 200), (0, 110, 190), (40, 160, 60),
-                                                (210, 40, 40), (255, 255, 255), (0, 0, 0))
+# ---------------------------------------------------------------------------------------------- colours
+#: Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/), in the order classes get them:
+#: orange, sky blue, bluish green, reddish purple, blue, vermillion, yellow (black is kept for text).
+OKABE_ITO: tuple[tuple[int, int, int], ...] = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (204, 121, 167),
+                                              (0, 114, 178), (213, 94, 0), (240, 228, 66))
+#: The colour of "no class" (background) in masks and legends.
+BACKGROUND: tuple[int, int, int] = (0, 0, 0)
+#: Mask colours: row 0 is the background (left clear by :func:`mask_overlay`), row ``1 + c`` is class ``c``,
+#: so a mask of class ``1 + c`` and a box of class ``c`` share :func:`class_colour` ``(c)``.
+PALETTE = np.array([BACKGROUND, *OKABE_ITO], dtype=np.uint8)
+#: Colours of the schematic drawings (paths, objects, taps), taken from the same palette.
+ORANGE, GREY, BLUE, GREEN, RED, WHITE, BLACK = (OKABE_ITO[0], (200, 200, 200), OKABE_ITO[4], OKABE_ITO[2],
+                                                OKABE_ITO[5], (255, 255, 255), (0, 0, 0))
+#: Class names whose colour is fixed by their position (ShapesWorld's classes, :data:`course_lib.data.CLASSES`);
+#: any other name gets a colour from a stable hash of the name.
+KNOWN_CLASSES: tuple[str, ...] = ("circle", "square", "triangle")
+
+
+def class_colour(c: int | str) -> tuple[int, int, int]:
+    """The colour of class ``c`` everywhere (boxes, masks, legends, bars): a 0-based index or a class name.
+
+    Indices cycle through :data:`OKABE_ITO`; a name in :data:`KNOWN_CLASSES` has the colour of its index
+    (``"circle"`` is class 0), any other name one chosen by a hash of the name, so it never changes between
+    calls, pictures or sessions.  ``"background"`` is :data:`BACKGROUND`.
+    """
+    if isinstance(c, str):
+        if c == "background":
+            return BACKGROUND
+        c = KNOWN_CLASSES.index(c) if c in KNOWN_CLASSES else zlib.crc32(c.encode("utf-8"))
+    return OKABE_ITO[int(c) % len(OKABE_ITO)]
+
+
+def mask_colour(k: int) -> tuple[int, int, int]:
+    """The colour of mask class ``k`` (0 = background, ``k`` >= 1 is object class ``k - 1``)."""
+    return BACKGROUND if int(k) == 0 else class_colour(int(k) - 1)
+
+
+def text_colour_on(bg: Sequence[int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on ``bg`` (by its luminance)."""
+    r, g, b = (int(v) for v in bg[:3])
+    return BLACK if 0.299 * r + 0.587 * g + 0.114 * b > 150 else WHITE
+
+
+# ---------------------------------------------------------------------------------------------- colour maps
+#: Magnitudes (feature maps, activations): perceptually uniform, dark = low.
+SEQUENTIAL = "viridis"
+#: Scores, probabilities and heat drawn over a photo.
+HEAT = "magma"
+#: Signed values (responses, differences): blue < 0 < red, always centred on zero.
+DIVERGING = "RdBu_r"
+#: Colour maps the course never uses (they create false edges and fail for colour-blind readers).
+BANNED_CMAPS = frozenset({"jet", "rainbow", "hsv", "gist_rainbow", "nipy_spectral", "turbo"})
 
 _LUTS: dict[str, np.ndarray] = {}
 
 
-def lut(name: str = "viridis") -> np.ndarray:
+def lut(name: str = SEQUENTIAL) -> np.ndarray:
     """A 256x3 uint8 colour table from a matplotlib colormap (cached)."""
     if name not in _LUTS:
         import matplotlib
@@ -45,17 +110,247 @@ def lut(name: str = "viridis") -> np.ndarray:
 
 def normalize01(a: np.ndarray | torch.Tensor) -> np.ndarray:
     """Scale values to [0, 1] (min -> 0, max -> 1; a constant map becomes 0)."""
-    if isinstance(a, torch.Tensor):
-        a = a.detach().float().cpu().numpy()
-    a = np.asarray(a, dtype=np.float32)
+    a = _numpy(a).astype(np.float32)
     lo, hi = float(a.min()), float(a.max())
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
-def colorize(a: np.ndarray | torch.Tensor, cmap: str = "viridis", normalize: bool = True) -> np.ndarray:
-    """A 2-D map -> an RGB uint8 picture through a colour table."""
-    a01 = normalize01(a) if normalize else np.clip(np.asarray(a, dtype=np.float32), 0, 1)
+def value_range(maps: np.ndarray | torch.Tensor | Sequence, signed: bool | None = None) -> tuple[float, float]:
+    """One ``(vmin, vmax)`` for one map or many (a shared scale); ``signed`` ranges are centred: ``(-m, m)``.
+
+    ``signed=None`` decides from the data: signed when the negative values reach at least a quarter of the
+    positive ones (so the small negative tail of a SiLU feature map still reads as a magnitude).
+    """
+    vals = [_numpy(m).astype(np.float32) for m in (maps if isinstance(maps, (list, tuple)) else [maps])]
+    lo, hi = min(float(v.min()) for v in vals), max(float(v.max()) for v in vals)
+    if signed is None:
+        signed = lo < 0 and -lo >= 0.25 * max(hi, 0.0)
+    if signed:
+        m = max(abs(lo), abs(hi)) or 1.0
+        return -m, m
+    return lo, hi if hi > lo else lo + 1.0
+
+
+def colorize(a: np.ndarray | torch.Tensor, cmap: str | None = None, normalize: bool = True, *,
+             signed: bool = False, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """A 2-D map -> an RGB uint8 picture through a colour table (default :data:`SEQUENTIAL`).
+
+    ``normalize`` stretches the map's own min..max to the table; ``vmin``/``vmax`` put it on a given scale
+    instead (share one scale between maps with :func:`value_range`); ``normalize=False`` takes values as
+    already in [0, 1].  ``signed`` uses :data:`DIVERGING` centred on zero (``vmin == -vmax``), so white is 0.
+    """
+    cmap = cmap or (DIVERGING if signed else SEQUENTIAL)
+    arr = _numpy(a).astype(np.float32)
+    if signed or vmin is not None or vmax is not None:
+        lo, hi = value_range(arr, signed)
+        lo = lo if vmin is None else vmin
+        hi = hi if vmax is None else vmax
+        if signed:
+            hi = max(abs(lo), abs(hi)) or 1.0
+            lo = -hi
+        a01 = np.clip((arr - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    else:
+        a01 = normalize01(arr) if normalize else np.clip(arr, 0, 1)
     return lut(cmap)[(a01 * 255).astype(np.uint8)]
+
+
+def imshow_kwargs(a: np.ndarray | torch.Tensor | Sequence, signed: bool | None = None,
+                  cmap: str | None = None) -> dict[str, Any]:
+    """``cmap``, ``vmin`` and ``vmax`` for ``ax.imshow``: a perceptual map, centred on zero when signed.
+
+    Pass one map, or all the maps of a grid to put them on one shared scale::
+
+        ax.imshow(r, **render.imshow_kwargs(r, signed=True))     # RdBu_r, vmin = -vmax
+    """
+    lo, hi = value_range(a, signed)
+    is_signed = signed if signed is not None else (lo == -hi)
+    return {"cmap": cmap or (DIVERGING if is_signed else SEQUENTIAL), "vmin": lo, "vmax": hi}
+
+
+def add_colorbar(im, ax=None, label: str = ""):
+    """A colour bar beside ``ax`` (default: the axes of ``im``) for the image ``im`` that ``ax.imshow`` returned."""
+    ax = ax if ax is not None else im.axes
+    cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    if label:
+        cb.set_label(label)
+    return cb
+
+
+def map_grid(maps: Sequence[np.ndarray | torch.Tensor], titles: Sequence[str] = (), ncols: int = 4, *,
+             shared: bool = True, signed: bool | None = None, cmap: str | None = None, title: str = "",
+             size: float = 2.2, label: str = ""):
+    """Many 2-D maps in a grid of panels, with colour bars: a matplotlib figure.
+
+    ``shared`` (the default) puts every panel on one scale with one colour bar, so equal colours mean equal
+    values; otherwise each panel gets its own scale and its own bar.  The title says which.  ``signed``
+    (``None``: decided from the data) uses :data:`DIVERGING`, centred on zero.
+    """
+    import matplotlib.pyplot as plt
+
+    maps = [_numpy(m).astype(np.float32) for m in maps]
+    ncols = max(1, min(ncols, len(maps)))
+    nrows = (len(maps) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + (0.6 if shared else 0.4 * ncols), size * nrows),
+                             squeeze=False)
+    shared_kw = imshow_kwargs(maps, signed, cmap)
+    im = None
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i >= len(maps):
+            continue
+        im = ax.imshow(maps[i], **(shared_kw if shared else imshow_kwargs(maps[i], signed, cmap)))
+        if i < len(titles):
+            ax.set_title(titles[i])
+        if not shared:
+            add_colorbar(im, ax, label)
+    if shared and im is not None:
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+        if label:
+            cb.set_label(label)
+    scale = "one colour scale for all panels" if shared else "each panel on its own colour scale"
+    fig.suptitle(f"{title} ({scale})" if title else scale)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- text
+#: The smallest text a figure may use (points); grids of panels use this for titles.
+MIN_PT = 9
+#: Body text, axis labels and panel titles (points).
+TEXT_PT = 10
+#: The size of text drawn into PIL pictures (pixels): about 9 pt at the 96 dpi a notebook shows them at.
+FONT_PX = 12
+#: matplotlib's own sans-serif font (it ships with matplotlib) and the CJK fonts tried for Chinese glyphs.
+LATIN_FONT = "DejaVu Sans"
+CJK_FONTS: tuple[str, ...] = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei")
+
+
+@lru_cache(maxsize=1)
+def cjk_font_family() -> str | None:
+    """The first of :data:`CJK_FONTS` that matplotlib can find on this machine (``None``: no CJK font)."""
+    from matplotlib import font_manager
+
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in have), None)
+
+
+def course_rc() -> dict[str, Any]:
+    """The course's matplotlib settings: text >= :data:`MIN_PT`, perceptual default map, Okabe-Ito lines.
+
+    ``font.sans-serif`` lists DejaVu Sans first and the CJK font after it: matplotlib falls back glyph by glyph,
+    so a title can mix English and 中文.
+    """
+    from cycler import cycler
+
+    cjk = cjk_font_family()
+    return {
+        "font.size": TEXT_PT, "axes.titlesize": TEXT_PT, "axes.labelsize": TEXT_PT, "figure.titlesize": TEXT_PT + 1,
+        "xtick.labelsize": MIN_PT, "ytick.labelsize": MIN_PT, "legend.fontsize": MIN_PT,
+        "legend.title_fontsize": MIN_PT, "font.family": "sans-serif",
+        "font.sans-serif": [LATIN_FONT, *([cjk] if cjk else [])],
+        "image.cmap": SEQUENTIAL,
+        "axes.prop_cycle": cycler(color=["#{:02x}{:02x}{:02x}".format(*c) for c in OKABE_ITO]),
+    }
+
+
+def use_course_style() -> None:
+    """Apply :func:`course_rc` to matplotlib for the rest of the session (``import course_lib`` does this).
+
+    Learners then get readable, colour-blind-safe figures without asking; ``matplotlib.rcdefaults()`` undoes it.
+    """
+    import matplotlib
+
+    matplotlib.rcParams.update(course_rc())
+
+
+@contextlib.contextmanager
+def course_style() -> Iterator[None]:
+    """``with course_style():`` -- the course's matplotlib settings for one block only, restored after."""
+    import matplotlib
+
+    with matplotlib.rc_context(course_rc()):
+        yield
+
+
+@lru_cache(maxsize=1)
+def font_file() -> tuple[str, int]:
+    """``(path, face index)`` of the TrueType font PIL pictures use: Noto Sans CJK SC if installed, else DejaVu Sans.
+
+    fontconfig (``fc-match``) is asked first, then matplotlib's font list; DejaVu Sans ships with matplotlib,
+    so there is always a real font (never PIL's tiny bitmap one).
+    """
+    for name in CJK_FONTS:
+        if shutil.which("fc-match"):
+            try:
+                got = subprocess.run(["fc-match", "-f", "%{family}|%{file}|%{index}", name], capture_output=True,
+                                     text=True, timeout=10).stdout
+            except (OSError, subprocess.SubprocessError):
+                got = ""
+            family, _, rest = got.partition("|")
+            path, _, index = rest.partition("|")
+            if name in family.split(",") and Path(path).is_file():
+                return path, int(index or 0)
+    cjk = cjk_font_family()
+    if cjk:
+        from matplotlib import font_manager
+
+        path = font_manager.findfont(font_manager.FontProperties(family=cjk), fallback_to_default=False)
+        for index in range(10):  # a .ttc holds several faces: find the one with this family name
+            try:
+                if ImageFont.truetype(path, 10, index=index).getname()[0] == cjk:
+                    return path, index
+            except OSError:
+                break
+    import matplotlib
+
+    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 0
+
+
+def has_cjk_font() -> bool:
+    """Whether :func:`font` can draw Chinese (a CJK font was found)."""
+    return "CJK" in Path(font_file()[0]).name or font(FONT_PX).getname()[0] in CJK_FONTS
+
+
+@lru_cache(maxsize=16)
+def font(size: int = FONT_PX) -> ImageFont.FreeTypeFont:
+    """The one font every PIL picture uses, ``size`` pixels tall (:func:`font_file`; cached per size)."""
+    path, index = font_file()
+    return ImageFont.truetype(path, size, index=index)
+
+
+def text_size(text: str, size: int = FONT_PX) -> tuple[int, int]:
+    """The measured ``(width, height)`` in pixels of ``text`` in :func:`font` (``font.getbbox``; no guessing)."""
+    x0, y0, x1, y1 = font(size).getbbox(text or " ")
+    return int(np.ceil(x1 - min(0, x0))), int(np.ceil(y1 - min(0, y0)))
+
+
+def line_height(size: int = FONT_PX) -> int:
+    """The height of one line of text, accents and descenders included (the room a caption needs)."""
+    asc, desc = font(size).getmetrics()
+    return int(asc + desc)
+
+
+def caption_height(size: int = FONT_PX) -> int:
+    """The height of the caption strip :func:`label` puts above a picture: one line of text and a margin."""
+    return line_height(size) + 3
+
+
+def tag(img: Image.Image, xy: tuple[float, float], text: str, bg: Sequence[int] = BLACK,
+        fg: Sequence[int] | None = None, size: int = FONT_PX, pad: int = 2) -> tuple[int, int, int, int]:
+    """Write ``text`` on a filled box whose top-left corner is ``xy``, moved to stay inside ``img``, in place.
+
+    The box is measured from the font; ``fg`` defaults to black or white, whichever reads on ``bg``.
+    Returns the box ``(x0, y0, x1, y1)`` it filled.
+    """
+    tw, th = text_size(text, size)
+    bw, bh = tw + 2 * pad, line_height(size) + pad
+    x0 = int(min(max(0, xy[0]), max(0, img.width - bw)))
+    y0 = int(min(max(0, xy[1]), max(0, img.height - bh)))
+    d = ImageDraw.Draw(img)
+    box = (x0, y0, min(img.width, x0 + bw) - 1, min(img.height, y0 + bh) - 1)
+    d.rectangle(box, fill=tuple(bg))
+    d.text((x0 + pad, y0 + pad // 2), text, fill=tuple(fg) if fg is not None else text_colour_on(bg),
+           font=font(size))
+    return box
 
 
 def resize(arr: np.ndarray, size: tuple[int, int], smooth: bool = False) -> np.ndarray:
@@ -64,14 +359,14 @@ def resize(arr: np.ndarray, size: tuple[int, int], smooth: bool = False) -> np.n
 
 
 def overlay(image: np.ndarray | torch.Tensor | Image.Image, heat: np.ndarray | torch.Tensor, alpha: float = 0.5,
-            cmap: str = "jet", *, normalize: bool = True, gamma: float = 1.0, by_heat: bool = False,
+            cmap: str = HEAT, *, normalize: bool = True, gamma: float = 1.0, by_heat: bool = False,
             dim: float = 1.0) -> Image.Image:
     """Blend a heat map (any size; stretched smoothly to the image) over a photo: the one heat-over-photo blend.
 
     ``normalize`` stretches the heat to [0, 1] first (else it is clipped there); ``gamma`` < 1 lifts faint
     values.  With ``by_heat`` the colour covers the photo in proportion to the heat (``alpha`` where it is
     hottest, the photo untouched where it is zero), which shows *where* a map lives; ``dim`` darkens the photo
-    underneath so the colour stands out.
+    underneath so the colour stands out.  The default map is :data:`HEAT` (magma: dark = cold, light = hot).
     """
     base = to_uint8(np.asarray(image) if isinstance(image, Image.Image) else image)
     h, w = base.shape[:2]
@@ -87,22 +382,113 @@ def overlay(image: np.ndarray | torch.Tensor | Image.Image, heat: np.ndarray | t
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 
 
+def grey(image: np.ndarray | torch.Tensor | Image.Image, lighten: float = 0.0) -> np.ndarray:
+    """The photo in grey (its luminance) as ``(H, W, 3)`` uint8, ``lighten`` of the way towards white.
+
+    Masks are painted on this copy, so the only colours in the picture are the class colours.
+    """
+    arr = to_uint8(np.asarray(image) if isinstance(image, Image.Image) else image).astype(np.float32)
+    lum = arr[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    lum = lum + (255 - lum) * float(lighten)
+    return np.repeat(lum[..., None], 3, axis=-1).astype(np.uint8)
+
+
+def _edges(cls: np.ndarray) -> np.ndarray:
+    """Pixels whose right or lower neighbour has another class, or which touch the border of a region."""
+    e = np.zeros(cls.shape, dtype=bool)
+    e[:, :-1] |= cls[:, :-1] != cls[:, 1:]
+    e[:, 1:] |= cls[:, :-1] != cls[:, 1:]
+    e[:-1] |= cls[:-1] != cls[1:]
+    e[1:] |= cls[:-1] != cls[1:]
+    return e & (cls > 0)
+
+
 def mask_overlay(image: np.ndarray | torch.Tensor, classes: np.ndarray | torch.Tensor,
-                 opacity: float = 0.5) -> Image.Image:
-    """Colour every pixel by its class from :data:`PALETTE` (0 = background stays clear) and blend it over the image."""
-    base = to_uint8(image).astype(np.float32)
+                 opacity: float = 0.5, *, contours: bool = True) -> Image.Image:
+    """Paint every pixel's class (:func:`mask_colour`; 0 = background stays clear) over a grey copy of the photo.
+
+    The photo is shown in grey (:func:`grey`) so a class colour never merges with an object's own colour;
+    ``contours`` outlines every region in its full class colour, which keeps the edges visible at any
+    ``opacity``.  ``classes`` may be smaller than the image (it is stretched, nearest neighbour).
+    """
+    base = grey(image).astype(np.float32)
     cls = _numpy(classes).astype(np.int64)
-    col = PALETTE[cls % len(PALETTE)].astype(np.float32)
+    if cls.shape != base.shape[:2]:
+        cls = np.asarray(Image.fromarray(cls.astype(np.int32)).resize(base.shape[1::-1], Image.NEAREST))
+    col = PALETTE[np.where(cls > 0, (cls - 1) % (len(PALETTE) - 1) + 1, 0)].astype(np.float32)
     a = (cls > 0)[..., None] * float(opacity)
+    if contours:
+        a = np.where(_edges(cls)[..., None], 1.0, a)
     return Image.fromarray((base * (1 - a) + col * a).astype(np.uint8))
 
 
-def class_colour(c: int) -> tuple[int, int, int]:
-    """The box colour of class ``c`` (0-based): the same colour :func:`mask_overlay` paints class ``c + 1``."""
-    return tuple(int(v) for v in PALETTE[1 + int(c) % (len(PALETTE) - 1)])
+def legend(names: Sequence[str], colours: Sequence[Sequence[int]] | None = None, width: int | None = None,
+           size: int = FONT_PX) -> Image.Image:
+    """A one-line legend strip: a swatch and a name per class (colours default to :func:`class_colour` by name).
+
+    Items wrap onto more lines when ``width`` is too narrow for them; every width is measured.
+    """
+    colours = [tuple(c) for c in colours] if colours is not None else [class_colour(n) for n in names]
+    lh, sw, gap = line_height(size), line_height(size) - 2, 12
+    items = [(n, c, sw + 4 + text_size(n, size)[0]) for n, c in zip(names, colours)]
+    width = width or sum(w for *_, w in items) + gap * max(0, len(items) - 1) + 8
+    rows, x = [[]], 4
+    for it in items:
+        if rows[-1] and x + it[2] > width - 4:
+            rows.append([])
+            x = 4
+        rows[-1].append(it)
+        x += it[2] + gap
+    img = Image.new("RGB", (width, len(rows) * (lh + 4) + 4), WHITE)
+    d = ImageDraw.Draw(img)
+    for r, row in enumerate(rows):
+        x, y = 4, 4 + r * (lh + 4)
+        for name, col, w in row:
+            d.rectangle([x, y + 1, x + sw, y + sw + 1], fill=col, outline=(90, 90, 90))
+            d.text((x + sw + 4, y), name, fill=BLACK, font=font(size))
+            x += w + gap
+    return img
 
 
-def tile(m: np.ndarray | torch.Tensor, width: int, cmap: str = "viridis", normalize: bool = True) -> Image.Image:
+def segmentation_panels(image: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray | None,
+                        pred: torch.Tensor | np.ndarray, class_names: Sequence[str], scale: int = 2,
+                        opacity: float = 0.6, titles: Sequence[str] = ("image", "ground truth", "prediction"),
+                        ) -> Image.Image:
+    """Image | ground truth | prediction, side by side, with a legend of the class colours underneath.
+
+    One image ``(3, H, W)`` with ``(H, W)`` class maps, or a batch ``(N, 3, H, W)`` with ``(N, H, W)``
+    maps (one row each).  ``truth=None`` leaves the ground-truth column out.  Masks are drawn with
+    :func:`mask_overlay` (class colours over a grey photo, outlined), class ``k`` of ``class_names`` in
+    :func:`mask_colour` ``(k)``; a caption above each panel says what it is, the prediction's says how
+    many pixels agree with the truth.
+    """
+    pred_t = _numpy(pred).astype(np.int64)
+    truth_t = None if truth is None else _numpy(truth).astype(np.int64)
+    batched = pred_t.ndim == 3
+    if not batched:
+        pred_t = pred_t[None]
+        truth_t = None if truth_t is None else truth_t[None]
+    rows = []
+    for i in range(len(pred_t)):
+        img_i = to_uint8(image[i] if batched else image)       # (H, W, 3) from a (3, H, W) tensor or an array
+        size = (img_i.shape[1] * scale, img_i.shape[0] * scale)
+        cols = [(titles[0], Image.fromarray(img_i).resize(size, Image.NEAREST))]
+        if truth_t is not None:
+            cols.append((titles[1], mask_overlay(img_i, truth_t[i], opacity).resize(size, Image.NEAREST)))
+        cap = titles[2]
+        if truth_t is not None:
+            cap += f": {float((pred_t[i] == truth_t[i]).mean()):.0%} of pixels right"
+        cols.append((cap, mask_overlay(img_i, pred_t[i], opacity).resize(size, Image.NEAREST)))
+        rows.append(hstack([label(pic, text) for text, pic in cols]))
+    body = vstack(rows)
+    names = list(class_names)
+    key = legend(names[1:] if names and names[0] == "background" else names,
+                 [mask_colour(k) for k in range(1 if names and names[0] == "background" else 0, len(names))]
+                 if names and names[0] == "background" else None, width=body.width)
+    return vstack([body, key])
+
+
+def tile(m: np.ndarray | torch.Tensor, width: int, cmap: str = SEQUENTIAL, normalize: bool = True) -> Image.Image:
     """A 2-D map as a picture ``width`` pixels wide, cells kept sharp (nearest neighbour)."""
     h, w = m.shape[-2:]
     return Image.fromarray(colorize(m, cmap, normalize)).resize((width, max(1, round(width * h / w))), Image.NEAREST)
@@ -115,22 +501,42 @@ def photo(image: np.ndarray | torch.Tensor, width: int) -> np.ndarray:
     return resize(arr, (width, max(1, round(h * width / w))), smooth=True)
 
 
-def label(img: Image.Image, text: str, height: int = 16) -> Image.Image:
-    """A caption strip above a picture."""
+def label(img: Image.Image, text: str, height: int | None = None) -> Image.Image:
+    """A caption strip above a picture (``height``: measured from the font when not given)."""
+    height = height if height is not None else caption_height()
     out = Image.new("RGB", (img.width, img.height + height), WHITE)
     out.paste(img, (0, height))
-    ImageDraw.Draw(out).text((2, 2), text, fill=BLACK, font=font())
+    ImageDraw.Draw(out).text((2, 1), text, fill=BLACK, font=font())
     return out
 
 
 def badge(img: Image.Image, xy: tuple[float, float], text: str, fg=WHITE, bg=BLACK) -> Image.Image:
-    """Write ``text`` at ``xy`` on a filled box (``bg=None``: no box), in place; returns ``img``."""
-    d = ImageDraw.Draw(img)
-    x, y = xy
+    """Write ``text`` at ``xy`` on a filled box (``bg=None``: no box), kept inside the picture, in place.
+
+    Returns ``img``.  Without a box the text gets a thin dark outline, so it reads on any background.
+    """
     if bg is not None:
-        _, _, x2, y2 = d.textbbox((x + 2, y), text, font=font())
-        d.rectangle([x, y, x2 + 2, y2 + 1], fill=bg)
-    d.text((x + 2, y), text, fill=fg, font=font())
+        tag(img, xy, text, bg=bg, fg=fg)
+        return img
+    tw, _ = text_size(text)
+    x = min(max(0, xy[0]), max(0, img.width - tw - 2))
+    y = min(max(0, xy[1]), max(0, img.height - line_height()))
+    ImageDraw.Draw(img).text((x + 1, y), text, fill=fg, font=font(), stroke_width=1, stroke_fill=BLACK)
+    return img
+
+
+def colorbar_strip(lo: float, hi: float, width: int, cmap: str = SEQUENTIAL, text: str = "") -> Image.Image:
+    """A horizontal colour bar for PIL pictures: the colour table from ``lo`` to ``hi``, numbers at both ends."""
+    lh = line_height()
+    img = Image.new("RGB", (width, 10 + lh + 4), WHITE)
+    bar = np.repeat(lut(cmap)[None], 8, axis=0)
+    img.paste(Image.fromarray(bar).resize((max(1, width - 8), 8), Image.BILINEAR), (4, 2))
+    d = ImageDraw.Draw(img)
+    left, right = f"{lo:.3g}", f"{hi:.3g}"
+    d.text((4, 11), left, fill=BLACK, font=font())
+    d.text((width - 4 - text_size(right)[0], 11), right, fill=BLACK, font=font())
+    if text:
+        d.text(((width - text_size(text)[0]) / 2, 11), text, fill=BLACK, font=font())
     return img
 
 
@@ -243,61 +649,148 @@ def neck_diagram(levels: Sequence[str], paths: dict[str, bool], has_bottom_up: b
 
 
 def feature_grid(maps: torch.Tensor, channels: Sequence[int], ncols: int = 4, cell: int = 96,
-                 cmap: str = "viridis", labels: bool = True) -> Image.Image:
-    """Draw chosen channels of a ``(C, H, W)`` map side by side, each normalised on its own."""
+                 cmap: str = SEQUENTIAL, labels: bool = True, *, shared: bool = False,
+                 scale_bar: bool = False) -> Image.Image:
+    """Draw chosen channels of a ``(C, H, W)`` map side by side.
+
+    Each channel is stretched to its own min..max (``shared=False``: shows *where* each one fires), or all
+    share one scale (``shared=True``: shows which fires *more*).  ``scale_bar`` adds a colour bar under the
+    grid that says which: the shared range in numbers, or "each map on its own scale".
+    """
     channels = list(channels)
     ncols = max(1, min(ncols, max(1, len(channels))))
     h, w = maps.shape[-2:]
     scale = cell / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    lo, hi = value_range([maps[c] for c in channels], signed=False) if channels and shared else (0.0, 1.0)
     tiles = []
     for c in channels or [None]:
         t = Image.new("RGB", (cell, cell), WHITE)
         if c is not None:
-            t.paste(Image.fromarray(colorize(maps[c], cmap)).resize(size, Image.NEAREST))
+            rgb = colorize(maps[c], cmap, vmin=lo, vmax=hi) if shared else colorize(maps[c], cmap)
+            t.paste(Image.fromarray(rgb).resize(size, Image.NEAREST))
             if labels:
                 badge(t, (0, 0), f"#{c}")
         tiles.append(t)
-    return grid(tiles, ncols)
+    out = grid(tiles, ncols)
+    if not scale_bar:
+        return out
+    if shared:
+        bar = colorbar_strip(lo, hi, out.width, cmap, "one scale for all")
+    else:
+        bar = colorbar_strip(0, 1, out.width, cmap, "each map on its own scale")
+    return vstack([out, bar], pad=0)
 
 
 def bars(labels: Sequence[str], values: Sequence[float], width: int = 420, row: int = 22,
-         color: tuple[int, int, int] = (52, 120, 200)) -> Image.Image:
-    """A horizontal bar chart of probabilities in [0, 1] (top-k verdicts)."""
-    label_w = 170
-    img = Image.new("RGB", (width, row * max(1, len(labels)) + 4), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
+         color: tuple[int, int, int] | Sequence[tuple[int, int, int]] = (0, 114, 178)) -> Image.Image:
+    """A horizontal bar chart of probabilities in [0, 1] (top-k verdicts).
+
+    ``color`` is one colour or one per bar (e.g. ``[class_colour(n) for n in labels]``); the label column is
+    as wide as the longest label needs (measured), up to half the picture, longer ones end in "…".
+    """
     f = font()
-    for i, (lab, v) in enumerate(zip(labels, values)):
+    texts = [str(lab) for lab in labels]
+    label_w = min(width // 2, max([text_size(t)[0] for t in texts] + [20]) + 10)
+    shown = []
+    for t in texts:
+        while len(t) > 1 and text_size(t)[0] > label_w - 10:
+            t = t[:-2] + "…"
+        shown.append(t)
+    cols = [tuple(color)] * len(texts) if isinstance(color[0], (int, np.integer)) else [tuple(c) for c in color]
+    pct_w = text_size("100.0%")[0] + 8
+    img = Image.new("RGB", (width, row * max(1, len(labels)) + 4), WHITE)
+    draw = ImageDraw.Draw(img)
+    ty = (row - line_height()) // 2
+    for i, (lab, v) in enumerate(zip(shown, values)):
         y = 2 + i * row
-        draw.text((4, y + 4), str(lab)[:26], fill=(0, 0, 0), font=f)
-        bw = int((width - label_w - 50) * max(0.0, min(1.0, float(v))))
-        draw.rectangle([label_w, y + 3, label_w + bw, y + row - 4], fill=color)
-        draw.text((label_w + bw + 4, y + 4), f"{v:.1%}", fill=(0, 0, 0), font=f)
+        draw.text((4, y + ty), lab, fill=BLACK, font=f)
+        bw = int((width - label_w - pct_w) * max(0.0, min(1.0, float(v))))
+        draw.rectangle([label_w, y + 3, label_w + bw, y + row - 4], fill=cols[i % len(cols)])
+        draw.text((label_w + bw + 4, y + ty), f"{v:.1%}", fill=BLACK, font=f)
     return img
+
+
+def _overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def place_label(box: Sequence[float], size: tuple[int, int], image_size: tuple[int, int],
+                taken: Sequence[Sequence[float]] = ()) -> tuple[int, int, int, int]:
+    """Where a box's label of ``size`` (w, h) goes: a rectangle inside the image, as clear of ``taken`` as it can.
+
+    Tried in order: above the box's top edge, just below it (inside the box), below the bottom edge, inside
+    the bottom edge; each is moved to stay inside the image.  The first that overlaps no earlier label wins,
+    else the one that overlaps least.
+    """
+    x1, y1, x2, y2 = box
+    w, h = size
+    width, height = image_size
+    x = min(max(0, int(x1)), max(0, width - w))
+    spots = [y1 - h, y1 + 1, y2 + 1, y2 - h]
+    best, best_cost = None, None
+    for y in spots:
+        y = int(min(max(0, y), max(0, height - h)))
+        r = (x, y, x + w, y + h)
+        cost = sum(_overlap(r, t) for t in taken)
+        if best is None or cost < best_cost:
+            best, best_cost = r, cost
+        if cost == 0:
+            break
+    return best
 
 
 def draw_boxes(image: np.ndarray | torch.Tensor | Image.Image, boxes: np.ndarray | torch.Tensor,
                labels: Sequence[str] | None = None, scores: Sequence[float] | None = None,
                colors: Sequence[tuple[int, int, int]] | None = None, width: int = 2,
-               scale: float = 1.0) -> Image.Image:
-    """Draw ``(N, 4)`` boxes ``x1, y1, x2, y2`` (image pixels) with optional labels and scores."""
+               scale: float = 1.0, *, classes: Sequence[int] | torch.Tensor | None = None,
+               size: int = FONT_PX, hide_covered: bool = True) -> Image.Image:
+    """Draw ``(N, 4)`` boxes ``x1, y1, x2, y2`` (image pixels) with their class colour, label and score.
+
+    Colour: ``colors`` (one per box, or one for all) if given, else :func:`class_colour` of ``classes``
+    (0-based indices), else of ``labels`` (names), else the first class colour.  With ``scores`` the boxes are
+    drawn from the lowest score to the highest, so the best box lies on top; its label ("circle 0.93", on a
+    filled tag in the box's colour) gets the first choice of place (:func:`place_label`): above the box, or
+    below its top edge when there is no room, always inside the picture.  With ``hide_covered`` a label that
+    would lie more than half under better boxes' labels is left out (its box is still drawn), so every label
+    shown can be read.
+    """
     img = image.copy() if isinstance(image, Image.Image) else Image.fromarray(to_uint8(image))
+    img = img.convert("RGB")
     if scale != 1.0:
         img = img.resize((round(img.width * scale), round(img.height * scale)), Image.NEAREST)
+    boxes = _numpy(boxes).astype(np.float32).reshape(-1, 4) * scale
+    n = len(boxes)
+    if colors is not None and len(colors) == n:
+        cols = [tuple(c) for c in colors]
+    elif colors is not None:
+        cols = [tuple(colors[i % len(colors)]) for i in range(n)]
+    elif classes is not None:
+        cols = [class_colour(int(c)) for c in _numpy(classes).reshape(-1)]
+    elif labels is not None:
+        cols = [class_colour(str(t)) for t in labels]
+    else:
+        cols = [class_colour(0)] * n
+    texts = [" ".join(t for t in (str(labels[i]) if labels is not None else "",
+                                  f"{float(scores[i]):.2f}" if scores is not None else "") if t) for i in range(n)]
+    order = np.argsort(np.asarray(scores, dtype=np.float32), kind="stable") if scores is not None and n else \
+        np.arange(n)
     draw = ImageDraw.Draw(img)
-    f = font()
-    boxes = np.asarray(boxes.detach().cpu() if isinstance(boxes, torch.Tensor) else boxes, dtype=np.float32)
-    palette = colors or [class_colour(c) for c in range(len(PALETTE) - 1)]
-    for i, b in enumerate(boxes.reshape(-1, 4)):
-        col = palette[i % len(palette)] if colors is None or len(colors) != len(boxes) else colors[i]
-        x1, y1, x2, y2 = (float(v) * scale for v in b)
-        draw.rectangle([x1, y1, x2, y2], outline=col, width=width)
-        text = " ".join(t for t in (labels[i] if labels is not None else "",
-                                    f"{scores[i]:.2f}" if scores is not None else "") if t)
-        if text:
-            draw.rectangle([x1, max(0, y1 - 11), x1 + 6 * len(text) + 2, max(11, y1)], fill=col)
-            draw.text((x1 + 1, max(0, y1 - 11)), text, fill=(255, 255, 255), font=f)
+    for i in order:                                     # worst first, so the best box is drawn last (on top)
+        draw.rectangle(boxes[i].tolist(), outline=cols[i], width=width)
+    spots: dict[int, tuple[int, int, int, int]] = {}
+    taken: list[tuple[int, int, int, int]] = []
+    for i in order[::-1]:                               # the best label chooses its place first
+        if texts[i]:
+            tw, _ = text_size(texts[i], size)
+            spot = place_label(boxes[i].tolist(), (tw + 4, line_height(size) + 2), img.size, taken)  # = tag()
+            area = (spot[2] - spot[0]) * (spot[3] - spot[1])
+            if not hide_covered or sum(_overlap(spot, t) for t in taken) <= area / 2:
+                spots[i] = spot
+                taken.append(spot)
+    for i in order:                                     # ... and is drawn last
+        if i in spots:
+            tag(img, spots[i][:2], texts[i], bg=cols[i], size=size)
     return img
 
 
@@ -325,7 +818,7 @@ def cells_overlay(image: np.ndarray | torch.Tensor, stride: int, cells: torch.Te
                   boxes: torch.Tensor | Sequence = (), scale: int = 2, title: str = "") -> Image.Image:
     """Shade some cells of a stride-``stride`` grid over the image: ``cells`` rows ``(box index, row, col)``.
 
-    Each shaded cell takes the colour of its box (``PALETTE`` order), and its box is drawn in that colour,
+    Each shaded cell takes the colour of its box (:func:`class_colour` of the box's index), and its box is drawn in that colour,
     so one sees which cells are the positives of which object.
     """
     img = Image.fromarray(to_uint8(image)).convert("RGB")
@@ -335,7 +828,7 @@ def cells_overlay(image: np.ndarray | torch.Tensor, stride: int, cells: torch.Te
     ds, dm = ImageDraw.Draw(shade), ImageDraw.Draw(mask)
     k = stride * scale
     for g, r, c in (tuple(int(v) for v in cell) for cell in cells):
-        ds.rectangle([c * k, r * k, (c + 1) * k - 1, (r + 1) * k - 1], fill=class_colour(g % (len(PALETTE) - 1)))
+        ds.rectangle([c * k, r * k, (c + 1) * k - 1, (r + 1) * k - 1], fill=class_colour(g))
         dm.rectangle([c * k, r * k, (c + 1) * k - 1, (r + 1) * k - 1], fill=150)
     img = Image.composite(shade, img, mask)
     d = ImageDraw.Draw(img)
@@ -344,7 +837,7 @@ def cells_overlay(image: np.ndarray | torch.Tensor, stride: int, cells: torch.Te
     for y in range(0, img.height, k):
         d.line([(0, y), (img.width, y)], fill=GREY, width=1)
     for i, b in enumerate(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)):
-        d.rectangle([float(v) * scale for v in b], outline=class_colour(i % (len(PALETTE) - 1)), width=2)
+        d.rectangle([float(v) * scale for v in b], outline=class_colour(i), width=2)
     if title:
         badge(img, (0, 0), title)
     return img
@@ -359,6 +852,18 @@ def hstack(images: Sequence[Image.Image], pad: int = 6, bg=(255, 255, 255)) -> I
     for im in images:
         out.paste(im, (x, 0))
         x += im.width + pad
+    return out
+
+
+def vstack(images: Sequence[Image.Image], pad: int = 6, bg=(255, 255, 255)) -> Image.Image:
+    """Place pictures one under the other (left-aligned)."""
+    w = max(im.width for im in images)
+    h = sum(im.height for im in images) + pad * (len(images) - 1)
+    out = Image.new("RGB", (w, h), bg)
+    y = 0
+    for im in images:
+        out.paste(im, (0, y))
+        y += im.height + pad
     return out
 
 
@@ -397,17 +902,6 @@ def _numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
     return a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-_FONT = None
-
-
-def font() -> ImageFont.ImageFont:
-    """The one font every picture uses (PIL's built-in bitmap font: no file, no download)."""
-    global _FONT
-    if _FONT is None:
-        _FONT = ImageFont.load_default()
-    return _FONT
-
-
 def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
     """A matplotlib drawing of the C2f block (:class:`course_lib.blocks.C2f`) with ``n`` bottlenecks.
 
@@ -434,12 +928,12 @@ def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
     def box(x: float, y: float, text: str, kind: str, w: float = 1.3, h: float = 0.62) -> None:
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.03",
                                     fc=cols[kind], ec="#444444", lw=1))
-        ax.text(x, y, text, ha="center", va="center", fontsize=8)
+        ax.text(x, y, text, ha="center", va="center", fontsize=MIN_PT)
 
     def arrow(p0: tuple[float, float], p1: tuple[float, float], text: str = "") -> None:
         ax.annotate("", xy=p1, xytext=p0, arrowprops=dict(arrowstyle="->", color="#1f5fa8", lw=1.2))
         if text:
-            ax.text((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2 + 0.12, text, ha="center", fontsize=7, color="#1f5fa8")
+            ax.text((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2 + 0.12, text, ha="center", fontsize=MIN_PT, color="#1f5fa8")
 
     y_top, y_chunk, y_cat = 1.35, 0.0, -1.35
     box(0.0, y_chunk, "input\nc_in", "conv", w=1.0)
@@ -454,7 +948,7 @@ def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
             box(x, y_chunk, f"chunk {i}\n{width}", "bottleneck")
         arrow((x, y_chunk - 0.31), (x, y_cat + 0.31))                         # every chunk joins the concat
     arrow((2.15, y_chunk), (xs[0] - 0.65, y_chunk))
-    ax.text(2.55, 0.62, "split in two", ha="center", fontsize=7, color="#1f5fa8")
+    ax.text(2.55, 0.62, "split in two", ha="center", fontsize=MIN_PT, color="#1f5fa8")
     ax.annotate("", xy=(xs[1] - 0.3, y_chunk + 0.31), xytext=(2.15, y_chunk + 0.2),
                 arrowprops=dict(arrowstyle="->", color="#1f5fa8", lw=1.2, connectionstyle="arc3,rad=-0.35"))
     for k in range(1, n + 1):                                                 # bottleneck k reads chunk k
@@ -472,5 +966,5 @@ def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(f"C2f with n = {n}: chunk 0 skips every bottleneck; all {2 + n} chunks are concatenated",
-                 fontsize=9)
+                 fontsize=TEXT_PT)
     return fig

@@ -127,4 +127,4 @@ def test_render_blends_heat_over_a_photo_one_way():
     assert by_heat[3, 5].tolist() == [100, 100, 100]  # zero heat leaves the photo as it was
     assert by_heat[0, 0].tolist() != [100, 100, 100]
     labelled = render.label(render.tile(heat, 30), "P5")
-    assert labelled.size == (30, 20 + 16)  # a caption strip above the tile
+    assert labelled.size == (30, 20 + render.caption_height())  # a caption strip above the tile

@@ -108,7 +108,7 @@ class LiveCurves:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
             if ax.lines:
-                ax.legend(fontsize=8)
+                ax.legend()
         self.figure.tight_layout()
         self.n_updates += 1
         if self._display:

@@ -181,9 +181,9 @@ class ArchitectureBrowser(Explorer):
         for ax, r in zip(axes[1:], parts):
             out = r["output"]
             if out is not None and out.ndim == 4:
-                ax.imshow(out[0].float().abs().mean(0).cpu().numpy(), cmap="viridis")
+                ax.imshow(out[0].float().abs().mean(0).cpu().numpy(), cmap=render.SEQUENTIAL)
             ax.set_title(f"{r['part']}: {tuple(out.shape) if out is not None else '-'}\n"
-                         f"{r['params'] / 1e6:.2f} M params", fontsize=8)
+                         f"{r['params'] / 1e6:.2f} M params", fontsize=render.MIN_PT)
         for ax in axes:
             ax.axis("off")
         fig.suptitle(self.model_dropdown.value)

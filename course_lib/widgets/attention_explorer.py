@@ -147,8 +147,8 @@ class AttentionExplorer(Explorer):
                 ax.imshow(self.render(li, h, base))
                 ax.set_xticks([])
                 ax.set_yticks([])
-                ax.set_title(f"layer {li} {'mean' if h == 'mean' else f'head {h}'}", fontsize=7)
+                ax.set_title(f"layer {li} {'mean' if h == 'mean' else f'head {h}'}", fontsize=render.MIN_PT)
         who = "the class token" if self.query.value == CLS else f"patch ({self.qy.value}, {self.qx.value})"
-        fig.suptitle(f"Where {who} looks, layer by layer", fontsize=9)
+        fig.suptitle(f"Where {who} looks, layer by layer", fontsize=render.TEXT_PT)
         fig.tight_layout()
         return fig

@@ -91,12 +91,12 @@ class CAMExplorer(Explorer):
         h, w = self.maps.image.shape[-2:]
         fig, axes = plt.subplots(1, k + 1, figsize=(3.4 * (k + 1), 3.4 * h / w + 0.6), squeeze=False)
         axes[0, 0].imshow(np.clip(self.maps.image.permute(1, 2, 0).cpu().numpy(), 0, 1))
-        axes[0, 0].set_title("input", fontsize=9)
+        axes[0, 0].set_title("input", fontsize=render.MIN_PT)
         for j in range(k):
             c = self.maps.classes[j]
             axes[0, j + 1].imshow(self.picture(j))
             axes[0, j + 1].set_title(f"{self.method.value}: {self.maps.names[j]} ({float(self.maps.probs[c]):.1%})",
-                                     fontsize=9)
+                                     fontsize=render.MIN_PT)
         for ax in axes.flat:
             ax.axis("off")
         fig.tight_layout()

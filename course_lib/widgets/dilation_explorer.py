@@ -147,7 +147,7 @@ class DilationExplorer(Explorer):
         rate = self.rate.value if rate is None else rate
         taps = self.taps(rate, cell)
         # heat shown where it is, the photo elsewhere
-        pic = render.overlay(self._base, self.heat(taps), alpha=0.7, cmap="inferno", gamma=0.35, by_heat=True)
+        pic = render.overlay(self._base, self.heat(taps), alpha=0.7, cmap=render.HEAT, gamma=0.35, by_heat=True)
         m = self.margin
         canvas = render.frame(pic, m)
         ty, tx = taps[4].pixel[1], taps[4].pixel[0]
@@ -193,7 +193,7 @@ class DilationExplorer(Explorer):
         for ax, r in zip(axes[0], rates):
             ax.imshow(self.render(rate=r))
             inside = sum(t.inside for t in self.taps(r))
-            ax.set_title(f"rate {r}: taps {r * self.stride}px apart, {inside}/9 inside", fontsize=9)
+            ax.set_title(f"rate {r}: taps {r * self.stride}px apart, {inside}/9 inside", fontsize=render.MIN_PT)
             ax.axis("off")
         fig.tight_layout()
         return fig

@@ -149,7 +149,7 @@ class FeatureExplorer(Explorer):
                 ax.imshow(render.overlay(self._photo(160), self.features[s][c], alpha=0.55))
                 ax.set_xticks([])
                 ax.set_yticks([])
-                ax.set_title(f"{s} #{c}", fontsize=7)
-        fig.suptitle("Most active channels per stage (edges and colours -> textures -> parts)", fontsize=9)
+                ax.set_title(f"{s} #{c}", fontsize=render.MIN_PT)
+        fig.suptitle("Most active channels per stage (edges and colours -> textures -> parts)", fontsize=render.TEXT_PT)
         fig.tight_layout()
         return fig

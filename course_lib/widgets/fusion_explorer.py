@@ -157,7 +157,7 @@ class FusionExplorer(GalleryExplorer):
             render.label(render.tile(a_map, self.tile), f"after: {lv} {tuple(after.shape[1:])}"),
         ]
         if not all(paths.values()):
-            panels.append(render.label(render.tile(c_map, self.tile, "magma"), f"|all on - now| at {lv}"))
+            panels.append(render.label(render.tile(c_map, self.tile, render.HEAT), f"|all on - now| at {lv}"))
         self.image_widget.value = render.png_bytes(render.hstack(panels))
         if ("diagram", *setting[1:]) not in self._memo:
             self._memo[("diagram", *setting[1:])] = render.png_bytes(render.neck_diagram(
@@ -196,14 +196,14 @@ class FusionExplorer(GalleryExplorer):
             out, _ = self.fused(name, label, paths)
             off = [k for k, v in paths.items() if not v]
             axes[i, 0].imshow(to_uint8(self.images[name]))
-            axes[i, 0].set_title("all paths on" if not off else f"{', '.join(off)} OFF", fontsize=8)
+            axes[i, 0].set_title("all paths on" if not off else f"{', '.join(off)} OFF", fontsize=render.MIN_PT)
             for j, lv in enumerate(levels, start=1):
-                axes[i, j].imshow(out[lv][0].mean(0).numpy(), cmap="viridis")
+                axes[i, j].imshow(out[lv][0].mean(0).numpy(), cmap=render.SEQUENTIAL)
                 c = neck.in_keys[j - 1]
-                axes[i, j].set_title(f"{lv} {tuple(out[lv].shape[2:])} (from {c} {feats[c].shape[1]}ch)", fontsize=7)
+                axes[i, j].set_title(f"{lv} {tuple(out[lv].shape[2:])} (from {c} {feats[c].shape[1]}ch)", fontsize=render.MIN_PT)
         for ax in axes.flat:
             ax.axis("off")
-        fig.suptitle(f"{label}: each level's mean over channels as paths are switched off", fontsize=9)
+        fig.suptitle(f"{label}: each level's mean over channels as paths are switched off", fontsize=render.TEXT_PT)
         fig.tight_layout()
         self.redraw()  # leave the necks as the controls say
         return fig

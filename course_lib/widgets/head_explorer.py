@@ -104,10 +104,9 @@ class HeadExplorer(GalleryExplorer):
 
     def _boxes_picture(self, r: Mapping[str, torch.Tensor], title: str) -> Image.Image:
         names = [self.head.class_names[int(c)] for c in r["labels"]]
-        cols = [render.class_colour(int(c)) for c in r["labels"]]
         pic = render.draw_boxes(self._base(), r["boxes"], labels=names, scores=r["scores"].tolist(),
-                                colors=cols, width=1, scale=self.scale)
-        return render.badge(pic, (2, pic.height - 12), title, bg=None)
+                                classes=r["labels"], width=1, scale=self.scale)
+        return render.badge(pic, (2, pic.height), title)  # kept inside the picture, at its bottom
 
     def _maps_picture(self, size: int) -> Image.Image:
         levels = self.head.levels if self.level.value == "all" else [self.level.value]
@@ -115,19 +114,25 @@ class HeadExplorer(GalleryExplorer):
         tiles = []
         for lv in levels:
             m = self.score_map(lv)
-            tile = render.tile(m, side, "magma", normalize=False).resize((side, side), Image.NEAREST)
+            tile = render.tile(m, side, render.HEAT, normalize=False).resize((side, side), Image.NEAREST)
             tiles.append(render.badge(tile, (1, 2), f"{lv} {m.shape[0]}x{m.shape[1]}", bg=None))
         if len(tiles) == 1:
             return tiles[0]
         return render.grid(tiles[:4], ncols=2, pad=0)
 
     def picture(self) -> Image.Image:
-        """The whole view: boxes before NMS | after NMS | class-score map(s)."""
+        """The whole view: boxes before NMS | after NMS | class-score map(s); under them the class colours
+        (boxes and masks share them) and the score maps' colour bar (0 to 1)."""
         before, after = self.detections(nms=False), self.detections(nms=True)
         self.n_before, self.n_after = len(before["boxes"]), len(after["boxes"])
         left = self._boxes_picture(before, f"before NMS: {self.n_before}")
         mid = self._boxes_picture(after, f"after NMS: {self.n_after}")
-        return render.hstack([left, mid, self._maps_picture(left.height)])
+        maps = self._maps_picture(left.height)
+        names = list(self.head.class_names)
+        key = render.legend(names, [render.class_colour(i) for i in range(len(names))],
+                            width=left.width + mid.width + 6)
+        bar = render.colorbar_strip(0, 1, maps.width, render.HEAT, "class score")
+        return render.vstack([render.hstack([left, mid, maps]), render.hstack([key, bar])], pad=2)
 
     def redraw(self) -> None:
         """Re-decode the cached outputs under the current controls and draw them."""
@@ -155,7 +160,7 @@ class HeadExplorer(GalleryExplorer):
                     self.gallery.value = name
                     ax.imshow(self.picture())
                     ax.set_title(f"{name}: {self.n_before} boxes before NMS, {self.n_after} after "
-                                 f"(score ≥ {self.score.value:.2f}, IoU > {self.iou.value:.2f})", fontsize=9)
+                                 f"(score ≥ {self.score.value:.2f}, IoU > {self.iou.value:.2f})", fontsize=render.MIN_PT)
                     ax.axis("off")
         finally:
             with self._quietly():

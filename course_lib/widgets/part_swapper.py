@@ -25,7 +25,7 @@ from typing import Any
 import ipywidgets as W
 import torch
 
-from .. import backbones, heads, necks
+from .. import backbones, heads, necks, render
 from ..contract import ContractError, describe_specs
 from ..measure import count_params, evaluating
 from ..model import Model, Trace, build_model
@@ -238,7 +238,7 @@ class PartSwapper(Explorer):
                                  gridspec_kw={"height_ratios": [len(lines) + 1.5 for _, lines in blocks]})
         for ax, (ok, lines) in zip(axes[:, 0], blocks):
             ax.axis("off")
-            ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=8,
+            ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=render.MIN_PT,
                     transform=ax.transAxes,
                     bbox={"facecolor": "#eef7ee" if ok else "#fff4e5", "edgecolor": "#2a7f62" if ok else "#e69500"})
         fig.tight_layout()

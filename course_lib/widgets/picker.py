@@ -50,7 +50,7 @@ class ImagePicker(Panel):
 
         fig, ax = plt.subplots(figsize=(3, 3 * self.image.shape[1] / self.image.shape[2]))
         ax.imshow(to_uint8(self.image))
-        ax.set_title(f"{self.name}: {self.image.shape[2]}×{self.image.shape[1]} pixels", fontsize=8)
+        ax.set_title(f"{self.name}: {self.image.shape[2]}×{self.image.shape[1]} pixels", fontsize=render.MIN_PT)
         ax.axis("off")
         fig.tight_layout()
         return fig

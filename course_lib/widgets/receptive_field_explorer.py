@@ -105,7 +105,7 @@ class ReceptiveFieldExplorer(Explorer):
     def render(self) -> Image.Image:
         """The photo, the effective field as heat (where the gradient is) and the theoretical box (green)."""
         if self.show_erf.value:
-            img = render.overlay(self._base, self._erf_view()[0], alpha=0.85, cmap="inferno", normalize=False,
+            img = render.overlay(self._base, self._erf_view()[0], alpha=0.85, cmap=render.HEAT, normalize=False,
                                  by_heat=True, dim=0.75)
         else:
             img = Image.fromarray(self._base)
@@ -165,12 +165,12 @@ class ReceptiveFieldExplorer(Explorer):
                     self.y.value, self.x.value = H // 2, W_ // 2
                     ax.imshow(self.render())
                     size = f"RF {self.rf[s].size}px" if self.rf is not None and s in self.rf else ""
-                    ax.set_title(f"{s} centre cell {size}", fontsize=8)
+                    ax.set_title(f"{s} centre cell {size}", fontsize=render.MIN_PT)
                     ax.axis("off")
             finally:
                 self.stage.value = keep[0]
                 self._sync_ranges()
                 self.y.value, self.x.value, self.show_erf.value = keep[1], keep[2], keep[3]
-        fig.suptitle("Theoretical receptive field (green box) vs effective one (gradient heat)", fontsize=9)
+        fig.suptitle("Theoretical receptive field (green box) vs effective one (gradient heat)", fontsize=render.TEXT_PT)
         fig.tight_layout()
         return fig

@@ -119,14 +119,14 @@ class StageExplorer(Explorer):
         for ax in axes.flat:
             ax.axis("off")
         axes[0, 0].imshow(np.clip(img, 0, 1))
-        axes[0, 0].set_title("input", fontsize=8)
+        axes[0, 0].set_title("input", fontsize=render.MIN_PT)
         top = self.model.head.decode(self.trace.head, k=3)[0] if self.trace.head.ndim == 2 else []
         for j, c in enumerate(top, start=1):
             if j < k:
-                axes[0, j].text(0, 0.5, f"{c.name}\n{c.prob:.1%}", fontsize=9)
+                axes[0, j].text(0, 0.5, f"{c.name}\n{c.prob:.1%}", fontsize=render.MIN_PT)
         for i, (s, t) in enumerate(spatial, start=1):
             for j, c in enumerate(self.top_channels(s, k)):
-                axes[i, j].imshow(t[0, c].cpu().numpy(), cmap="viridis")
-                axes[i, j].set_title(f"{s.split(' · ')[1]} #{c} {tuple(t.shape[2:])}", fontsize=7)
+                axes[i, j].imshow(t[0, c].cpu().numpy(), cmap=render.SEQUENTIAL)
+                axes[i, j].set_title(f"{s.split(' · ')[1]} #{c} {tuple(t.shape[2:])}", fontsize=render.MIN_PT)
         fig.tight_layout()
         return fig

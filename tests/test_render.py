@@ -1,0 +1,128 @@
+"""The course's visual language (course_lib.render): class colours, colour maps, fonts, boxes and masks."""
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from course_lib import render
+
+matplotlib.use("Agg")
+
+
+def test_class_colour_is_stable_and_shared_by_index_and_name():
+    assert render.class_colour(0) == render.class_colour("circle") == render.OKABE_ITO[0]
+    assert render.class_colour(2) == render.class_colour("triangle")
+    assert render.class_colour("person") == render.class_colour("person")   # a hash, the same every call
+    assert len({render.class_colour(c) for c in range(len(render.OKABE_ITO))}) == len(render.OKABE_ITO)
+    assert render.mask_colour(1) == render.class_colour(0) and render.mask_colour(0) == render.BACKGROUND
+    assert render.ORANGE in render.OKABE_ITO and render.RED in render.OKABE_ITO   # schematic colours too
+
+
+def test_draw_boxes_colours_by_class_and_draws_the_best_box_last():
+    img = np.zeros((100, 100, 3), dtype=np.uint8)
+    boxes = [[5, 5, 90, 90], [5, 5, 90, 90]]                 # the same box twice: the one drawn last shows
+    for scores, winner in (([0.9, 0.2], 0), ([0.2, 0.9], 1)):
+        out = np.asarray(render.draw_boxes(img, boxes, scores=scores, classes=[0, 1], width=1))
+        assert tuple(out[60, 90]) == render.class_colour(winner)   # the right edge, clear of the labels
+    by_name = np.asarray(render.draw_boxes(img, [[5, 5, 90, 90]], labels=["square"], width=1))
+    assert tuple(by_name[60, 90]) == render.class_colour("square")
+
+
+def test_label_width_is_measured_and_labels_stay_inside():
+    text = "a rather long label near the edge 0.93"
+    w, h = render.text_size(text)
+    assert w == pytest.approx(render.font().getbbox(text)[2], abs=1) and w > 6 * len(text) * 0.8
+    img = np.zeros((60, 300, 3), dtype=np.uint8)
+    box = [[270, 0, 299, 20]]                                # at the top-right corner: no room above
+    out = np.asarray(render.draw_boxes(img, box, labels=[text[:-5]], scores=[0.93], classes=[4], width=1))
+    tagged = np.all(out == render.class_colour(4), axis=-1)
+    ys, xs = np.nonzero(tagged)
+    assert xs.min() >= 0 and xs.max() < 300 and ys.min() >= 0
+    rows = np.nonzero(tagged[:, :270].sum(1) > 50)[0]      # the tag's rows (the box is only 30 px wide)
+    assert tagged[rows].sum(1).max() >= w + 3               # the whole measured text fits on the tag: not clipped
+    x0 = int(np.nonzero(tagged[rows[0]])[0].min())
+    assert x0 == 300 - (w + 4)                               # pushed left just enough to stay inside
+    ink = (out[rows[0]:rows[-1] + 1, x0:] != render.class_colour(4)).any(-1)
+    assert ink[:, : w // 2].any() and ink[:, w // 2:].any()  # text on both halves of the tag
+
+
+def test_labels_avoid_each_other():
+    taken = [render.place_label([10, 20, 40, 50], (30, 14), (100, 100))]
+    second = render.place_label([12, 22, 42, 52], (30, 14), (100, 100), taken)
+    assert taken[0] == (10, 6, 40, 20) and render._overlap(taken[0], second) == 0
+
+
+def test_colorize_never_uses_jet_and_diverging_maps_are_centred():
+    import inspect
+
+    for fn in (render.colorize, render.tile, render.overlay, render.feature_grid):
+        default = inspect.signature(fn).parameters["cmap"].default
+        assert default not in render.BANNED_CMAPS, fn.__name__
+    a = np.linspace(-1, 3, 16, dtype=np.float32).reshape(4, 4)
+    assert np.array_equal(render.colorize(a), render.lut("viridis")[(render.normalize01(a) * 255).astype(np.uint8)])
+    kw = render.imshow_kwargs(a, signed=True)
+    assert kw["cmap"] == render.DIVERGING and kw["vmin"] == -kw["vmax"] == -3
+    zero = render.colorize(np.array([[0.0, -1.0], [2.0, 0.0]]), signed=True)
+    assert tuple(zero[0, 0]) == tuple(render.lut(render.DIVERGING)[127])   # 0 sits in the middle of the map
+    assert render.value_range([np.ones(3), -2 * np.ones(3)]) == (-2.0, 2.0)   # shared and centred
+    assert render.value_range(np.array([-0.2, 5.0]))[0] == pytest.approx(-0.2)   # a SiLU tail is not "signed"
+
+
+def test_map_grid_shares_one_scale_and_says_so():
+    maps = [torch.randn(6, 6), torch.randn(6, 6) * 3]
+    fig = render.map_grid(maps, ["a", "b"], ncols=2, signed=True)
+    ims = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len({im.get_clim() for im in ims}) == 1 and ims[0].get_clim()[0] == -ims[0].get_clim()[1]
+    assert "one colour scale" in fig._suptitle.get_text() and len(fig.axes) == 3   # + one colour bar
+    own = render.map_grid(maps, ncols=2, shared=False)
+    assert "own colour scale" in own._suptitle.get_text() and len(own.axes) == 4
+
+
+def test_course_style_sets_readable_text():
+    import matplotlib as mpl
+
+    render.use_course_style()
+    for key in ("font.size", "axes.titlesize", "xtick.labelsize", "legend.fontsize"):
+        size = mpl.rcParams[key]
+        assert (size if isinstance(size, float) else mpl.font_manager.FontProperties(size=size).get_size()) >= 9
+    assert mpl.rcParams["image.cmap"] not in render.BANNED_CMAPS
+    assert mpl.rcParams["font.sans-serif"][0] == "DejaVu Sans"
+
+
+def test_mask_overlay_paints_classes_on_a_grey_photo():
+    img = torch.zeros(3, 8, 8)
+    img[0] = 1.0                                             # a red photo: its colour must not survive
+    cls = torch.zeros(8, 8, dtype=torch.long)
+    cls[2:6, 2:6] = 2
+    out = np.asarray(render.mask_overlay(img, cls, opacity=0.5))
+    r, g, b = out[0, 0]
+    assert r == g == b                                       # background: grey
+    assert tuple(out[2, 2]) == render.mask_colour(2)         # contour in the full class colour
+    panels = render.segmentation_panels(img, cls, cls, ["background", "circle", "square"])
+    assert panels.width >= 3 * 16 and np.any(np.all(np.asarray(panels) == render.class_colour("square"), -1))
+
+
+def _glyph_ink(text: str) -> np.ndarray:
+    img = Image.new("L", (80, 40), 0)
+    ImageDraw.Draw(img).text((4, 4), text, fill=255, font=render.font(24))
+    return np.asarray(img)
+
+
+def test_cjk_font_draws_chinese():
+    if not render.has_cjk_font():
+        pytest.skip("no CJK font installed (CI installs fonts-noto-cjk); labels fall back to DejaVu Sans")
+    assert render.cjk_font_family() in render.CJK_FONTS
+    assert render.course_rc()["font.sans-serif"][1] == render.cjk_font_family()
+    try:
+        from fontTools.ttLib import TTFont
+    except ImportError:
+        TTFont = None
+    if TTFont is not None:
+        path, index = render.font_file()
+        cmap = TTFont(path, fontNumber=index).getBestCmap()
+        assert all(ord(ch) in cmap for ch in "骨干网络")
+    ink, tofu = _glyph_ink("骨干"), _glyph_ink("\U0010fffd\U0010fffd")   # a code point no font has
+    assert ink.sum() > 0 and not np.array_equal(ink, tofu)
+    assert render.text_size("骨干")[0] > 0
