@@ -207,3 +207,36 @@ def test_the_saved_sharing_benchmark_reads_back(tmp_path):
     assert all(r["seeds"] >= 3 for r in table.values())
     with pytest.raises(FileNotFoundError, match="bench_multitask"):
         read_benchmark(tmp_path / "multitask.json")
+
+
+def test_commonest_shape_exercise_is_computed_on_the_test_split():
+    from collections import Counter
+
+    ids = {e.id for e in cl.exercises.for_lesson("10")}
+    assert "10.saved" not in ids and len(ids) >= 3   # its answer was printed in the lesson
+    ex = cl.exercises.get("10.commonest")
+    _, targets = ShapesWorld("test").materialize()
+    counts = Counter(dominant_label(t) for t in targets)
+    assert ex.is_correct(max(counts.values()) / 500) and 1 / 3 < ex.solution() < 0.5
+    _, val = ShapesWorld("val").materialize()
+    assert not ex.is_correct(Counter(dominant_label(t) for t in val).most_common(1)[0][1] / 500)  # the lesson's split
+
+
+def test_the_classification_loss_weight_does_not_slow_a_single_task_model():
+    """AdamW divides each step by the gradient's running size, so scaling a loss by 0.5 (the classification
+    weight) leaves the steps as they were: a weak single-task classifier is not a matter of its weight."""
+    from course_lib.training import single_task, train
+
+    outs = []
+    for w in (0.5, 1.0):
+        cfg = single_task(TINY, "classification")
+        cfg["model"]["loss_weights"] = {"classification": w}
+        model, _ = train(cfg, steps=4, progress=False, evaluate=False)
+        x, _ = ShapesWorld("val", num_images=4, image_size=64).batch(range(4))
+        with torch.no_grad():
+            outs.append(model(x)["classification"])
+    torch.manual_seed(0)
+    untrained = cl.build_model(single_task(TINY, "classification")["model"]).eval()
+    with torch.no_grad():
+        before = untrained(x)["classification"]
+    assert torch.allclose(outs[0], outs[1], atol=1e-4) and not torch.allclose(outs[1], before, atol=1e-3)

@@ -376,17 +376,21 @@ def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[s
             single = [by[task, s]["metrics"][key] for s in seeds]
             table[key] = {**compare_arms(multi, single), "seed_list": seeds, "multi": multi, "single": single,
                           "multi_steps": [by["multitask", s]["steps"] for s in seeds],
-                          "single_steps": [by[task, s]["steps"] for s in seeds]}
+                          "single_steps": [by[task, s]["steps"] for s in seeds],
+                          "multi_stopped": [by["multitask", s].get("stopped_by", "") for s in seeds],
+                          "single_stopped": [by[task, s].get("stopped_by", "") for s in seeds]}
     return table
 
 
 def sharing_text(bench: Mapping[str, Any], protocol: str = "plateau") -> str:
-    """:func:`sharing_table` as text: mean ± std per arm, the gap and spread in points, the verdict, every seed."""
+    """:func:`sharing_table` as text: mean ± std per arm, the gap and spread in points, the verdict, and every
+    seed with the steps it reached and what stopped it (``plateau``, or ``cap``: still improving at the cap)."""
     lines = [f"{'metric':16s}{'multi-task':>16s}{'single-task':>16s}{'gap':>7s}{'spread':>7s}  verdict"]
     for key, r in sharing_table(bench, protocol).items():
         lines.append(f"{key:16s}{r['multi_mean']:>9.3f} ± {r['multi_std']:.3f}{r['single_mean']:>9.3f} ± "
                      f"{r['single_std']:.3f}{100 * r['gap']:>+7.1f}{100 * r['spread']:>7.1f}  {r['verdict']}")
         for arm in ("multi", "single"):
-            seeds = ", ".join(f"{v:.3f} ({n} steps)" for v, n in zip(r[arm], r[f"{arm}_steps"]))
+            why = ["cap" if w == "steps" else w for w in r[f"{arm}_stopped"]]
+            seeds = ", ".join(f"{v:.3f} ({n} steps, {w})" for v, n, w in zip(r[arm], r[f"{arm}_steps"], why))
             lines.append(f"{'':18s}{arm}-task seeds {r['seed_list']}: {seeds}")
     return "\n".join(lines)
