@@ -114,3 +114,129 @@ def test_head_switcher_redraws_without_rerunning_the_shared_parts():
     sw.gallery.value = "image 2"
     assert sw.n_forward == 2
     assert len(sw.static_figure(images=(0, 1)).axes) == 8
+
+
+# ---------------------------------------------------------------- training every arm to a plateau
+def test_plateau_rule_compares_the_last_checks_with_the_best_before():
+    from course_lib.training import plateaued
+
+    assert not plateaued([0.40, 0.60])                          # too few checks to tell
+    assert not plateaued([0.40, 0.60, 0.70])                    # +10 points in the last two
+    assert plateaued([0.40, 0.70, 0.702, 0.699])                # +0.2 points: flat
+    assert plateaued([0.42, 0.42, 0.41])                        # stuck (a constant answer is flat too)
+    assert not plateaued([0.40, 0.70, 0.69, 0.706], min_delta=0.005)   # the best of the last two counts
+    assert plateaued([0.5, 0.6, 0.6], patience=1) and not plateaued([0.5, 0.6, 0.7], patience=1)
+    with pytest.raises(ValueError, match="patience"):
+        plateaued([0.1, 0.2], patience=0)
+
+
+def test_fit_ends_where_stop_when_says():
+    from course_lib.training import fit
+
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    net = torch.nn.Linear(4, 2)
+    seen = []
+
+    def stop_when(hist):
+        seen.append(hist.steps_done)
+        return "plateau" if hist.steps_done >= 6 else ""
+
+    hist = fit(net, [(x[i:i + 8], y[i:i + 8]) for i in range(0, 64, 8)], loss_fn=torch.nn.functional.cross_entropy,
+               steps=100, eval_every=3, stop_when=stop_when, progress=False, device="cpu")
+    assert hist.stopped_by == "plateau" and hist.steps_done == 6 and seen == [3, 6]
+
+
+TINY = {"task": "multitask",
+        "model": {"backbone": {"name": "tiny_cnn", "widths": [8, 8, 16, 16, 16]},
+                  "neck": {"name": "fpn", "out_channels": 8},
+                  "heads": {"classification": {"num_classes": 3, "dropout": 0.0},
+                            "segmentation": {"num_classes": 4}},
+                  "loss_weights": {"classification": 0.5}},
+        "recipe": {"batch_size": 4, "train_images": 16, "image_size": 64}}
+
+
+def test_train_stops_on_a_plateau_and_arms_differ_only_in_their_heads():
+    from course_lib.training import Plateau, single_task, train, train_arms
+
+    only = single_task(TINY, "segmentation")
+    assert list(only["model"]["heads"]) == ["segmentation"] and only["model"]["neck"] == TINY["model"]["neck"]
+    with pytest.raises(KeyError, match="classification, segmentation"):
+        single_task(TINY, "detection")
+    rule = {"every": 2, "patience": 2, "min_delta": 1.1, "cap": 40, "val_images": 4}   # 1.1: nothing can improve
+    _, rep = train(TINY, plateau=rule, progress=False)
+    assert rep["stopped_by"] == "plateau" and rep["steps"] == 6 and rep["recipe"]["steps"] == 40
+    assert [c["step"] for c in rep["curve"]] == [2, 4, 6] and set(rep["metrics"]) == {"cls_accuracy", "seg_miou"}
+    arms = train_arms(TINY, steps=2, seed=3, progress=False, evaluate=False)
+    assert list(arms) == ["multitask", "classification", "segmentation"]
+    assert all(r["steps"] == 2 and r["recipe"]["seed"] == 3 for r in arms.values())
+    assert list(arms["classification"]["config"]["heads"]) == ["classification"]
+    # a metric still rising keeps the run going
+    rising = iter(range(100))
+    watch = Plateau(cl.build_model(TINY["model"]), ShapesWorld("val", num_images=2), every=1,
+                    evaluate=lambda model, world: {"cls_accuracy": next(rising) / 10, "seg_miou": 0.5})
+    for step in range(1, 5):
+        watch(type("H", (), {"steps_done": step})())
+    assert watch.keys == ["cls_accuracy", "seg_miou"] and watch.stop() == ""
+
+
+def test_sharing_verdict_names_a_direction_only_beyond_the_seeds_spread():
+    from course_lib.training import compare_arms
+
+    assert compare_arms([0.90, 0.91, 0.89], [0.40, 0.42, 0.41])["verdict"] == "better"
+    assert compare_arms([0.80, 0.81, 0.79], [0.82, 0.83, 0.84])["verdict"] == "worse"
+    r = compare_arms([0.80, 0.84, 0.82], [0.81, 0.83, 0.80])     # gap 0.7 points, spread 4 points
+    assert r["verdict"] == "about the same" and r["spread"] == pytest.approx(0.04)
+    with pytest.raises(ValueError, match="2 seeds"):
+        compare_arms([0.8], [0.7, 0.6])
+
+
+def test_the_saved_sharing_benchmark_reads_back(tmp_path):
+    from pathlib import Path
+
+    from course_lib.training import read_benchmark, sharing_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "multitask.json"
+    bench = read_benchmark(path)
+    assert {"machine", "config", "recipe", "plateau", "rows"} <= set(bench) and "date" in bench["machine"]
+    for row in bench["rows"]:
+        assert row["arm"] in ("multitask", "classification", "detection", "segmentation")
+        assert row["protocol"] in ("plateau", "budget") and row["steps"] <= max(bench["plateau"]["cap"], 500)
+        assert row["current"], "rerun: python benchmarks/bench_multitask.py --train"
+    table = sharing_table(bench, "plateau")
+    assert set(table) == {"cls_accuracy", "det_map50", "det_map50_small", "seg_miou"}
+    assert all(r["seeds"] >= 3 for r in table.values())
+    with pytest.raises(FileNotFoundError, match="bench_multitask"):
+        read_benchmark(tmp_path / "multitask.json")
+
+
+def test_commonest_shape_exercise_is_computed_on_the_test_split():
+    from collections import Counter
+
+    ids = {e.id for e in cl.exercises.for_lesson("10")}
+    assert "10.saved" not in ids and len(ids) >= 3   # its answer was printed in the lesson
+    ex = cl.exercises.get("10.commonest")
+    _, targets = ShapesWorld("test").materialize()
+    counts = Counter(dominant_label(t) for t in targets)
+    assert ex.is_correct(max(counts.values()) / 500) and 1 / 3 < ex.solution() < 0.5
+    _, val = ShapesWorld("val").materialize()
+    assert not ex.is_correct(Counter(dominant_label(t) for t in val).most_common(1)[0][1] / 500)  # the lesson's split
+
+
+def test_the_classification_loss_weight_does_not_slow_a_single_task_model():
+    """AdamW divides each step by the gradient's running size, so scaling a loss by 0.5 (the classification
+    weight) leaves the steps as they were: a weak single-task classifier is not a matter of its weight."""
+    from course_lib.training import single_task, train
+
+    outs = []
+    for w in (0.5, 1.0):
+        cfg = single_task(TINY, "classification")
+        cfg["model"]["loss_weights"] = {"classification": w}
+        model, _ = train(cfg, steps=4, progress=False, evaluate=False)
+        x, _ = ShapesWorld("val", num_images=4, image_size=64).batch(range(4))
+        with torch.no_grad():
+            outs.append(model(x)["classification"])
+    torch.manual_seed(0)
+    untrained = cl.build_model(single_task(TINY, "classification")["model"]).eval()
+    with torch.no_grad():
+        before = untrained(x)["classification"]
+    assert torch.allclose(outs[0], outs[1], atol=1e-4) and not torch.allclose(outs[1], before, atol=1e-3)

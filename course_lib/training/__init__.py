@@ -3,8 +3,9 @@
 * :mod:`.loop` -- :func:`fit`, the one training loop, and its helpers (:func:`tensor_batches`,
   :func:`freeze`, :func:`param_groups`, :func:`classification_metrics`, :func:`auto_device`);
 * :mod:`.history` -- :class:`History` (what a run recorded) and :class:`LiveCurves`;
-* :mod:`.recipes` -- :data:`CONFIGS`, the course's named models and their recipes, :func:`train`,
-  :func:`read_benchmark` and :func:`benchmark_table` (the wall-clock benchmark's rows);
+* :mod:`.recipes` -- :data:`CONFIGS`, the course's named models and their recipes, :func:`train` (to a budget
+  or to a :class:`Plateau`), :func:`train_arms` (multi-task vs single-task), :func:`read_benchmark` and
+  :func:`benchmark_table` (the benchmarks' rows), :func:`seed_summary` / :func:`compare_arms` (seeds and their spread);
 * :mod:`.evaluation` -- :func:`evaluate` per task (mAP, mIoU, accuracy), :func:`predict` and
   :func:`compare_detectors` (several detectors side by side);
 * :mod:`.checkpoints` -- :func:`save_checkpoint`, :func:`load_trained`, :func:`read_manifest`;
@@ -50,27 +51,36 @@ from .probes import (
 )
 from .recipes import (
     CONFIGS,
+    PLATEAU,
     RECIPE,
     SHIPPED,
     CosineSchedule,
+    Plateau,
     benchmark_table,
+    compare_arms,
     gap_verdict,
     get_config,
+    plateaued,
     read_benchmark,
     run_recipe,
     seed_summary,
     seed_table,
     set_bn_momentum,
+    sharing_table,
+    sharing_text,
+    single_task,
     train,
+    train_arms,
     train_baselines,
 )
 
 __all__ = [
-    "CONFIGS", "DETECTION_COLUMNS", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History",
-    "LiveCurves", "ProbeResult", "auto_device", "benchmark_table", "classification_metrics", "compare_detectors",
-    "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector", "evaluate_segmenter", "fit", "freeze",
-    "freeze_batchnorm", "gap_verdict", "get_config", "knn_accuracy", "linear_probe", "load_trained", "param_groups",
-    "pca_2d", "predict", "read_benchmark", "read_manifest", "recalibrate_batchnorm", "run_recipe",
-    "save_checkpoint", "seed_everything", "seed_summary", "seed_table", "set_bn_momentum", "shipped_dir",
-    "standardize", "tensor_batches", "to_device", "train", "train_attention_probe", "train_baselines",
+    "CONFIGS", "DETECTION_COLUMNS", "PLATEAU", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History",
+    "LiveCurves", "Plateau", "ProbeResult", "auto_device", "benchmark_table", "classification_metrics",
+    "compare_arms", "compare_detectors", "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector",
+    "evaluate_segmenter", "fit", "freeze", "freeze_batchnorm", "gap_verdict", "get_config", "knn_accuracy",
+    "linear_probe", "load_trained", "param_groups", "pca_2d", "plateaued", "predict", "read_benchmark",
+    "read_manifest", "recalibrate_batchnorm", "run_recipe", "save_checkpoint", "seed_everything", "seed_summary",
+    "seed_table", "set_bn_momentum", "sharing_table", "sharing_text", "shipped_dir", "single_task", "standardize",
+    "tensor_batches", "to_device", "train", "train_arms", "train_attention_probe", "train_baselines",
 ]

@@ -316,11 +316,12 @@ class _Run:
     def __init__(self, model: nn.Module, train_data: TrainData, loss_fn: Callable, optimizer: torch.optim.Optimizer,
                  device: torch.device, *, epochs: int | None, steps: int | None, time_budget_s: float | None,
                  val_fn: Callable | None, eval_every: int | None, callback: Callable | None,
-                 grad_clip: float | None, lr: float, bar: Any):
+                 grad_clip: float | None, lr: float, bar: Any, stop_when: Callable | None = None):
         self.model, self.data, self.loss_fn, self.opt, self.device = model, train_data, loss_fn, optimizer, device
         self.epochs, self.steps, self.time_budget_s = epochs, steps, time_budget_s
         self.val_fn, self.eval_every, self.callback = val_fn, eval_every, callback
         self.grad_clip, self.lr, self.bar = grad_clip, lr, bar
+        self.stop_when, self.stop_reason = stop_when, ""
         self.per_epoch = _num_batches(train_data)
         self.hist = History(device=str(device))
         self.n_steps = 0
@@ -386,9 +387,13 @@ class _Run:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()}, refresh=False)
         if self.callback is not None:
             self.callback(hist)
+        if self.stop_when is not None:
+            self.stop_reason = str(self.stop_when(hist) or "")
 
     def budget_spent(self) -> str:
-        """``"steps"`` or ``"time"`` once that budget is used up, else ``""``."""
+        """``"steps"`` or ``"time"`` once that budget is used up, ``stop_when``'s reason, else ``""``."""
+        if self.stop_reason:
+            return self.stop_reason
         if self.steps is not None and self.n_steps >= self.steps:
             return "steps"
         if self.time_budget_s is not None and time.perf_counter() - self.start >= self.time_budget_s:
@@ -404,6 +409,7 @@ class _Run:
             stop = self.budget_spent()
             if self.eval_every is not None and self.n_steps % self.eval_every == 0 and not stop:
                 self.evaluate(epoch + n / (self.per_epoch or n))
+                stop = self.budget_spent()  # stop_when may have ended it
             if stop:
                 return stop, n
         if n == 0:
@@ -427,6 +433,9 @@ class _Run:
             done += 1
             if self.eval_every is None:
                 self.evaluate(done)
+                if self.stop_reason:
+                    stop = self.stop_reason
+                    break
         if not self.hist.eval_step or self.hist.eval_step[-1] != self.n_steps:
             self.evaluate(done + (n / self.per_epoch if self.per_epoch and stop in ("steps", "time") else 0))
         return stop
@@ -459,6 +468,7 @@ def fit(
     grad_clip: float | None = None,
     deterministic: bool = False,
     desc: str = "training",
+    stop_when: Callable[[History], str] | None = None,
 ) -> History:
     """Train ``model`` on ``train_data`` and return a :class:`History`.
 
@@ -470,6 +480,9 @@ def fit(
     ``val_fn(model) -> {"name": value}`` runs in eval mode without gradients
     after each epoch, or every ``eval_every`` steps when given, and once at the
     end; ``callback(history)`` runs after each evaluation (live plots).
+    ``stop_when(history)`` also runs after each evaluation: a non-empty string
+    (e.g. ``"plateau"``) ends training there and becomes ``history.stopped_by``
+    (early stopping; :class:`~course_lib.training.recipes.Plateau` is one).
     ``device="auto"`` picks cuda > mps > cpu and moves the model there.
     ``seed`` seeds every generator first, so a run repeats exactly on the CPU;
     on a GPU, cuDNN picks fast but non-deterministic kernels unless
@@ -488,7 +501,8 @@ def fit(
 
         bar = tqdm(total=_planned_steps(epochs, steps, _num_batches(train_data)), desc=desc, unit="step", leave=True)
     run = _Run(model, train_data, loss_fn, opt, dev, epochs=epochs, steps=steps, time_budget_s=time_budget_s,
-               val_fn=val_fn, eval_every=eval_every, callback=callback, grad_clip=grad_clip, lr=lr, bar=bar)
+               val_fn=val_fn, eval_every=eval_every, callback=callback, grad_clip=grad_clip, lr=lr, bar=bar,
+               stop_when=stop_when)
     try:
         with _cudnn_deterministic(deterministic):
             run.hist.stopped_by = run.train()

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..data import CLASSES, ShapesWorld
+from ..measure import evaluating
 from ..model import Model, build_model
 from .evaluation import DETECTION_COLUMNS
 from .evaluation import evaluate as evaluate_model
@@ -145,7 +146,8 @@ def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
 
 def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Callable | None = None,
                time_budget_s: float | None = None, progress: bool = True, callback: Callable | None = None,
-               eval_every: int | None = None, device: str = "cpu", desc: str = "training") -> tuple[Any, float]:
+               eval_every: int | None = None, device: str = "cpu", desc: str = "training",
+               stop_when: Callable | None = None) -> tuple[Any, float]:
     """Train ``model`` on the ShapesWorld train split with a recipe: AdamW, cosine schedule, :func:`fit`.
 
     Recipe keys: ``steps``, ``batch_size``, ``lr``, ``weight_decay``, ``seed``, ``train_images``,
@@ -153,7 +155,8 @@ def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Ca
     BatchNorm statistics stay as they are, e.g. ``"backbone.stages.C1"``) and ``channels_last``
     (model and images in the (N, H, W, C) memory layout) and ``mode`` (``"classify"``: ShapesWorld's
     one-large-shape images with one label each, for a classification head).  Without ``loss_fn`` the model's own
-    loss trains it (with several heads: their weighted sum).  Returns the
+    loss trains it (with several heads: their weighted sum).  ``stop_when`` may end the run early
+    (see :class:`Plateau`).  Returns the
     :class:`~course_lib.training.History` and the training seconds.
     """
     set_bn_momentum(model, recipe["bn_momentum"])
@@ -174,18 +177,23 @@ def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Ca
     t0 = time.perf_counter()
     hist = fit(model, data, loss_fn=loss_fn, steps=recipe["steps"], time_budget_s=time_budget_s, optimizer=opt,
                seed=recipe["seed"], device=device, progress=progress, callback=schedule,
-               eval_every=eval_every or 10, grad_clip=10.0, desc=desc)
+               eval_every=eval_every or 10, grad_clip=10.0, desc=desc, stop_when=stop_when)
     return hist, time.perf_counter() - t0
 
 
 def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, time_budget_s: float | None = None,
           progress: bool = True, callback: Callable | None = None, eval_every: int | None = None,
-          device: str = "cpu", evaluate: bool = True, train_images: int | None = None) -> tuple[Model, dict[str, Any]]:
+          device: str = "cpu", evaluate: bool = True, train_images: int | None = None, seed: int | None = None,
+          plateau: Mapping[str, Any] | None = None) -> tuple[Model, dict[str, Any]]:
     """Build a named config (or a config dict), train it with :func:`~course_lib.training.fit`, evaluate it.
 
-    ``steps`` / ``time_budget_s`` override the recipe's budget (a time budget
-    stops after that many seconds, whichever comes first).  Returns the trained
-    model and a report ``{"name", "task", "config", "recipe", "metrics", "seconds", "steps", "history"}``.
+    ``steps`` / ``time_budget_s`` / ``seed`` override the recipe's (a time budget
+    stops after that many seconds, whichever comes first).  ``plateau`` (e.g.
+    :data:`PLATEAU`) trains until the val metrics stop improving instead: the
+    recipe's ``steps`` become the cap ``plateau["cap"]`` and a :class:`Plateau`
+    watches the run.  Returns the trained model and a report ``{"name", "task",
+    "config", "recipe", "metrics", "seconds", "steps", "stopped_by", "history"}``,
+    plus ``"curve"`` (the val metrics at every check) with ``plateau``.
     """
     cfg = get_config(name_or_config) if isinstance(name_or_config, str) else copy.deepcopy(dict(name_or_config))
     name = name_or_config if isinstance(name_or_config, str) else "custom"
@@ -194,46 +202,153 @@ def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, 
         recipe["steps"] = int(steps)
     if train_images is not None:
         recipe["train_images"] = int(train_images)
+    if seed is not None:
+        recipe["seed"] = int(seed)
+    rule = {**PLATEAU, **plateau} if plateau is not None else None
+    if rule is not None:
+        recipe["steps"] = int(rule["cap"])
+        eval_every = eval_every or math.gcd(10, int(rule["every"]))  # the callback must run at every check
+        if rule["every"] % eval_every:
+            raise ValueError(f"plateau checks every {rule['every']} steps need eval_every to divide it, "
+                             f"got eval_every={eval_every}")
     torch.manual_seed(recipe["seed"])
     model = build_model(cfg["model"])
-    hist, seconds = run_recipe(model, recipe, time_budget_s=time_budget_s, progress=progress, callback=callback,
+    val = ShapesWorld("val", num_images=(rule or {}).get("val_images"), image_size=recipe["image_size"],
+                      mode=recipe.get("mode", "detect"))
+    watch = Plateau(model, val, every=rule["every"], min_delta=rule["min_delta"], patience=rule["patience"],
+                    then=callback) if rule is not None else None
+    hist, seconds = run_recipe(model, recipe, time_budget_s=time_budget_s, progress=progress,
+                               callback=watch or callback, stop_when=watch.stop if watch else None,
                                eval_every=eval_every, device=device, desc=name if name != "custom" else "training")
     model.eval()
-    val = ShapesWorld("val", image_size=recipe["image_size"], mode=recipe.get("mode", "detect"))
-    metrics = evaluate_model(model, val) if evaluate else {}
+    if watch is not None and watch.curve and watch.curve[-1]["step"] == hist.steps_done:
+        metrics = {k: v for k, v in watch.curve[-1].items() if k != "step"}   # the last check saw this model
+    else:
+        metrics = evaluate_model(model, val) if evaluate else {}
     report = {"name": name, "task": cfg["task"], "config": model.config, "recipe": recipe, "metrics": metrics,
-              "seconds": round(seconds, 1), "steps": hist.steps_done, "history": hist}
+              "seconds": round(seconds, 1), "steps": hist.steps_done, "stopped_by": hist.stopped_by, "history": hist}
+    if watch is not None:
+        report["curve"] = watch.curve
     return model, report
 
 
 def train_baselines(name_or_config: str | Mapping[str, Any], **train_kw) -> dict[str, dict[str, float]]:
     """For a config with several heads: one model per head, same recipe; ``{task: metrics + train_seconds}``.
 
-    What sharing the backbone and neck costs or gains, measured: lesson 10's comparison.
+    What sharing the backbone and neck costs or gains, measured: lesson 10's comparison.  Each
+    single-task model keeps the config's backbone, neck, that head and its loss weight.
     """
+    return {task: {**rep["metrics"], "train_seconds": rep["seconds"]}
+            for task, rep in train_arms(name_or_config, arms=_heads(name_or_config), **train_kw).items()}
+
+
+def _heads(name_or_config: str | Mapping[str, Any]) -> list[str]:
+    cfg = get_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    return list(cfg["model"]["heads"])
+
+
+def single_task(name_or_config: str | Mapping[str, Any], task: str) -> dict[str, Any]:
+    """The config of a multi-head model cut down to one head (the same backbone, neck, recipe and loss weight)."""
     cfg = get_config(name_or_config) if isinstance(name_or_config, str) else copy.deepcopy(dict(name_or_config))
+    heads = cfg["model"]["heads"]
+    if task not in heads:
+        raise KeyError(f"no head {task!r} in this config; its heads: {', '.join(heads)}")
+    cfg["model"]["heads"] = {task: heads[task]}
+    return cfg
+
+
+def train_arms(name_or_config: str | Mapping[str, Any], arms: Sequence[str] | None = None,
+               **train_kw) -> dict[str, dict[str, Any]]:
+    """Train the arms of a sharing experiment: ``"multitask"`` (every head) and one single-task model per head.
+
+    ``arms`` defaults to all of them; every arm gets the same recipe, data and ``train_kw``
+    (e.g. ``seed=1`` or ``plateau=PLATEAU``).  Returns ``{arm: train()'s report without the model}``.
+    """
+    arms = list(arms) if arms is not None else ["multitask", *_heads(name_or_config)]
     out = {}
-    for task, head in cfg["model"]["heads"].items():
-        single = copy.deepcopy(cfg)
-        single["model"]["heads"] = {task: head}
-        _, rep = train(single, **train_kw)
-        out[task] = {**rep["metrics"], "train_seconds": rep["seconds"]}
+    for arm in arms:
+        cfg = (get_config(name_or_config) if isinstance(name_or_config, str) else copy.deepcopy(dict(name_or_config))) \
+            if arm == "multitask" else single_task(name_or_config, arm)
+        _, out[arm] = train(cfg, **train_kw)
     return out
+
+
+# ----------------------------------------------------------------- training to a plateau
+#: Lesson 10's "trained until it stops improving": check the val metrics every ``every`` steps, stop once the
+#: best of the last ``patience`` checks is less than ``min_delta`` (0.5 points) above the best before them,
+#: for every head; never beyond ``cap`` steps (the cosine schedule runs over the cap).  ``val_images``: how many
+#: val images each check scores (``None``: the whole split, as the final metrics do).
+PLATEAU: dict[str, Any] = {"every": 150, "min_delta": 0.005, "patience": 2, "cap": 600, "val_images": None}
+#: The val metric that decides each head's plateau (the keys :func:`~course_lib.training.evaluate` reports).
+PLATEAU_METRIC = {"classification": "cls_accuracy", "detection": "det_map50", "segmentation": "seg_miou"}
+
+
+def plateaued(values: Sequence[float], min_delta: float = 0.005, patience: int = 2) -> bool:
+    """Has a metric stopped improving?  The best of its last ``patience`` values beats the best before them
+    by less than ``min_delta``.
+
+    >>> plateaued([0.40, 0.60, 0.70])            # still climbing: +10 points
+    False
+    >>> plateaued([0.40, 0.70, 0.702, 0.699])    # the last two add 0.2 points
+    True
+    """
+    if patience < 1:
+        raise ValueError(f"patience must be at least 1, got {patience}")
+    if len(values) <= patience:
+        return False
+    return max(values[-patience:]) - max(values[:-patience]) < min_delta
+
+
+class Plateau:
+    """A :func:`fit` callback that evaluates the model on a split every ``every`` steps, and its ``stop``
+    (``fit(stop_when=...)``) that ends training once every head's metric has :func:`plateaued`.
+
+    ``curve`` holds one dict per check: ``{"step", "cls_accuracy", ...}`` (what
+    :func:`~course_lib.training.evaluate` reports).  ``then`` is called after it (another callback).
+    """
+
+    def __init__(self, model: Model, world: ShapesWorld, every: int = 250, min_delta: float = 0.005,
+                 patience: int = 2, keys: Sequence[str] | None = None, then: Callable | None = None,
+                 evaluate: Callable[[Model, ShapesWorld], Mapping[str, float]] | None = None):
+        if every < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every}")
+        self.model, self.world, self.every, self.then = model, world, int(every), then
+        self.min_delta, self.patience = float(min_delta), int(patience)
+        tasks = list(model.heads) if getattr(model, "multi_head", False) else []
+        self.keys = list(keys) if keys is not None else [PLATEAU_METRIC[t] for t in tasks if t in PLATEAU_METRIC]
+        self._evaluate = evaluate or evaluate_model
+        self.curve: list[dict[str, float]] = []
+
+    def __call__(self, hist) -> None:
+        if hist.steps_done % self.every == 0 and (not self.curve or self.curve[-1]["step"] != hist.steps_done):
+            with evaluating(self.model):
+                got = self._evaluate(self.model, self.world)
+            self.curve.append({"step": hist.steps_done,
+                               **{k: round(float(v), 4) for k, v in got.items() if not isinstance(v, list)}})
+        if self.then is not None:
+            self.then(hist)
+
+    def stop(self, hist=None) -> str:
+        """``"plateau"`` once every watched metric has stopped improving, else ``""``."""
+        if not self.keys or len(self.curve) <= self.patience:
+            return ""
+        done = all(plateaued([c[k] for c in self.curve], self.min_delta, self.patience) for k in self.keys)
+        return "plateau" if done else ""
 
 
 # ----------------------------------------------------------------- benchmark results
 def read_benchmark(path: str | Path) -> dict[str, Any]:
-    """A wall-clock table that a script in ``benchmarks/`` saved: ``{"machine", "budget_s", "rows", ...}``.
+    """A benchmark table a ``benchmarks/bench_*.py`` script saved: ``{"machine", ..., "rows"}``.
 
-    The repository keeps ``benchmarks/detector.json`` (``bench_detector.py``; lesson 08:
-    ``read_benchmark("../benchmarks/detector.json")``) and ``benchmarks/transformer.json``
-    (``bench_transformer.py``, one row per config and seed; lesson 11).  Each row gets ``"current"``:
-    whether its model and recipe (all but the steps and the seed) are still those of the named config
-    today (a table measured before a config changed is stale: rerun its script).
+    The repository keeps lesson 08's wall-clock detector table in ``benchmarks/detector.json``
+    (``read_benchmark("../benchmarks/detector.json")``), lesson 10's seeds of the sharing experiment in
+    ``benchmarks/multitask.json`` and lesson 11's transformer-vs-CNN seeds in ``benchmarks/transformer.json``.
+    Each row gets ``"current"``: whether its model and recipe (all but the steps and the seed) are still those
+    of the named config today (a table measured before a config changed is stale: rerun its script).
     """
     path = Path(path)
     if not path.is_file():
-        script = "bench_transformer.py" if path.stem == "transformer" else "bench_detector.py"
+        script = f"bench_{path.stem}.py" if path.stem in ("detector", "multitask", "transformer") else "bench_detector.py"
         raise FileNotFoundError(f"no benchmark results at {path}; measure them with: python benchmarks/{script}")
     data = json.loads(path.read_text())
     for row in data["rows"]:
@@ -279,13 +394,14 @@ def gap_verdict(a: Mapping[str, Any], b: Mapping[str, Any], names: tuple[str, st
                 scale: float = 100.0, unit: str = "points") -> str:
     """One sentence on two :func:`seed_summary` entries: the gap of the means, and whether it exceeds the spread.
 
-    A direction is named only when the gap is larger than the two standard deviations added; otherwise the
-    sentence says the arms are within the spread of the seeds.
+    The rule is :func:`compare_arms`' (the one the course uses everywhere): a direction is named only when the gap
+    is larger than the widest range (max - min) of either arm's seeds; otherwise no clear winner.
     """
-    gap, spread = a["mean"] - b["mean"], a["std"] + b["std"]
+    c = compare_arms(a["values"], b["values"])
+    gap = c["gap"]
     ahead, behind = names if gap >= 0 else names[::-1]
-    size = f"{scale * abs(gap):.1f} {unit} (seed spread: ±{scale * a['std']:.1f} and ±{scale * b['std']:.1f})"
-    if abs(gap) > spread:
+    size = f"{scale * abs(gap):.1f} {unit} (seeds' widest range: {scale * c['spread']:.1f})"
+    if c["verdict"] != "about the same":
         return f"{ahead} is ahead of {behind} by {size}: more than the spread, a clear direction"
     return f"{ahead} and {behind} differ by {size}: within the spread of the seeds, no clear winner"
 
@@ -308,3 +424,61 @@ def seed_table(rows: list[Mapping[str, Any]], arms: list[str], metrics: list[str
             f"seed {r['seed']}: {r['steps']} steps, " + ", ".join(f"{m} {r[m]:.3f}" for m in metrics) for r in mine))
     return "\n".join(lines + ["per seed:"] + per_seed)
 
+
+def compare_arms(multi: Sequence[float], single: Sequence[float]) -> dict[str, Any]:
+    """Multi-task vs single-task seeds of one metric: means, standard deviations, the gap and a verdict.
+
+    The verdict names a direction only when the gap between the means is larger than the
+    ``spread``: the widest range (max - min) of either arm's seeds.  Otherwise the two are
+    "about the same" -- the seeds disagree more than the arms do.
+    """
+    if len(multi) < 2 or len(single) < 2:
+        raise ValueError(f"need at least 2 seeds per arm to see a spread, got {len(multi)} and {len(single)}")
+    mt, st = torch.tensor([float(v) for v in multi]), torch.tensor([float(v) for v in single])
+    gap = float(mt.mean() - st.mean())
+    spread = max(float(mt.max() - mt.min()), float(st.max() - st.min()))
+    verdict = "about the same" if abs(gap) <= spread else ("better" if gap > 0 else "worse")
+    return {"multi_mean": float(mt.mean()), "multi_std": float(mt.std()), "single_mean": float(st.mean()),
+            "single_std": float(st.std()), "gap": gap, "spread": spread, "verdict": verdict,
+            "seeds": min(len(mt), len(st))}
+
+
+def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[str, dict[str, Any]]:
+    """``{metric: compare_arms(...) + per-seed values}`` from ``benchmarks/multitask.json``'s rows.
+
+    For each head's metric (``cls_accuracy``, ``det_map50``, ``det_map50_small``, ``seg_miou``), the
+    multi-task model's seeds against that head's single-task seeds, trained with ``protocol``
+    (``"plateau"`` or ``"budget"``); a metric with fewer than 2 seeds in an arm is left out.
+    """
+    rows = [r for r in bench["rows"] if r["protocol"] == protocol]
+    table = {}
+    for task, keys in (("classification", ["cls_accuracy"]), ("detection", ["det_map50", "det_map50_small"]),
+                       ("segmentation", ["seg_miou"])):
+        seeds = sorted({r["seed"] for r in rows if r["arm"] == "multitask"} & {r["seed"] for r in rows
+                                                                                 if r["arm"] == task})
+        if len(seeds) < 2:
+            continue
+        by = {(r["arm"], r["seed"]): r for r in rows}
+        for key in keys:
+            multi = [by["multitask", s]["metrics"][key] for s in seeds]
+            single = [by[task, s]["metrics"][key] for s in seeds]
+            table[key] = {**compare_arms(multi, single), "seed_list": seeds, "multi": multi, "single": single,
+                          "multi_steps": [by["multitask", s]["steps"] for s in seeds],
+                          "single_steps": [by[task, s]["steps"] for s in seeds],
+                          "multi_stopped": [by["multitask", s].get("stopped_by", "") for s in seeds],
+                          "single_stopped": [by[task, s].get("stopped_by", "") for s in seeds]}
+    return table
+
+
+def sharing_text(bench: Mapping[str, Any], protocol: str = "plateau") -> str:
+    """:func:`sharing_table` as text: mean ± std per arm, the gap and spread in points, the verdict, and every
+    seed with the steps it reached and what stopped it (``plateau``, or ``cap``: still improving at the cap)."""
+    lines = [f"{'metric':16s}{'multi-task':>16s}{'single-task':>16s}{'gap':>7s}{'spread':>7s}  verdict"]
+    for key, r in sharing_table(bench, protocol).items():
+        lines.append(f"{key:16s}{r['multi_mean']:>9.3f} ± {r['multi_std']:.3f}{r['single_mean']:>9.3f} ± "
+                     f"{r['single_std']:.3f}{100 * r['gap']:>+7.1f}{100 * r['spread']:>7.1f}  {r['verdict']}")
+        for arm in ("multi", "single"):
+            why = ["cap" if w == "steps" else w for w in r[f"{arm}_stopped"]]
+            seeds = ", ".join(f"{v:.3f} ({n} steps, {w})" for v, n, w in zip(r[arm], r[f"{arm}_steps"], why))
+            lines.append(f"{'':18s}{arm}-task seeds {r['seed_list']}: {seeds}")
+    return "\n".join(lines)

@@ -5,15 +5,6 @@ from __future__ import annotations
 from ..exercises import Exercise, register
 
 
-def _shared_params() -> int:
-    from ...measure import count_params
-    from ...model import build_model
-    from ...training import CONFIGS
-
-    model = build_model(CONFIGS["multitask"]["model"])
-    return count_params(model.backbone) + count_params(model.neck)
-
-
 class _Lazy(Exercise):
     """An exercise whose answer is computed from the library the first time it is needed."""
 
@@ -40,13 +31,30 @@ register(Exercise(
     hints=["the heads read the same fused maps", "the backbone is shared, not copied"],
     explanation="One: the backbone and neck run once and every head reads their output.",
 ))
+def _always_commonest(split: str = "test") -> float:
+    """The accuracy of a classifier that answers the same shape for every image: the commonest one's share."""
+    from collections import Counter
+
+    from ...data import ShapesWorld, dominant_label
+
+    _, targets = ShapesWorld(split).materialize()
+    counts = Counter(dominant_label(t) for t in targets)
+    return max(counts.values()) / len(targets)
+
+
 register(_Lazy(
-    id="10.saved",
-    question="Three separate single-task models would each carry their own backbone + neck. How many "
-             "parameters does sharing one save? (use the lesson's summary table)",
-    compute=lambda: 2 * _shared_params(),
-    hints=["three copies become one", "saved = 2 x (backbone + neck parameters)"],
-    explanation="Two copies of the backbone and neck are saved.",
+    id="10.commonest",
+    question="A classifier that gives the same answer for every image scores the share of that answer. On "
+             "ShapesWorld's 'test' split (500 images), what accuracy does always answering the commonest "
+             "dominant shape give? Compute it: ShapesWorld('test').materialize() gives the targets, "
+             "cl.data.dominant_label(target) each image's label. (A number between 0 and 1.)",
+    compute=_always_commonest,
+    rel_tol=0.005,
+    hints=["collections.Counter(dominant_label(t) for t in targets) counts each label",
+           "the commonest label's count divided by the number of images",
+           "it is above 1/3: the three shapes are not equally often the dominant one"],
+    explanation="Any classifier must beat this 'always the same shape' score before it has learned anything; "
+                "the single-task classifier of section 2 scored exactly that on the val split.",
 ))
 register(Exercise(
     id="10.which_head",
