@@ -1208,7 +1208,7 @@ def attention_probe_figure(image, label: int, spatial: np.ndarray | torch.Tensor
     fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.0), gridspec_kw={"width_ratios": [1, 1.2, 2.8]})
     _show_image(axes[0], image, title=f"a picture, label {int(label)}")
     add_colorbar(axes[1].imshow(sp, cmap=HEAT, vmin=0, vmax=1), axes[1])
-    axes[1].set_title(f"spatial weights {sp.min():.2f}..{sp.max():.2f}:\nalmost flat, idle")
+    axes[1].set_title(f"spatial weights {sp.min():.3f}..{sp.max():.3f}:\nalmost flat, idle")
     axes[1].axis("off")
     ch = _numpy(channel)
     add_colorbar(axes[2].imshow(ch, aspect="auto", cmap=HEAT, vmin=0, vmax=1, interpolation="nearest"), axes[2],

@@ -169,7 +169,7 @@ def test_image_map_rows_and_probe_figure_have_colour_bars():
     fig = render.image_map_rows([(np.zeros((8, 8, 3), np.uint8), [np.random.rand(4, 4)] * 2, ["a", "b"])])
     assert sum(a.get_label() == "<colorbar>" for a in fig.axes) == 2
     matplotlib.pyplot.close(fig)
-    fig = render.attention_probe_figure(np.zeros((8, 8, 3), np.float32), 1, np.full((4, 4), 0.95),
+    fig = render.attention_probe_figure(torch.rand(3, 8, 8), 1, np.full((4, 4), 0.95),
                                         np.random.rand(6, 5), 3)
     assert sum(a.get_label() == "<colorbar>" for a in fig.axes) == 2
     assert "flat" in fig.axes[1].get_title()
