@@ -968,3 +968,268 @@ def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
     ax.set_title(f"C2f with n = {n}: chunk 0 skips every bottleneck; all {2 + n} chunks are concatenated",
                  fontsize=TEXT_PT)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------- neck figures
+def box_cells(box: Sequence[float], stride: int, hw: tuple[int, int]) -> np.ndarray:
+    """The ``(H, W)`` boolean mask of the cells of a stride-``stride`` map that a pixel box ``x0, y0, x1, y1`` touches."""
+    h, w = hw
+    x0, y0, x1, y1 = (float(v) / stride for v in box)
+    m = np.zeros((h, w), dtype=bool)
+    m[max(0, int(y0)):min(h, int(np.ceil(y1))), max(0, int(x0)):min(w, int(np.ceil(x1)))] = True
+    return m
+
+
+def selective_channel(fmap: np.ndarray | torch.Tensor, mask: np.ndarray) -> int:
+    """The channel of a ``(C, H, W)`` map most selective for a region: largest (mean inside - mean outside) / std.
+
+    The right summary to show *one object* on a deep map: the mean over channels mixes hundreds of channels,
+    most of them about other things, so another object can come out brightest.
+    """
+    f = _numpy(fmap).astype(np.float32)
+    mask = np.asarray(mask, dtype=bool)
+    score = (f[:, mask].mean(1) - f[:, ~mask].mean(1)) / (f.reshape(len(f), -1).std(1) + 1e-6)
+    return int(score.argmax())
+
+
+def strength(fmap: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Each cell's feature strength: the length (L2 norm) of its channel vector, ``(C, H, W)`` -> ``(H, W)``.
+
+    Unlike the mean over channels, positive and negative channels cannot cancel.
+    """
+    return np.sqrt((_numpy(fmap).astype(np.float32) ** 2).sum(0))
+
+
+def _show_image(ax, image, boxes=(), classes=None, title: str = "") -> None:
+    """An image on ``ax`` with its boxes drawn in class colours (no ticks)."""
+    from matplotlib.patches import Rectangle
+
+    ax.imshow(to_uint8(np.asarray(image) if isinstance(image, Image.Image) else image))
+    cls = list(_numpy(classes).reshape(-1)) if classes is not None else [0] * len(boxes)
+    for b, c in zip(_numpy(boxes).reshape(-1, 4) if len(boxes) else [], cls):
+        ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, lw=1.5,
+                               ec=np.array(class_colour(int(c))) / 255))
+    ax.set_title(title)
+    ax.axis("off")
+
+
+def image_map_rows(rows: Sequence[tuple[Any, Sequence[np.ndarray | torch.Tensor], Sequence[str]]],
+                   title: str = "", label: str = "", size: float = 2.6, signed: bool | None = None):
+    """Rows of "image | map | map | ...": each map with its own colour bar (the levels have their own units).
+
+    ``rows`` holds ``(image, maps, titles)``; the image is drawn once per row, the maps next to it.
+    """
+    import matplotlib.pyplot as plt
+
+    ncols = 1 + max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols * 1.15, size * 0.72 * len(rows) + 0.5),
+                             squeeze=False)
+    for i, (image, maps, titles) in enumerate(rows):
+        _show_image(axes[i, 0], image)
+        for j, ax in enumerate(axes[i, 1:]):
+            ax.axis("off")
+            if j < len(maps):
+                m = _numpy(maps[j]).astype(np.float32)
+                add_colorbar(ax.imshow(m, **imshow_kwargs(m, signed)), ax, label)
+                ax.set_title(titles[j] if j < len(titles) else "")
+    fig.suptitle(f"{title} (each map on its own colour scale)" if title else "each map on its own colour scale")
+    fig.tight_layout()
+    return fig
+
+
+def fpn_diagram(ax=None, levels: Sequence[str] = ("C3", "C4", "C5"), channels: Sequence[int] | None = None,
+                width: int | None = None, strides: Sequence[int] = (8, 16, 32)):
+    """The FPN's wiring as a graph (matplotlib): 1x1 laterals, nearest 2x upsample and add top-down, 3x3 smoothing.
+
+    Backbone maps ``C_i`` on the left (coarsest on top), the sum nodes of the top-down column in the middle,
+    the outputs ``P_i`` on the right.  ``channels`` / ``width`` write the channel counts on the boxes.
+    Returns the figure (drawn on ``ax`` when given).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle, FancyBboxPatch
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.4, 3.6))
+    else:
+        fig = ax.figure
+    n = len(levels)
+    ys = {lv: 1.6 * (i - (n - 1) / 2) for i, lv in enumerate(levels)}        # finest at the bottom
+    blue, grey = "#{:02x}{:02x}{:02x}".format(*BLUE), "#444444"
+
+    def box(x: float, y: float, text: str, fc: str, w: float = 1.25, h: float = 0.72) -> None:
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.03", fc=fc, ec=grey, lw=1))
+        ax.text(x, y, text, ha="center", va="center", fontsize=MIN_PT)
+
+    def arrow(p0: tuple[float, float], p1: tuple[float, float], text: str = "", dy: float = 0.13, **kw) -> None:
+        ax.annotate("", xy=p1, xytext=p0, arrowprops=dict(arrowstyle="-|>", color=blue, lw=1.4, **kw))
+        if text:
+            ax.text((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2 + dy, text, ha="center", va="bottom",
+                    fontsize=MIN_PT, color=blue)
+
+    x_c, x_sum, x_p = 0.0, 2.6, 4.6
+    for i, lv in enumerate(levels):
+        y = ys[lv]
+        ch = f"\n{channels[i]} ch" if channels is not None else ""
+        box(x_c, y, f"{lv} /{strides[i]}{ch}", "#cfe3f7")
+        box(x_p, y, f"P{lv[1:]}" + (f"\n{width} ch" if width else ""), "#d8f0d2")
+        ax.add_patch(Circle((x_sum, y), 0.24, fc="#fde3c8", ec=grey, lw=1))
+        ax.text(x_sum, y, "+", ha="center", va="center", fontsize=TEXT_PT + 2)
+        arrow((x_c + 0.65, y), (x_sum - 0.26, y), "1x1")
+        arrow((x_sum + 0.26, y), (x_p - 0.65, y), "3x3")
+    for hi, lo in zip(levels[::-1], levels[::-1][1:]):
+        arrow((x_sum, ys[hi] - 0.26), (x_sum, ys[lo] + 0.26))
+        ax.text(x_sum + 0.12, (ys[hi] + ys[lo]) / 2, "upsample 2x\n(top-down)", ha="left", va="center",
+                fontsize=MIN_PT, color=blue)
+    ax.set_xlim(-0.8, x_p + 0.8)
+    ax.text((x_c + x_p) / 2, min(ys.values()) - 0.62, "1x1 = lateral, 3x3 = smoothing", ha="center",
+            va="top", fontsize=MIN_PT, color=blue)
+    ax.set_ylim(min(ys.values()) - 1.0, max(ys.values()) + 0.9)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("FPN wiring: lateral, top-down add, smooth")
+    return fig
+
+
+def fpn_figure(image, boxes, classes, on: dict[str, Any], off: dict[str, Any], *, title: str = "",
+               channels: Sequence[int] | None = None):
+    """The FPN lesson in one figure: its wiring, the image, and per level what the top-down path added.
+
+    ``on`` / ``off`` map level names (``"P3"``...) to ``(C, H, W)`` outputs with the top-down path on and off.
+    Top row: the feature strength (:func:`strength`) of each ``P`` with every path on, one shared scale.
+    Bottom row: strength with the path minus without, centred diverging map, one shared scale: red cells got
+    stronger from what came down, white ones were untouched (``P5``: nothing comes down to the top).
+    """
+    import matplotlib.pyplot as plt
+
+    levels = list(on)
+    s_on = [strength(on[k]) for k in levels]
+    diff = [a - strength(off[k]) for a, k in zip(s_on, levels)]
+    fig = plt.figure(figsize=(3.0 + 2.5 * (len(levels) + 1) + 0.8, 5.0))
+    gs = fig.add_gridspec(2, len(levels) + 3, width_ratios=[1.7, 1, *([1] * len(levels)), 0.07])
+    fpn_diagram(fig.add_subplot(gs[:, 0]), [f"C{k[1:]}" for k in levels], channels, on[levels[0]].shape[0])
+    _show_image(fig.add_subplot(gs[0, 1]), image, boxes, classes, "input")
+    kw_on, kw_d = imshow_kwargs(s_on, signed=False), imshow_kwargs(diff, signed=True)
+    rows = [(s_on, kw_on, "{k}: strength"), (diff, kw_d, "{k}: top-down adds")]
+    for r, (maps, kw, fmt) in enumerate(rows):
+        for j, (k, m) in enumerate(zip(levels, maps)):
+            ax = fig.add_subplot(gs[r, 2 + j])
+            im = ax.imshow(m, **kw)
+            ax.set_title(fmt.format(k=k))
+            ax.axis("off")
+        fig.colorbar(im, cax=fig.add_subplot(gs[r, -1]),
+                     label="|P| (one scale)" if r == 0 else "|P| on - off (one scale)")
+    leg = fig.add_subplot(gs[1, 1])
+    leg.axis("off")
+    leg.text(0.0, 0.5, "bottom row:\n|P| with top-down\nminus without;\nred = stronger,\nwhite = unchanged",
+             fontsize=MIN_PT, va="center", transform=leg.transAxes)
+    fig.suptitle(title or "A trained FPN: what the top-down path adds at each level")
+    fig.tight_layout()
+    return fig
+
+
+#: What switching each path off leaves, in words (the first column of :func:`fusion_rows`).
+PATH_OFF_TEXT: dict[str, str] = {
+    "lateral": "lateral off:\neach level gets only\nwhat comes down\nfrom above",
+    "top_down": "top-down off:\neach level is only\nits own lateral",
+    "bottom_up": "bottom-up off:\nno short way up\nfrom the fine levels",
+}
+
+
+def fusion_rows(image, levels: Sequence[str], out: Sequence[np.ndarray], carried: dict[str, Sequence[np.ndarray]],
+                title: str = ""):
+    """A neck's outputs and, one row per path, what that path carried: rows that differ by what they teach.
+
+    Row 0: the image and each level's feature strength with all paths on (one shared scale, one bar).  Then one
+    row per switched-off path: what switching it off leaves (in words), and per level the mean over channels of
+    ``|on - off|`` (what the path carried), all these rows on one shared scale with one bar, so a blank panel
+    really means "this path brings nothing here".
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(levels)
+    fig, axes = plt.subplots(1 + len(carried), n + 1, figsize=(2.5 * (n + 1) + 0.8, 2.1 * (1 + len(carried))),
+                             squeeze=False)
+    _show_image(axes[0, 0], image, title="input")
+    kw = imshow_kwargs(list(out), signed=False)
+    for j, (lv, m) in enumerate(zip(levels, out), start=1):
+        im = axes[0, j].imshow(m, **kw)
+        axes[0, j].set_title(f"{lv}: strength, all on")
+        axes[0, j].axis("off")
+    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03, pad=0.02, label="|P| (one scale)")
+    if carried:
+        kw = imshow_kwargs([m for ms in carried.values() for m in ms], signed=False)
+        for i, (path, maps) in enumerate(carried.items(), start=1):
+            axes[i, 0].text(0.5, 0.5, PATH_OFF_TEXT.get(path, f"{path} off"), ha="center", va="center",
+                            fontsize=TEXT_PT, transform=axes[i, 0].transAxes)
+            axes[i, 0].set_title(f"{path.replace('_', '-')} off")
+            axes[i, 0].axis("off")
+            for j, (lv, m) in enumerate(zip(levels, maps), start=1):
+                im = axes[i, j].imshow(m, **kw)
+                axes[i, j].set_title(f"{lv}: {path.replace('_', '-')} carried")
+                axes[i, j].axis("off")
+        fig.colorbar(im, ax=axes[1:].ravel().tolist(), fraction=0.03, pad=0.02,
+                     label="mean |on - off| (one scale)")
+    fig.suptitle(title or "What each path carries to each level")
+    return fig
+
+
+def tap_markers(img: Image.Image, points: Sequence[tuple[float, float]], inside: Sequence[bool],
+                pinned: Sequence[bool] = ()) -> Image.Image:
+    """Draw a dilated conv's taps in place: a filled blue dot inside the map, a hollow vermilion ring with a
+    cross in the zero padding -- told apart by shape as well as colour.  ``pinned`` taps (beyond the
+    picture, drawn at its border) are drawn smaller."""
+    d = ImageDraw.Draw(img)
+    for k, ((x, y), ok) in enumerate(zip(points, inside)):
+        r = 3 if (pinned and pinned[k]) else 5
+        if ok:
+            d.ellipse([x - r, y - r, x + r, y + r], fill=BLUE, outline=WHITE)
+        else:
+            d.ellipse([x - r - 1, y - r - 1, x + r + 1, y + r + 1], outline=RED, width=2)
+            d.line([x - r, y - r, x + r, y + r], fill=RED, width=2)
+            d.line([x - r, y + r, x + r, y - r], fill=RED, width=2)
+    return img
+
+
+#: What :func:`tap_markers` and the field-of-view box mean, for :func:`legend`.
+TAP_LEGEND: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("tap inside the map (dot)", BLUE), ("tap in the zero padding (ring, x)", RED), ("field of view", ORANGE))
+
+
+def attention_probe_figure(image, label: int, spatial: np.ndarray | torch.Tensor,
+                           channel: np.ndarray | torch.Tensor, n_positive: int):
+    """A trained attention probe: one picture, its spatial attention, and the channel weights of many pictures.
+
+    ``channel`` is ``(N, C)`` weights, rows sorted so the ``n_positive`` pictures with the target come first.
+    Every map is on the sigmoid's full 0..1 scale (with colour bars), so a flat map looks flat.
+    """
+    import matplotlib.pyplot as plt
+
+    sp = _numpy(spatial)
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.0), gridspec_kw={"width_ratios": [1, 1.2, 2.8]})
+    _show_image(axes[0], image, title=f"a picture, label {int(label)}")
+    add_colorbar(axes[1].imshow(sp, cmap=HEAT, vmin=0, vmax=1), axes[1])
+    axes[1].set_title(f"spatial weights {sp.min():.3f}..{sp.max():.3f}:\nalmost flat, idle")
+    axes[1].axis("off")
+    ch = _numpy(channel)
+    add_colorbar(axes[2].imshow(ch, aspect="auto", cmap=HEAT, vmin=0, vmax=1, interpolation="nearest"), axes[2],
+                 "weight")
+    axes[2].axhline(n_positive - 0.5, color="white", lw=1.5, ls="--")
+    axes[2].set_title(f"channel weights of {len(ch)} validation pictures\n"
+                      f"(above the dashed line: the {n_positive} with a red square)")
+    axes[2].set_xlabel("channel")
+    axes[2].set_ylabel("picture")
+    fig.tight_layout()
+    return fig
+
+
+def tap_legend_handles() -> tuple[list, list[str]]:
+    """Matplotlib legend handles and labels for :func:`tap_markers` and the field-of-view box (``fig.legend(*...)``)."""
+    from matplotlib.lines import Line2D
+
+    def rgb(c: Sequence[int]) -> tuple[float, ...]:
+        return tuple(v / 255 for v in c)
+
+    handles = [Line2D([], [], ls="", marker="o", ms=8, mfc=rgb(BLUE), mec="white"),
+               Line2D([], [], ls="", marker="$\\otimes$", ms=10, color=rgb(RED)),
+               Line2D([], [], ls="", marker="s", ms=10, mfc="none", mec=rgb(ORANGE), mew=2)]
+    return handles, [name for name, _ in TAP_LEGEND]

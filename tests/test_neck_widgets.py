@@ -93,14 +93,19 @@ def test_pan_necks_and_image_cache(fusion):
 
 def test_static_figure_and_add_image(fusion, scene):
     fig = fusion.static_figure("PAN (add)")
-    assert len(fig.axes) == (1 + 3) * 4  # all on + each of 3 paths off; input + P3..P5
+    assert len(fig.axes) == (1 + 3) * 4 + 2  # all on + each of 3 paths off; input + P3..P5; two colour bars
     rows = [fig.axes[i * 4:(i + 1) * 4] for i in range(4)]
-    assert [r[0].get_title() for r in rows] == ["all paths on", "lateral OFF", "top_down OFF", "bottom_up OFF"]
+    assert [r[0].get_title() for r in rows] == ["input", "lateral off", "top-down off", "bottom-up off"]
     assert [a.get_title().split()[0] for a in rows[0][1:]] == ["P3", "P4", "P5"]
     assert "(from C3 32ch)" in rows[0][1].get_title()
-    # the top-down-off row shows the neck's P3 with that path off: the same map the explorer draws then
+    carried = [a.images[0] for r in rows[1:] for a in r[1:]]
+    assert len({im.get_clim() for im in carried}) == 1  # every "carried" panel on one shared scale
+    assert float(np.abs(rows[3][1].images[0].get_array()).max()) == 0  # N3 = P3: bottom-up brings nothing to P3
+    # the top-down-off row shows what that path carried to P3: |all on - top-down off|, mean over channels
+    ref, _ = fusion.fused("cat", "PAN (add)", {"lateral": True, "top_down": True, "bottom_up": True})
     out, _ = fusion.fused("cat", "PAN (add)", {"lateral": True, "top_down": False, "bottom_up": True})
-    np.testing.assert_allclose(rows[2][1].images[0].get_array(), out["P3"][0].mean(0).numpy())
+    np.testing.assert_allclose(rows[2][1].images[0].get_array(), (ref["P3"][0] - out["P3"][0]).abs().mean(0).numpy(),
+                               rtol=1e-5, atol=1e-6)
     fusion.set_image(scene[0][::-1].copy(), "upload")
     assert fusion.gallery.value == "upload" and fusion.n_forward == 2
 

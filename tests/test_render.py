@@ -126,3 +126,51 @@ def test_cjk_font_draws_chinese():
     ink, tofu = _glyph_ink("骨干"), _glyph_ink("\U0010fffd\U0010fffd")   # a code point no font has
     assert ink.sum() > 0 and not np.array_equal(ink, tofu)
     assert render.text_size("骨干")[0] > 0
+
+
+def test_selective_channel_finds_the_object_and_strength_cannot_cancel():
+    fmap = torch.randn(5, 8, 8) * 0.1
+    fmap[3, 2:5, 2:5] += 2.0                                 # channel 3 lights up on the object only
+    fmap[1] += 1.0                                           # channel 1 is bright everywhere (what a mean sees)
+    mask = render.box_cells((16, 16, 40, 40), 8, (8, 8))
+    assert mask.sum() == 9 and mask[2:5, 2:5].all()
+    assert render.selective_channel(fmap, mask) == 3
+    pm = torch.stack([torch.ones(4, 4), -torch.ones(4, 4)])  # mean over channels is 0, strength is sqrt(2)
+    np.testing.assert_allclose(render.strength(pm), np.sqrt(2), rtol=1e-6)
+
+
+def test_fpn_figure_draws_wiring_and_centred_shared_difference_maps():
+    on = {k: torch.randn(4, s, s) for k, s in (("P3", 8), ("P4", 4), ("P5", 2))}
+    off = {k: (v * 0.5 if k != "P5" else v) for k, v in on.items()}
+    fig = render.fpn_figure(np.zeros((32, 32, 3), np.uint8), [[2, 2, 10, 10]], [1], on, off, channels=[8, 16, 32])
+    diff = [a for a in fig.axes if a.get_title().endswith("top-down adds")]
+    assert len(diff) == 3
+    clims = {a.images[0].get_clim() for a in diff}
+    assert len(clims) == 1 and next(iter(clims))[0] == -next(iter(clims))[1]   # one scale, centred on zero
+    assert float(np.abs(diff[2].images[0].get_array()).max()) == 0              # P5 unchanged
+    texts = [t.get_text() for a in fig.axes for t in a.texts]
+    assert "+" in texts and any("upsample 2x" in t for t in texts)
+    assert min(t.get_fontsize() for a in fig.axes for t in a.texts) >= render.MIN_PT
+    matplotlib.pyplot.close(fig)
+
+
+def test_tap_markers_differ_by_shape_not_only_colour():
+    img = Image.new("RGB", (40, 20), render.WHITE)
+    render.tap_markers(img, [(10, 10), (30, 10)], [True, False])
+    a = np.asarray(img)
+    assert tuple(a[10, 10]) == render.BLUE                  # a filled dot inside the map
+    assert tuple(a[10, 30]) == render.RED                   # the cross through the ring's centre
+    assert tuple(a[10, 33]) == render.WHITE                 # ... and a hollow ring around it
+    handles, labels = render.tap_legend_handles()
+    assert len(handles) == len(labels) == len(render.TAP_LEGEND)
+
+
+def test_image_map_rows_and_probe_figure_have_colour_bars():
+    fig = render.image_map_rows([(np.zeros((8, 8, 3), np.uint8), [np.random.rand(4, 4)] * 2, ["a", "b"])])
+    assert sum(a.get_label() == "<colorbar>" for a in fig.axes) == 2
+    matplotlib.pyplot.close(fig)
+    fig = render.attention_probe_figure(torch.rand(3, 8, 8), 1, np.full((4, 4), 0.95),
+                                        np.random.rand(6, 5), 3)
+    assert sum(a.get_label() == "<colorbar>" for a in fig.axes) == 2
+    assert "flat" in fig.axes[1].get_title()
+    matplotlib.pyplot.close(fig)

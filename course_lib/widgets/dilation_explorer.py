@@ -154,14 +154,13 @@ class DilationExplorer(Explorer):
         half = (2 * rate * self.stride + self.rf.size) / 2  # the field of view: outer taps' receptive fields
         canvas = render.draw_boxes(canvas, [[m + tx - half, m + ty - half, m + tx + half, m + ty + half]],
                                    colors=[render.ORANGE], width=2)
-        points, radii, fills = [], [], []
+        points, pinned = [], []
         for t in taps:  # taps beyond the canvas are pinned to its border
             x = min(max(t.pixel[0] + m, 6), canvas.width - 7)
             y = min(max(t.pixel[1] + m, 6), canvas.height - 7)
             points.append((x, y))
-            radii.append(5 if (x, y) == (t.pixel[0] + m, t.pixel[1] + m) else 3)
-            fills.append(render.GREEN if t.inside else render.RED)
-        render.dots(canvas, points, radii, fills)
+            pinned.append((x, y) != (t.pixel[0] + m, t.pixel[1] + m))
+        render.tap_markers(canvas, points, [t.inside for t in taps], pinned)
         return render.badge(canvas, (2, 2), f"rate {rate} on {self.level} (/{self.stride}): taps "
                                             f"{rate * self.stride}px apart", bg=None)
 
@@ -178,7 +177,7 @@ class DilationExplorer(Explorer):
             f"3x3 conv, dilation <b>{rate}</b> on {self.level} ({self.map_hw[0]}x{self.map_hw[1]} cells, stride "
             f"{self.stride}): taps {rate * self.stride} px apart; field of view {fov} px "
             f"(= 2&middot;{rate}&middot;{self.stride} + the backbone's {self.rf.size} px); "
-            f"<b>{inside}/9</b> taps inside the map (red ones read zero padding).")
+            f"<b>{inside}/9</b> taps inside the map (rings with a cross read zero padding).")
         self.n_redraw += 1
 
     def static_figure(self, rates: Sequence[int] = (6, 12, 18)):
@@ -195,5 +194,6 @@ class DilationExplorer(Explorer):
             inside = sum(t.inside for t in self.taps(r))
             ax.set_title(f"rate {r}: taps {r * self.stride}px apart, {inside}/9 inside", fontsize=render.MIN_PT)
             ax.axis("off")
-        fig.tight_layout()
+        fig.legend(*render.tap_legend_handles(), loc="lower center", ncol=3, frameon=False)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         return fig

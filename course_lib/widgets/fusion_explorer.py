@@ -175,35 +175,26 @@ class FusionExplorer(GalleryExplorer):
         self.n_redraw += 1
 
     def static_figure(self, neck_label: str = "PAN (add)", image: str | None = None):
-        """Matplotlib grid: rows = switch settings, columns = P3..P5 (mean over channels), for places without widgets.
+        """For places without widgets: the image and each level's strength, then what each path carried.
 
-        Row 0 has every path on, then one row per path switched off (its title says which); the panels are
-        the neck's outputs for that setting, titled with level, size and the backbone map feeding it.
+        Drawn by :func:`course_lib.render.fusion_rows`: row 0 the outputs with every path on, then one row per
+        path switched off, with what that leaves and ``mean |on - off|`` per level (one shared scale).
         """
-        import matplotlib.pyplot as plt
-
         label = neck_label or self.neck.value
         name = image or self.gallery.value
         neck = self.necks[label]
-        settings = [{k: True for k in neck.paths}]
-        for k in neck.paths:
-            settings.append({**settings[0], k: False})
+        on = {k: True for k in neck.paths}
         levels = list(neck.out_keys)
-        fig, axes = plt.subplots(len(settings), len(levels) + 1, figsize=(2.3 * (len(levels) + 1),
-                                                                          1.9 * len(settings)), squeeze=False)
+        ref, _ = self.fused(name, label, on)
         feats = self.features(name)
-        for i, paths in enumerate(settings):
-            out, _ = self.fused(name, label, paths)
-            off = [k for k, v in paths.items() if not v]
-            axes[i, 0].imshow(to_uint8(self.images[name]))
-            axes[i, 0].set_title("all paths on" if not off else f"{', '.join(off)} OFF", fontsize=render.MIN_PT)
-            for j, lv in enumerate(levels, start=1):
-                axes[i, j].imshow(out[lv][0].mean(0).numpy(), cmap=render.SEQUENTIAL)
-                c = neck.in_keys[j - 1]
-                axes[i, j].set_title(f"{lv} {tuple(out[lv].shape[2:])} (from {c} {feats[c].shape[1]}ch)", fontsize=render.MIN_PT)
-        for ax in axes.flat:
-            ax.axis("off")
-        fig.suptitle(f"{label}: each level's mean over channels as paths are switched off", fontsize=render.TEXT_PT)
-        fig.tight_layout()
+        carried = {}
+        for k in neck.paths:
+            out, _ = self.fused(name, label, {**on, k: False})
+            carried[k] = [np.abs(ref[lv][0].numpy() - out[lv][0].numpy()).mean(0) for lv in levels]
+        fig = render.fusion_rows(self.images[name], levels, [render.strength(ref[lv][0]) for lv in levels],
+                                 carried, title=f"{label}, untrained, on pretrained features: what each path carries")
+        for j, lv in enumerate(levels, start=1):
+            c = neck.in_keys[j - 1]
+            fig.axes[j].set_title(f"{lv} (from {c} {feats[c].shape[1]}ch)")
         self.redraw()  # leave the necks as the controls say
         return fig
