@@ -19,6 +19,8 @@ Everything a figure or an explorer draws comes from here, so a change of style r
   filled tag that stays inside the image), :func:`mask_overlay` (class colours on a grey copy of the photo, so
   they cannot merge with the objects' own colours), :func:`segmentation_panels` (image | ground truth |
   prediction with a legend) and :func:`legend`.
+* **Charts** -- :func:`bars` (top-k verdicts) and :func:`labelled_scatter` (named points, e.g. parameters vs
+  FLOPs of every backbone), labels inside the picture.
 
 Each PIL helper returns a PIL image; :func:`png_bytes` turns it into the bytes an ``ipywidgets.Image`` shows.
 Drawing a 600-pixel picture this way takes a few milliseconds, so a slider feels instant.
@@ -967,4 +969,31 @@ def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
     ax.axis("off")
     ax.set_title(f"C2f with n = {n}: chunk 0 skips every bottleneck; all {2 + n} chunks are concatenated",
                  fontsize=TEXT_PT)
+    return fig
+
+
+def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], xlabel: str, ylabel: str,
+                     title: str = "", log: bool = True, ax=None):
+    """Points named in the picture (no legend to decode): one dot and its label per item, e.g. every backbone's
+    parameters vs FLOPs.  ``log`` axes keep a 0.2 GFLOPs model and a 15 GFLOPs one both readable.  Colours
+    follow :func:`class_colour` of each label.  Returns the figure (drawn on ``ax`` when given).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = ax.figure
+    for i, (x, y, name) in enumerate(zip(xs, ys, labels)):
+        ax.scatter([x], [y], s=40, color=np.array(class_colour(str(name))) / 255, edgecolor="black", zorder=3)
+        ax.annotate(str(name), (x, y), xytext=(5, 4 if i % 2 == 0 else -11), textcoords="offset points",
+                    fontsize=MIN_PT)
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title)
+    ax.margins(0.15)
     return fig

@@ -126,3 +126,13 @@ def test_cjk_font_draws_chinese():
     ink, tofu = _glyph_ink("骨干"), _glyph_ink("\U0010fffd\U0010fffd")   # a code point no font has
     assert ink.sum() > 0 and not np.array_equal(ink, tofu)
     assert render.text_size("骨干")[0] > 0
+
+
+def test_labelled_scatter_names_every_point_inside_the_picture():
+    fig = render.labelled_scatter([1.0, 10.0, 3.0], [0.2, 15.0, 1.0], ["tiny", "big", "mid"], "params (M)", "GFLOPs")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["tiny", "big", "mid"]
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "GFLOPs"
+    assert all(t.get_fontsize() >= render.MIN_PT for t in ax.texts)
+    colours = {tuple(c.get_facecolor()[0]) for c in ax.collections}
+    assert len(colours) == 3                                          # one colour per named point
