@@ -983,10 +983,8 @@ def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4.2))
     fig = ax.figure
-    for i, (x, y, name) in enumerate(zip(xs, ys, labels)):
+    for x, y, name in zip(xs, ys, labels):
         ax.scatter([x], [y], s=40, color=np.array(class_colour(str(name))) / 255, edgecolor="black", zorder=3)
-        ax.annotate(str(name), (x, y), xytext=(5, 4 if i % 2 == 0 else -11), textcoords="offset points",
-                    fontsize=MIN_PT)
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -996,4 +994,24 @@ def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[
     if title:
         ax.set_title(title)
     ax.margins(0.15)
+    # place each label where it overlaps no label placed before (right, then below, above, further, left)
+    renderer = fig.canvas.get_renderer()
+    offsets = [(6, 3), (6, -12), (6, 14), (6, -24), (6, 26), (-6, 3), (-6, -12), (6, -36), (6, 38)]
+    from matplotlib.transforms import Bbox
+
+    dots_px = ax.transData.transform(np.column_stack([xs, ys]))
+    placed = [Bbox.from_bounds(px - 5, py - 5, 10, 10) for px, py in dots_px]   # labels avoid the dots too
+    for x, y, name in sorted(zip(xs, ys, labels), key=lambda t: (t[0], t[1])):
+        for dx, dy in offsets:
+            t = ax.annotate(str(name), (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=MIN_PT,
+                            ha="left" if dx > 0 else "right",
+                            arrowprops=None if abs(dy) < 20 else dict(arrowstyle="-", color="0.5", lw=0.6))
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            t.remove()
+        else:
+            t = ax.annotate(str(name), (x, y), xytext=(6, 3), textcoords="offset points", fontsize=MIN_PT)
+            box = t.get_window_extent(renderer)
+        placed.append(box)
     return fig

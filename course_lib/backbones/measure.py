@@ -204,15 +204,15 @@ def stage_overview(names: Sequence[str] | None = None, image_size: int = 224) ->
 
 
 def roughness(maps: torch.Tensor) -> torch.Tensor:
-    """How speckled each map of ``(N, H, W)`` is: the mean squared step between neighbouring cells over twice
-    the map's variance (one number per map).
+    """How speckled each map of ``(N, H, W)`` is: the mean squared step between neighbouring cells (down and
+    across, summed) over four times the map's variance (one number per map).
 
     0 for a map that varies smoothly, about 1 for pure pixel noise, whatever the map's overall scale -- so the
     responses of differently scaled filters can be compared.
     """
     dy = (maps[:, 1:, :] - maps[:, :-1, :]).pow(2).mean((1, 2))
     dx = (maps[:, :, 1:] - maps[:, :, :-1]).pow(2).mean((1, 2))
-    return (dy + dx) / (2 * maps.var((1, 2)) + 1e-12)
+    return (dy + dx) / (4 * maps.var((1, 2)) + 1e-12)   # pure noise: each squared step is 2 variances
 
 
 def compare_backbones(names: Sequence[str] | None = None, image_size: int = 224) -> list[dict[str, Any]]:
