@@ -19,6 +19,8 @@ Everything a figure or an explorer draws comes from here, so a change of style r
   filled tag that stays inside the image), :func:`mask_overlay` (class colours on a grey copy of the photo, so
   they cannot merge with the objects' own colours), :func:`segmentation_panels` (image | ground truth |
   prediction with a legend) and :func:`legend`.
+* **Charts** -- :func:`bars` (top-k verdicts) and :func:`labelled_scatter` (named points, e.g. parameters vs
+  FLOPs of every backbone), labels inside the picture.
 
 Each PIL helper returns a PIL image; :func:`png_bytes` turns it into the bytes an ``ipywidgets.Image`` shows.
 Drawing a 600-pixel picture this way takes a few milliseconds, so a slider feels instant.
@@ -1233,3 +1235,48 @@ def tap_legend_handles() -> tuple[list, list[str]]:
                Line2D([], [], ls="", marker="$\\otimes$", ms=10, color=rgb(RED)),
                Line2D([], [], ls="", marker="s", ms=10, mfc="none", mec=rgb(ORANGE), mew=2)]
     return handles, [name for name, _ in TAP_LEGEND]
+
+
+def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], xlabel: str, ylabel: str,
+                     title: str = "", log: bool = True, ax=None):
+    """Points named in the picture (no legend to decode): one dot and its label per item, e.g. every backbone's
+    parameters vs FLOPs.  ``log`` axes keep a 0.2 GFLOPs model and a 15 GFLOPs one both readable.  Colours
+    follow :func:`class_colour` of each label.  Returns the figure (drawn on ``ax`` when given).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = ax.figure
+    for x, y, name in zip(xs, ys, labels):
+        ax.scatter([x], [y], s=40, color=np.array(class_colour(str(name))) / 255, edgecolor="black", zorder=3)
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title)
+    ax.margins(0.15)
+    # place each label where it overlaps no label placed before (right, then below, above, further, left)
+    renderer = fig.canvas.get_renderer()
+    offsets = [(6, 3), (6, -12), (6, 14), (6, -24), (6, 26), (-6, 3), (-6, -12), (6, -36), (6, 38)]
+    from matplotlib.transforms import Bbox
+
+    dots_px = ax.transData.transform(np.column_stack([xs, ys]))
+    placed = [Bbox.from_bounds(px - 5, py - 5, 10, 10) for px, py in dots_px]   # labels avoid the dots too
+    for x, y, name in sorted(zip(xs, ys, labels), key=lambda t: (t[0], t[1])):
+        for dx, dy in offsets:
+            t = ax.annotate(str(name), (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=MIN_PT,
+                            ha="left" if dx > 0 else "right",
+                            arrowprops=None if abs(dy) < 20 else dict(arrowstyle="-", color="0.5", lw=0.6))
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            t.remove()
+        else:
+            t = ax.annotate(str(name), (x, y), xytext=(6, 3), textcoords="offset points", fontsize=MIN_PT)
+            box = t.get_window_extent(renderer)
+        placed.append(box)
+    return fig

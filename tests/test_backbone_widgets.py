@@ -54,8 +54,9 @@ def test_feature_explorer_state_follows_the_controls(mnv2, photo):
     assert ex.n_forward == 1  # no slider move re-ran the network
     assert ex.n_redraw >= 6
     fig = ex.static_figure(k=3)
-    assert len(fig.axes) == 4 * 3  # C2..C5, three channels each
-    c5 = fig.axes[3 * 3:]
+    assert len(fig.axes) == 4 * 3 + 1  # C2..C5, three channels each, and the colour bar
+    assert fig.axes[-1].get_ylabel() == "each panel on its own scale"
+    c5 = fig.axes[3 * 3:4 * 3]
     assert [a.get_title() for a in c5] == [f"C5 #{c}" for c in top]  # the same top channels the explorer ranks
     # each panel is the explorer's own overlay of that channel on the photo
     want = np.asarray(render.overlay(render.photo(ex.image, 160), ex.features["C5"][top[0]], alpha=0.55))

@@ -174,3 +174,13 @@ def test_image_map_rows_and_probe_figure_have_colour_bars():
     assert sum(a.get_label() == "<colorbar>" for a in fig.axes) == 2
     assert "flat" in fig.axes[1].get_title()
     matplotlib.pyplot.close(fig)
+
+
+def test_labelled_scatter_names_every_point_inside_the_picture():
+    fig = render.labelled_scatter([1.0, 10.0, 3.0], [0.2, 15.0, 1.0], ["tiny", "big", "mid"], "params (M)", "GFLOPs")
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["big", "mid", "tiny"]
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "GFLOPs"
+    assert all(t.get_fontsize() >= render.MIN_PT for t in ax.texts)
+    colours = {tuple(c.get_facecolor()[0]) for c in ax.collections}
+    assert len(colours) == 3                                          # one colour per named point

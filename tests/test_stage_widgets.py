@@ -66,12 +66,14 @@ def test_upload_of_a_real_image_and_of_junk(picker_and_explorer):
 def test_static_figure_shows_the_top_channels_of_every_stage(picker_and_explorer):
     _, ex = picker_and_explorer
     fig = ex.static_figure(k=3)
-    assert len(fig.axes) == 5 * 3  # input row + C2..C5
-    axes = [fig.axes[i * 3:(i + 1) * 3] for i in range(5)]
+    assert len(fig.axes) == 2 + 4 * 3 + 4  # input and verdict, C2..C5 maps, one colour bar per stage
+    axes = [fig.axes[:2]] + [fig.axes[2 + i * 3:2 + (i + 1) * 3] for i in range(4)]
     assert axes[0][0].get_title() == "input"
     np.testing.assert_allclose(axes[0][0].images[0].get_array(), ex.trace.image[0].permute(1, 2, 0).clip(0, 1))
-    assert "Egyptian cat" in axes[0][1].texts[0].get_text()  # the verdict sits beside the input
+    assert "Egyptian cat" in axes[0][1].get_title()  # the verdict (bars) sits beside the input
+    assert axes[0][1].images[0].get_array().shape[0] > 5 * 20  # five bars, each readable
     for row, stage in zip(axes[1:], ("C2", "C3", "C4", "C5")):
+        assert len({(a.images[0].norm.vmin, a.images[0].norm.vmax) for a in row}) == 1  # one scale per row
         top = ex.top_channels(f"backbone · {stage}", 3)
         assert [a.get_title().split()[:2] for a in row] == [[stage, f"#{c}"] for c in top]
         t = ex.trace.backbone[stage][0, top[0]].numpy()

@@ -64,3 +64,24 @@ def test_swap_backbones_keeps_neck_and_head_and_counts_each_part():
         assert r["in"] == cl.describe_specs(model.backbone.out_specs)
         assert r["first output"] == (2, 3, 8, 8) and r["ms/image"] > 0
     assert rows[0]["head params"] == rows[1]["head params"]  # the neck's outputs are the same: so is the head
+
+
+def test_stage_overview_has_one_row_per_backbone_and_one_column_per_stage():
+    from course_lib.backbones import measure as M
+
+    rows = {r["backbone"]: r for r in M.stage_overview(["resnet50", "tiny_swin"])}
+    assert list(rows["resnet50"]) == ["backbone", "C1 /2", "C2 /4", "C3 /8", "C4 /16", "C5 /32"]
+    assert [rows["resnet50"][f"C{i} /{2 ** i}"] for i in range(1, 6)] == [64, 256, 512, 1024, 2048]
+    assert rows["tiny_swin"]["C1 /2"] == "-" and rows["tiny_swin"]["C5 /32"] == 128   # no stride-2 map
+
+
+def test_roughness_tells_noise_from_smooth_maps_whatever_the_scale():
+    import torch
+
+    from course_lib.backbones import measure as M
+
+    torch.manual_seed(0)
+    ramp = torch.linspace(0, 1, 32).repeat(32, 1)
+    noise = torch.randn(32, 32)
+    r = M.roughness(torch.stack([ramp, 100 * ramp, noise]))
+    assert r[0] < 0.01 and torch.isclose(r[0], r[1], rtol=1e-4) and 0.8 < r[2] < 1.2

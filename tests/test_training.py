@@ -121,6 +121,41 @@ def test_progress_bar_and_live_curves_run(capsys):
     assert "training" in capsys.readouterr().err  # tqdm writes to stderr
 
 
+def test_accuracy_baselines_are_the_one_class_answers():
+    y = torch.tensor([0] * 32 + [1] * 28)
+    base = cl.training.accuracy_baselines(y, ["non-face", "face"])
+    assert base == {"majority class (always 'non-face')": 32 / 60, "minority class (always 'face')": 28 / 60}
+    assert list(cl.training.accuracy_baselines([2, 2, 2])) == ["majority class (always '2')"]  # one class: one line
+
+
+def test_live_curves_compare_runs_on_shared_axes_with_whole_epochs():
+    x, y = blobs(64)
+    base = cl.training.accuracy_baselines(y)
+    curves = LiveCurves(["val_loss"], ["val_acc"], display=False, baselines=base)
+    for arm, lr in (("slow", 1e-3), ("fast", 5e-2)):
+        fit(mlp(), tensor_batches(x, y, 16), loss_fn=F.cross_entropy, epochs=3, lr=lr, progress=False,
+            device="cpu", val_fn=classification_metrics([(x, y)]), callback=curves.run(arm))
+    loss_ax, acc_ax = curves.axes
+    assert curves.n_updates == 6 and list(curves.runs) == ["slow", "fast"]
+    assert [ln.get_label() for ln in loss_ax.lines] == ["slow", "fast"]        # both arms on one axes
+    assert tuple(loss_ax.lines[0].get_color()) != tuple(loss_ax.lines[1].get_color())  # one colour per arm
+    assert acc_ax.get_ylim() == (0, 1.02)                                      # accuracy on its whole range
+    assert all(float(t).is_integer() for t in loss_ax.get_xticks()) and loss_ax.get_xlabel() == "epoch"
+    labels = [t.get_text() for t in acc_ax.texts]
+    assert any(t.startswith("majority class") for t in labels) and any(t.startswith("minority class") for t in labels)
+    static = cl.training.compare_curves(curves.runs, baselines=base)         # the same picture from histories
+    assert [ln.get_label() for ln in static.axes[0].lines] == ["slow", "fast"]
+
+
+def test_live_curves_use_steps_when_evaluations_fall_between_epochs():
+    x, y = blobs(64)
+    curves = LiveCurves(["train_loss"], [], display=False)
+    fit(mlp(), tensor_batches(x, y, 16), loss_fn=F.cross_entropy, steps=6, eval_every=3, progress=False,
+        device="cpu", callback=curves)
+    assert curves.axes[0].get_xlabel() == "optimizer step"
+    assert [list(ln.get_xdata()) for ln in curves.axes[0].lines] == [[3, 6]]
+
+
 def test_frozen_backbone_stays_frozen_batchnorm_included():
     torch.manual_seed(0)
     model = cl.build_model({"backbone": {"name": "resnet18", "levels": ["C2"]}, "neck": {"name": "gap"},

@@ -184,6 +184,37 @@ def stage_table(backbone: nn.Module | str, image_size: int = 224) -> list[dict[s
     return rows
 
 
+def stage_overview(names: Sequence[str] | None = None, image_size: int = 224) -> list[dict[str, Any]]:
+    """One row per backbone, one column per stage: the channels of its map (``"-"``: no such map).
+
+    Columns are named ``"C1 /2"`` ... ``"C5 /32"`` (stage and stride; at 224x224 a stride-``s`` map is
+    ``224 / s`` cells wide), so every backbone's trade of *where* (stride) for *what* (channels) reads in one
+    table.  Each row comes from :func:`stage_table`, which checks ``out_specs`` against a real forward pass.
+    """
+    from . import names as registered
+
+    tables = {name: {r["stage"]: r for r in stage_table(name, image_size)} for name in names or registered()}
+    columns: dict[str, int] = {}
+    for rows in tables.values():
+        for stage, r in rows.items():
+            columns.setdefault(stage, r["stride"])
+    order = sorted(columns, key=lambda st: columns[st])
+    return [{"backbone": name, **{f"{st} /{columns[st]}": rows[st]["channels"] if st in rows else "-" for st in order}}
+            for name, rows in tables.items()]
+
+
+def roughness(maps: torch.Tensor) -> torch.Tensor:
+    """How speckled each map of ``(N, H, W)`` is: the mean squared step between neighbouring cells (down and
+    across, summed) over four times the map's variance (one number per map).
+
+    0 for a map that varies smoothly, about 1 for pure pixel noise, whatever the map's overall scale -- so the
+    responses of differently scaled filters can be compared.
+    """
+    dy = (maps[:, 1:, :] - maps[:, :-1, :]).pow(2).mean((1, 2))
+    dx = (maps[:, :, 1:] - maps[:, :, :-1]).pow(2).mean((1, 2))
+    return (dy + dx) / (4 * maps.var((1, 2)) + 1e-12)   # pure noise: each squared step is 2 variances
+
+
 def compare_backbones(names: Sequence[str] | None = None, image_size: int = 224) -> list[dict[str, Any]]:
     """Parameters, FLOPs, strides and channels of registered backbones (every stage: C1..C5 for a CNN), side by side.
 

@@ -2,7 +2,8 @@
 
 * :mod:`.loop` -- :func:`fit`, the one training loop, and its helpers (:func:`tensor_batches`,
   :func:`freeze`, :func:`param_groups`, :func:`classification_metrics`, :func:`auto_device`);
-* :mod:`.history` -- :class:`History` (what a run recorded) and :class:`LiveCurves`;
+* :mod:`.history` -- :class:`History` (what a run recorded), :class:`LiveCurves` (one run or several on
+  shared axes), :func:`compare_curves` and :func:`accuracy_baselines` (the majority / minority class lines);
 * :mod:`.recipes` -- :data:`CONFIGS`, the course's named models and their recipes, :func:`train` (to a budget
   or to a :class:`Plateau`), :func:`train_arms` (multi-task vs single-task), :func:`read_benchmark` and
   :func:`benchmark_table` (the benchmarks' rows), :func:`seed_summary` / :func:`compare_arms` (seeds and their spread);
@@ -26,7 +27,7 @@ from .evaluation import (
     evaluate_segmenter,
     predict,
 )
-from .history import History, LiveCurves
+from .history import History, LiveCurves, accuracy_baselines, compare_curves, draw_baselines, draw_curves
 from .loop import (
     auto_device,
     classification_metrics,
@@ -76,11 +77,12 @@ from .recipes import (
 
 __all__ = [
     "CONFIGS", "DETECTION_COLUMNS", "PLATEAU", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History",
-    "LiveCurves", "Plateau", "ProbeResult", "auto_device", "benchmark_table", "classification_metrics",
-    "compare_arms", "compare_detectors", "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector",
-    "evaluate_segmenter", "fit", "freeze", "freeze_batchnorm", "gap_verdict", "get_config", "knn_accuracy",
-    "linear_probe", "load_trained", "param_groups", "pca_2d", "plateaued", "predict", "read_benchmark",
-    "read_manifest", "recalibrate_batchnorm", "run_recipe", "save_checkpoint", "seed_everything", "seed_summary",
-    "seed_table", "set_bn_momentum", "sharing_table", "sharing_text", "shipped_dir", "single_task", "standardize",
+    "LiveCurves", "Plateau", "ProbeResult", "accuracy_baselines", "auto_device", "benchmark_table",
+    "classification_metrics", "compare_arms", "compare_curves", "compare_detectors", "draw_baselines",
+    "draw_curves", "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector", "evaluate_segmenter",
+    "fit", "freeze", "freeze_batchnorm", "gap_verdict", "get_config", "knn_accuracy", "linear_probe",
+    "load_trained", "param_groups", "pca_2d", "plateaued", "predict", "read_benchmark", "read_manifest",
+    "recalibrate_batchnorm", "run_recipe", "save_checkpoint", "seed_everything", "seed_summary", "seed_table",
+    "set_bn_momentum", "sharing_table", "sharing_text", "shipped_dir", "single_task", "standardize",
     "tensor_batches", "to_device", "train", "train_arms", "train_attention_probe", "train_baselines",
 ]

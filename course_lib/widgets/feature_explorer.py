@@ -138,6 +138,8 @@ class FeatureExplorer(Explorer):
         """Every stage's top-``k`` channels over the photo, one row per stage (matplotlib).
 
         Panel ``(r, j)`` is titled ``"<stage> #<channel>"``: the ``j``-th most active channel of stage ``r``.
+        Each map is stretched over its own range (channels of different stages differ by orders of magnitude),
+        and the colour bar says so.
         """
         import matplotlib.pyplot as plt
 
@@ -152,4 +154,10 @@ class FeatureExplorer(Explorer):
                 ax.set_title(f"{s} #{c}", fontsize=render.MIN_PT)
         fig.suptitle("Most active channels per stage (edges and colours -> textures -> parts)", fontsize=render.TEXT_PT)
         fig.tight_layout()
+        from matplotlib.cm import ScalarMappable
+
+        bar = fig.colorbar(ScalarMappable(cmap=render.HEAT), ax=axes.ravel().tolist(), fraction=0.02, pad=0.01,
+                           ticks=[0, 1])
+        bar.ax.set_yticklabels(["its lowest", "its highest"])
+        bar.set_label("each panel on its own scale")
         return fig

@@ -105,28 +105,42 @@ class StageExplorer(Explorer):
             return [cats[i] for i in idx]
         return [f"channel {i}" for i in idx]
 
-    def static_figure(self, k: int = 4):
+    def static_figure(self, k: int = 4, top: int = 5):
         """A matplotlib figure of every stage (top channels) and the verdict, for places without widgets.
 
-        Row 0 holds the input and the head's top classes; then one row per
-        spatial stage, titled with the stage, the channel and the map's size.
+        Row 0 holds the input and the head's ``top`` classes as bars (:func:`render.bars`); then one row per
+        spatial stage, titled with the stage, the channel and the map's size, its ``k`` maps on one colour
+        scale with one colour bar (channels of one stage are comparable; stages differ too much to share one).
         """
         import matplotlib.pyplot as plt
 
         spatial = [(s, t) for s, t in self._rows.items() if t.ndim == 4 and not s.startswith("input")]
-        fig, axes = plt.subplots(len(spatial) + 1, k, figsize=(1.8 * k, 1.9 * (len(spatial) + 1)), squeeze=False)
+        fig = plt.figure(figsize=(1.9 * k + 0.8, 1.9 * (len(spatial) + 1)), layout="constrained")
+        gs = fig.add_gridspec(len(spatial) + 1, k)
+        ax_in, ax_v = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1:])
         img = self.trace.image[0].permute(1, 2, 0).cpu().numpy()
-        for ax in axes.flat:
-            ax.axis("off")
-        axes[0, 0].imshow(np.clip(img, 0, 1))
-        axes[0, 0].set_title("input", fontsize=render.MIN_PT)
-        top = self.model.head.decode(self.trace.head, k=3)[0] if self.trace.head.ndim == 2 else []
-        for j, c in enumerate(top, start=1):
-            if j < k:
-                axes[0, j].text(0, 0.5, f"{c.name}\n{c.prob:.1%}", fontsize=render.MIN_PT)
+        ax_in.imshow(np.clip(img, 0, 1))
+        ax_in.set_title("input", fontsize=render.MIN_PT)
+        verdict = self.model.head.decode(self.trace.head, k=top)[0] if self.trace.head.ndim == 2 else []
+        if verdict:
+            ax_v.imshow(render.bars([c.name for c in verdict], [c.prob for c in verdict], width=150 * (k - 1)))
+            ax_v.set_title(f"the head's verdict: {verdict[0].name} ({verdict[0].prob:.1%}), top {len(verdict)}",
+                           fontsize=render.MIN_PT)
+        rows = []
         for i, (s, t) in enumerate(spatial, start=1):
-            for j, c in enumerate(self.top_channels(s, k)):
-                axes[i, j].imshow(t[0, c].cpu().numpy(), cmap=render.SEQUENTIAL)
-                axes[i, j].set_title(f"{s.split(' · ')[1]} #{c} {tuple(t.shape[2:])}", fontsize=render.MIN_PT)
-        fig.tight_layout()
+            chans = self.top_channels(s, k)
+            maps = [t[0, c].cpu().numpy() for c in chans]
+            kw = render.imshow_kwargs(maps)                   # one scale for the row
+            row = []
+            for j, (c, m) in enumerate(zip(chans, maps)):
+                ax = fig.add_subplot(gs[i, j])
+                im = ax.imshow(m, **kw)
+                ax.set_title(f"{s.split(' · ')[1]} #{c} {tuple(t.shape[2:])}", fontsize=render.MIN_PT)
+                row.append(ax)
+            rows.append((im, row))
+        for ax in fig.axes:
+            ax.axis("off")
+        for im, row in rows:
+            fig.colorbar(im, ax=row, fraction=0.03, pad=0.01)
+        fig.suptitle("top channels of every stage (one colour scale per row)", fontsize=render.TEXT_PT)
         return fig
