@@ -19,6 +19,8 @@ Everything a figure or an explorer draws comes from here, so a change of style r
   filled tag that stays inside the image), :func:`mask_overlay` (class colours on a grey copy of the photo, so
   they cannot merge with the objects' own colours), :func:`segmentation_panels` (image | ground truth |
   prediction with a legend) and :func:`legend`.
+* **Wiring diagrams** -- :func:`c2f_diagram`, :func:`neck_diagram` and :func:`layer_graph` (a measured layer
+  table, e.g. YOLOv8's, as boxes in backbone / neck / head columns with its skip connections as arrows).
 
 Each PIL helper returns a PIL image; :func:`png_bytes` turns it into the bytes an ``ipywidgets.Image`` shows.
 Drawing a 600-pixel picture this way takes a few milliseconds, so a slider feels instant.
