@@ -21,6 +21,8 @@ Everything a figure or an explorer draws comes from here, so a change of style r
   prediction with a legend) and :func:`legend`.
 * **Charts** -- :func:`bars` (top-k verdicts) and :func:`labelled_scatter` (named points, e.g. parameters vs
   FLOPs of every backbone), labels inside the picture.
+* **Wiring diagrams** -- :func:`c2f_diagram`, :func:`neck_diagram` and :func:`layer_graph` (a measured layer
+  table, e.g. YOLOv8's, as boxes in backbone / neck / head columns with its skip connections as arrows).
 
 Each PIL helper returns a PIL image; :func:`png_bytes` turns it into the bytes an ``ipywidgets.Image`` shows.
 Drawing a 600-pixel picture this way takes a few milliseconds, so a slider feels instant.
@@ -1279,4 +1281,110 @@ def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[
             t = ax.annotate(str(name), (x, y), xytext=(6, 3), textcoords="offset points", fontsize=MIN_PT)
             box = t.get_window_extent(renderer)
         placed.append(box)
+
+
+def _sources(frm: int | str, index: int) -> list[int]:
+    """The layer indices a layer-table row reads (``-1`` = the layer just before; ``"[-1, 6]"`` = two)."""
+    if isinstance(frm, int):
+        return [index + frm if frm < 0 else frm]
+    return [index + int(s) if int(s) < 0 else int(s) for s in str(frm).strip("[]").split(",")]
+
+
+def layer_graph(rows: Sequence[dict[str, Any]], ax=None, title: str = ""):
+    """A layer table (``index, from, module, part, params, stride, channels``) drawn as a graph: a matplotlib figure.
+
+    One box per layer (module, output channels and stride) in four columns: the backbone going down, the
+    neck's top-down path going back up (to its finest stride), its bottom-up path going down again, and the
+    head.  Grey arrows join consecutive layers; orange arrows are the skip connections, a layer that reads an
+    earlier layer's output besides (or instead of) the one just before it -- the concats of a PAN-FPN neck and
+    the head's inputs.  Rows as :func:`course_lib.zoo.yolov8.layer_table` measures them.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    rows = list(rows)
+    neck = [r for r in rows if r["part"] == "neck"]
+    fine = min((r["stride"] for r in neck), default=0)
+    split = max((k for k, r in enumerate(neck) if r["stride"] == fine), default=-1)
+    columns: list[list[dict[str, Any]]] = [[r for r in rows if r["part"] == "backbone"], neck[:split + 1],
+                                           neck[split + 1:], [r for r in rows if r["part"] == "head"]]
+    names = ["backbone", "neck: top-down", "neck: bottom-up", "head"]
+    pos: dict[int, tuple[float, float]] = {}
+    bottom = max(len(columns[0]) - 1, 0)
+    for k, r in enumerate(columns[0]):
+        pos[r["index"]] = (0.0, float(k))
+    for k, r in enumerate(columns[1]):                     # back up, from the deepest backbone map
+        pos[r["index"]] = (1.0, float(bottom - k))
+    top = bottom - max(len(columns[1]) - 1, 0)
+    for k, r in enumerate(columns[2]):
+        pos[r["index"]] = (2.0, float(top + k))
+    for r in columns[3]:
+        ys = [pos[s][1] for s in _sources(r["from"], r["index"]) if s in pos]
+        pos[r["index"]] = (3.0, sum(ys) / len(ys) if ys else float(bottom) / 2)
+    xs = {c: 3.3 * c for c in range(4)}
+    w, h = 2.5, 0.74
+    part_colour = {"backbone": OKABE_ITO[4], "neck": OKABE_ITO[0], "head": OKABE_ITO[2]}
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(12, 0.62 * (bottom + 1) + 1.6))
+    else:
+        fig = ax.figure
+
+    def bw(r: dict[str, Any]) -> float:
+        return w + 0.5 if r["part"] == "head" else w
+
+    def xy(i: int) -> tuple[float, float]:
+        c, y = pos[i]
+        return xs[int(c)], y
+
+    for r in rows:
+        x, y = xy(r["index"])
+        c = np.array(part_colour.get(r["part"], GREY)) / 255
+        ax.add_patch(FancyBboxPatch((x - bw(r) / 2, y - h / 2), bw(r), h, boxstyle="round,pad=0.02",
+                                    fc=(*c, 0.28), ec=c * 0.7, lw=1.2))
+        stride = r["stride"] if isinstance(r["stride"], str) else f"{r['stride']}"
+        params = f"{r['params'] / 1e3:.0f}k" if r["params"] >= 1000 else f"{r['params']}"
+        ax.text(x, y - 0.13, f"{r['index']}  {r['module']}", ha="center", va="center", fontsize=TEXT_PT,
+                fontweight="bold")
+        ax.text(x, y + 0.19, f"{r['channels']} ch  /{stride}  {params} params", ha="center", va="center",
+                fontsize=MIN_PT)
+    skip = np.array(ORANGE) / 255 * 0.85
+    n_skips = 0
+    for r in rows:
+        x1, y1 = xy(r["index"])
+        for s in _sources(r["from"], r["index"]):
+            if s not in pos:
+                continue
+            x0, y0 = xy(s)
+            is_skip = s != r["index"] - 1 or r["part"] == "head"
+            same_col = x0 == x1
+            far = abs(x1 - x0) > 4                          # jumps over a column: arc around its boxes
+            if same_col:
+                start, end = ((x0, y0 + h / 2), (x1, y1 - h / 2)) if y1 > y0 else ((x0, y0 - h / 2), (x1, y1 + h / 2))
+            elif far:                                       # round the side of the columns it jumps over
+                below = y0 > (top + bottom) / 2
+                start = (x0 + w / 4, y0 + (h / 2 if below else -h / 2))
+                end = (x1 - bw(r) / 2, y1) if below else (x1 - bw(r) / 4, y1 - h / 2)
+            else:
+                start, end = (x0 + w / 2 * np.sign(x1 - x0), y0), (x1 - bw(r) / 2 * np.sign(x1 - x0), y1)
+            if not is_skip or (abs(y1 - y0) < 0.5 and not far):
+                rad = 0.0
+            elif far:
+                rad = 0.4 if below else -0.4
+            else:
+                rad = 0.25 if y1 < y0 else -0.25
+            ax.annotate("", xy=end, xytext=start, arrowprops=dict(
+                arrowstyle="-|>", lw=1.8 if is_skip else 1.0, color=skip if is_skip else (0.45, 0.45, 0.45),
+                connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0))
+            n_skips += is_skip
+    for c, name in enumerate(names):
+        if columns[c]:
+            ax.text(xs[c], -0.95, name, ha="center", va="center", fontsize=TEXT_PT + 1, fontweight="bold",
+                    color=np.array(part_colour.get(name.split(":")[0], GREY)) / 255 * 0.7)
+    ax.text(xs[3], bottom + 0.2, "orange arrows: skip connections\n(concat inputs, head inputs)\n"
+            "ch = output channels, /s = stride", ha="center", va="center", fontsize=MIN_PT, color=(0.3, 0.3, 0.3))
+    ax.set_xlim(-w / 2 - 0.2, xs[3] + w / 2 + 0.5)
+    ax.set_ylim(bottom + 1.3, -1.4)
+    ax.axis("off")
+    ax.set_title(title or f"{len(rows)} layers, {n_skips} skip connections", fontsize=TEXT_PT + 1)
+    fig.n_skips = n_skips
     return fig

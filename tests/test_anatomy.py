@@ -158,7 +158,12 @@ def test_architecture_browser_records_once_and_redraws(v8n):
     assert browser.n_forward == 2 and browser.tree.value == "backbone"
     browser.model_dropdown.value = "YOLOv8n"
     assert browser.n_forward == 2  # recorded before: no new forward pass
-    assert len(browser.static_figure().axes) == 4
+    fig = browser.static_figure("YOLOv8n", weights="random weights")
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 4 and "random weights" in fig._suptitle.get_text()   # input, backbone, neck, head
+    assert panels[3].images and "best class score" in panels[3].get_title()    # the head panel is never blank
+    assert len(fig.axes) == 7                                                   # every map has its colour bar
+    assert browser.n_forward == 2                                               # drawn from the recording
 
 
 def test_hooks_are_released(v8n):

@@ -131,10 +131,12 @@ def test_explorer_controls_redraw_from_one_forward_pass(eye, photo):
     assert ex.click(x=20, y=300) == (min(int(300 * 128 / 384 // 16), gh - 1), int(20 * 128 / 384 // 16))
     assert ex.query.value == "patch" and ex.n_forward == 1
     fig = ex.static_figure(layers=2, heads=2)
-    assert [a.get_title() for a in fig.axes] == ["layer 0 mean", "layer 0 head 0", "layer 0 head 1",
-                                                 "layer 3 mean", "layer 3 head 0", "layer 3 head 1"]
+    *panels, bar = fig.axes                                  # the panels, then one colour bar for all of them
+    assert [a.get_title() for a in panels] == ["layer 0 mean", "layer 0 head 0", "layer 0 head 1",
+                                               "layer 3 mean", "layer 3 head 0", "layer 3 head 1"]
+    assert bar.get_label() == "<colorbar>" and "own scale" in fig._suptitle.get_text()
     want = np.asarray(ex.render(3, 1, render.photo(ex.maps.image, 160)))
-    np.testing.assert_array_equal(np.asarray(fig.axes[-1].images[0].get_array()), want)
+    np.testing.assert_array_equal(np.asarray(panels[-1].images[0].get_array()), want)
     assert ex.n_forward == 1
 
 

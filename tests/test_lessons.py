@@ -56,13 +56,21 @@ def test_every_reference_answer_passes_and_a_wrong_one_fails():
         assert not ex.is_correct("certainly not the answer"), ex.id
 
 
-def test_check_prints_and_never_raises(capsys):
+def test_check_shows_the_question_once_and_a_verdict_and_never_raises(capsys):
     ex = Exercise(id="xx.demo", question="How many cells is C5 of a 224 image?", answer=7,
                   hints=["stride 32", "224 / 32"], explanation="224 / 32 = 7.")
-    assert ex.check(None) is False and "Not answered yet" in capsys.readouterr().out
-    assert ex.check(8) is False and "Hint: stride 32" in capsys.readouterr().out
-    assert ex.check(9) is False and "Hint: 224 / 32" in capsys.readouterr().out  # the next hint
-    assert ex.check(7) is True and "Correct! 224 / 32 = 7." in capsys.readouterr().out
+    blank = ex.check(None)
+    assert not blank and blank == False  # noqa: E712  (a verdict compares like the bool it stands for)
+    assert "✗ Not answered yet" in repr(blank) and "Hint: stride 32" in repr(blank)
+    wrong, again, right = ex.check(8), ex.check(9), ex.check(7)
+    assert not wrong and "✗ Not quite: 8. Hint: stride 32" in str(wrong)
+    assert not again and "Hint: 224 / 32" in str(again)            # the next hint
+    assert right and right == True and "✓ Correct! 224 / 32 = 7." in repr(right)  # noqa: E712
+    for verdict in (blank, wrong, right):                           # the question once, then one ✓ / ✗ line
+        text = repr(verdict)
+        assert text.count(ex.question) == 1 and text.splitlines()[0] == "[xx.demo] " + ex.question
+        assert len(text.splitlines()) == 2 and "False" not in text
+    assert capsys.readouterr().out == ""    # nothing printed: a notebook shows the verdict once, as the result
 
 
 def test_answers_compare_as_a_learner_means_them():
@@ -155,5 +163,6 @@ def test_the_multi_head_exercise_is_checked_by_building_the_config(capsys):
     assert not ex.is_correct(other_neck)
     single = {"backbone": good["backbone"], "neck": good["neck"], "head": {"name": "segmentation", "num_classes": 4}}
     assert not ex.is_correct(single)                                              # one head, not two
-    assert ex.check(single) is False and "Hint:" in capsys.readouterr().out
+    verdict = ex.check(single)
+    assert not verdict and "Hint:" in str(verdict)
 

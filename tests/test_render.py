@@ -184,3 +184,25 @@ def test_labelled_scatter_names_every_point_inside_the_picture():
     assert all(t.get_fontsize() >= render.MIN_PT for t in ax.texts)
     colours = {tuple(c.get_facecolor()[0]) for c in ax.collections}
     assert len(colours) == 3                                          # one colour per named point
+
+
+def test_layer_graph_draws_every_layer_and_every_skip_connection():
+    rows = [{"index": 0, "from": -1, "module": "Conv", "part": "backbone", "params": 464, "stride": 2, "channels": 16},
+            {"index": 1, "from": -1, "module": "C2f", "part": "backbone", "params": 4672, "stride": 8, "channels": 32},
+            {"index": 2, "from": -1, "module": "Conv", "part": "backbone", "params": 9000, "stride": 16, "channels": 64},
+            {"index": 3, "from": -1, "module": "Upsample", "part": "neck", "params": 0, "stride": 8, "channels": 64},
+            {"index": 4, "from": "[-1, 1]", "module": "Concat", "part": "neck", "params": 0, "stride": 8,
+             "channels": 96},
+            {"index": 5, "from": -1, "module": "Conv", "part": "neck", "params": 900, "stride": 16, "channels": 32},
+            {"index": 6, "from": "[4, 5]", "module": "Detect", "part": "head", "params": 5000, "stride": "8/16",
+             "channels": 7}]
+    fig = render.layer_graph(rows)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert all(any(t.startswith(f"{r['index']}  {r['module']}") for t in texts) for r in rows)  # one box per layer
+    assert any("96 ch  /8" in t for t in texts)                        # channels and stride on every box
+    assert fig.n_skips == 3                                          # the concat's input 1 and the head's two inputs
+    arrows = [t for t in ax.texts if type(t).__name__ == "Annotation"]
+    assert len(arrows) == 8                                          # one arrow per input of every layer
+    assert min(t.get_fontsize() for t in ax.texts) >= render.MIN_PT
+    matplotlib.pyplot.close(fig)

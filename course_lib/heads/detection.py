@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -167,6 +168,31 @@ class LevelHead(nn.Module):
         y = self.shared(x)
         return self.cls_out(y), self.box_out(y)
 
+    def branch_table(self) -> list[dict[str, Any]]:
+        """The level's branches as rows (branch, layers, output channels, params): the module repr in 3-4 lines.
+
+        A decoupled head has ``stem``, ``class`` and ``box`` rows; a coupled one ``stem``, ``shared`` and the two
+        1x1 output convs that read the shared features.
+        """
+        def convs(seq: nn.Sequential) -> str:
+            k = seq[0][0].kernel_size[0] if len(seq) else 0
+            return f"{len(seq)} x {k}x{k} conv" if len(seq) else "-"
+
+        def row(branch: str, layers: str, out: int, *mods: nn.Module) -> dict[str, Any]:
+            return {"branch": branch, "layers": layers, "out ch": out,
+                    "params": sum(p.numel() for m in mods for p in m.parameters())}
+
+        n_cls, n_box = self.cls_out.out_channels, self.box_out.out_channels
+        rows = [row("stem", "1 x 1x1 conv", self.stem[0].out_channels, self.stem)]
+        if self.decoupled:
+            rows += [row("class", f"{convs(self.cls_branch)} + 1x1 out", n_cls, self.cls_branch, self.cls_out),
+                     row("box", f"{convs(self.box_branch)} + 1x1 out", n_box, self.box_branch, self.box_out)]
+        else:
+            rows += [row("shared", convs(self.shared), self.shared[-1][0].out_channels, self.shared),
+                     row("class out", "1x1 conv (shared input)", n_cls, self.cls_out),
+                     row("box out", "1x1 conv (shared input)", n_box, self.box_out)]
+        return rows
+
 
 def quality_focal_loss(logits: torch.Tensor, target: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
     """Quality focal loss (GFL): binary cross-entropy towards a soft target in [0, 1], scaled by
@@ -246,6 +272,10 @@ class DetectionHead(Head):
             cls, box = head(feats[lv])
             out[f"cls.{lv}"], out[f"box.{lv}"] = cls, box
         return out
+
+    def branch_table(self, levels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Per level, its branches (:meth:`LevelHead.branch_table`): one tidy table instead of the module repr."""
+        return [{"level": lv, **r} for lv in (levels or list(self.heads)) for r in self.heads[lv].branch_table()]
 
     def distances(self, box_raw: torch.Tensor) -> torch.Tensor:
         """Raw box outputs ``(..., 4 or 4*bins)`` -> distances ``(..., 4)`` in strides (DFL: the expectation)."""

@@ -4,11 +4,13 @@ Each lesson registers a few :class:`Exercise` objects under ids like
 ``"00.stride"``.  In a notebook::
 
     ex = cl.exercises.get("00.stride")
-    ex                    # shows the question
-    ex.check(your_answer) # says right / wrong, with a hint after a wrong try
+    answer = None         # the learner writes the answer here
+    ex.check(answer)      # the question once, then a ✓ or a ✗ with a hint
 
 ``ex.check`` never raises on a wrong answer (a learner's notebook keeps
-running); it returns True or False.
+running).  It returns a :class:`Verdict`: true or false like a bool, and shown
+(as a cell's result, or with ``print``) as the question and one ✓ / ✗ line, so
+a notebook cell prints nothing twice and never shows a bare ``False``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,40 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of :meth:`Exercise.check`: ``bool(verdict)`` is whether the answer was right.
+
+    Its text is the question, then one line: ``✓ Correct! ...``, ``✗ Not quite: ... Hint: ...`` or
+    ``✗ Not answered yet ... Hint: ...``.  A notebook shows it as the cell's result; ``print`` shows the same.
+    """
+
+    ok: bool
+    question: str
+    line: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, bool):
+            return self.ok is other
+        if isinstance(other, Verdict):
+            return (self.ok, self.line) == (other.ok, other.line)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.ok, self.line))
+
+    def __str__(self) -> str:
+        return f"{self.question}\n{self.line}"
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:   # IPython: the same text, without quotes
+        p.text(str(self))
 
 
 @dataclass
@@ -45,21 +81,22 @@ class Exercise:
                 return False
         return _same(value, self.answer, self.rel_tol)
 
-    def check(self, value: Any) -> bool:
-        """Print whether ``value`` is right; after a wrong try, print the next hint."""
+    def check(self, value: Any) -> Verdict:
+        """Whether ``value`` is right, as a :class:`Verdict` (the question once, then ✓ or ✗ with a hint).
+
+        After each wrong try the next hint is given; a blank answer (``None`` or ``...``) gets the first hint.
+        """
+        question = f"[{self.id}] {self.question}"
         if value is None or value is ...:
-            print(f"[{self.id}] Not answered yet. {self.question}")
-            if self.hints:
-                print(f"  Hint: {self.hints[0]}")
-            return False
+            hint = f" Hint: {self.hints[0]}" if self.hints else ""
+            return Verdict(False, question, f"✗ Not answered yet: replace None with your answer.{hint}")
         ok = self.is_correct(value)
         if ok:
-            print(f"[{self.id}] Correct! {self.explanation}".rstrip())
-        else:
-            hint = self.hints[min(self.tries, len(self.hints) - 1)] if self.hints else "read the lesson again"
-            self.tries += 1
-            print(f"[{self.id}] Not quite: {value!r}. Hint: {hint}")
-        return ok
+            return Verdict(True, question, f"✓ Correct! {self.explanation}".rstrip())
+        hint = self.hints[min(self.tries, len(self.hints) - 1)] if self.hints else "read the lesson again"
+        self.tries += 1
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        return Verdict(False, question, f"✗ Not quite: {shown}. Hint: {hint}")
 
     def solution(self) -> Any:
         """The reference answer (peek only after trying)."""

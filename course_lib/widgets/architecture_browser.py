@@ -167,25 +167,98 @@ class ArchitectureBrowser(Explorer):
         self.image_widget.value = render.png_bytes(self.layer_picture(r))
         self.n_redraw += 1
 
-    def static_figure(self):
-        """One panel per part: the mean absolute activation of the part's output maps, for the current model.
+    def static_figure(self, model: str | None = None, weights: str = ""):
+        """The input and what each part makes of it, for ``model`` (default: the one shown).
 
-        Titles name the part, its output shape and its parameters; the figure's title is the model.
+        * **backbone**: mean |activation| of its deepest map (the one the neck reads last), with a colour bar;
+        * **neck**: its finest output map (own colour bar), or, for a pooled vector, its largest entries;
+        * **head**: the answer in its own terms -- the top class probabilities of a classifier, the best class
+          score per cell of the finest grid of a dense detector (``(B, 4 + classes, points)``), or the best
+          queries' scores of a query detector.
+
+        ``weights`` goes into the title (e.g. ``"random weights"``): maps of an untrained model show structure
+        the image gives them, not what a trained part would stress.  Drawn from the recording: no forward pass.
         """
         import matplotlib.pyplot as plt
 
-        parts = [r for r in self.rows if r["depth"] == 0]
-        fig, axes = plt.subplots(1, len(parts) + 1, figsize=(3.2 * (len(parts) + 1), 3))
+        if model is not None:
+            self.model_dropdown.value = model
+        name = self.model_dropdown.value
+        rows = self.rows
+        parts = {r["part"]: r for r in rows if r["depth"] == 0}
+        fig, axes = plt.subplots(1, 1 + len(parts), figsize=(3.4 * (1 + len(parts)), 3.3))
         axes[0].imshow(to_uint8(self.x[0]))
         axes[0].set_title("input")
-        for ax, r in zip(axes[1:], parts):
-            out = r["output"]
-            if out is not None and out.ndim == 4:
-                ax.imshow(out[0].float().abs().mean(0).cpu().numpy(), cmap=render.SEQUENTIAL)
-            ax.set_title(f"{r['part']}: {tuple(out.shape) if out is not None else '-'}\n"
-                         f"{r['params'] / 1e6:.2f} M params", fontsize=render.MIN_PT)
-        for ax in axes:
-            ax.axis("off")
-        fig.suptitle(self.model_dropdown.value)
+        axes[0].axis("off")
+        for ax, (part, r) in zip(axes[1:], parts.items()):
+            out, where = r["output"], part
+            if part == "backbone":                      # the deepest map of the backbone
+                maps = [x for x in rows if x["part"] == part and x["output"] is not None and x["output"].ndim == 4]
+                deepest = min(maps, key=lambda x: (x["output"].shape[-1], -maps.index(x)), default=r)
+                out, where = deepest["output"], deepest["path"]
+            title = f"{where}: {tuple(out.shape) if out is not None else '-'}\n{r['params'] / 1e6:.2f} M params"
+            self._part_panel(ax, part, out, title)
+        fig.suptitle(f"{name} ({weights})" if weights else name)
         fig.tight_layout()
         return fig
+
+    def _part_panel(self, ax, part: str, out: torch.Tensor | None, title: str) -> None:
+        """One panel of :meth:`static_figure`: a map with its colour bar, or bars of the largest entries."""
+        if out is not None and out.ndim == 4:
+            heat = out[0].float().abs().mean(0).cpu().numpy()
+            im = ax.imshow(heat, cmap=render.SEQUENTIAL)
+            render.add_colorbar(im, ax, "mean |activation|")
+            ax.set_title(title, fontsize=render.MIN_PT)
+            ax.axis("off")
+            return
+        labels, values, what = self._head_answer(out) if part == "head" else self._largest(out)
+        if out is not None and out.ndim == 3 and part == "head" and labels is None:   # a dense detector's grid
+            im = ax.imshow(values, cmap=render.HEAT, vmin=0, vmax=1)
+            render.add_colorbar(im, ax, "best class score")
+            ax.set_title(f"{title}\n{what}", fontsize=render.MIN_PT)
+            ax.axis("off")
+            return
+        if labels is None:
+            ax.text(0.5, 0.5, "(no output recorded)", ha="center", va="center", fontsize=render.MIN_PT)
+            ax.axis("off")
+        else:
+            ys = list(range(len(values)))[::-1]
+            ax.barh(ys, values, color=tuple(c / 255 for c in render.class_colour(4)))
+            ax.set_yticks(ys, labels, fontsize=render.MIN_PT)
+            ax.tick_params(axis="x", labelsize=render.MIN_PT)
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+        ax.set_title(f"{title}\n{what}", fontsize=render.MIN_PT)
+
+    @staticmethod
+    def _largest(out: torch.Tensor | None, k: int = 6):
+        if out is None:
+            return None, [], ""
+        flat = out[0].float().flatten()
+        top = flat.topk(min(k, flat.numel()))
+        return [f"#{i}" for i in top.indices.tolist()], top.values.tolist(), f"largest {len(top.values)} of {flat.numel()}"
+
+    def _head_answer(self, out: torch.Tensor | None, k: int = 5):
+        """The head's answer as (labels, values, caption); labels ``None`` with a 2-D grid for a dense detector."""
+        if out is None:
+            return None, [], ""
+        head = model_parts(self._models[self.model_dropdown.value])["head"]
+        names = list(getattr(head, "class_names", None) or [])
+        out = out.float()
+        if out.ndim == 2:                               # a classifier: probabilities of the top classes
+            p = out[0].softmax(0)
+            top = p.topk(min(k, p.numel()))
+            lab = [names[i] if i < len(names) else f"class {i}" for i in top.indices.tolist()]
+            return lab, top.values.tolist(), "top class probabilities"
+        nc = getattr(head, "num_classes", None)
+        strides = getattr(head, "strides", None)
+        if out.ndim == 3 and nc and strides and out.shape[1] == 4 + nc:   # (B, 4 + classes, points), dense
+            g = self.size // int(strides[0])
+            score = out[0, 4:, : g * g].amax(0).reshape(g, g)
+            score = score if float(score.min()) >= 0 and float(score.max()) <= 1 else score.sigmoid()
+            return None, score.cpu().numpy(), f"best class score per stride-{strides[0]} cell"
+        if out.ndim == 3:                               # (B, queries or points, classes): the best ones
+            best = out[0].sigmoid().amax(-1)
+            top = best.topk(min(k, best.numel()))
+            return [f"#{i}" for i in top.indices.tolist()], top.values.tolist(), "best scores (sigmoid)"
+        return self._largest(out)

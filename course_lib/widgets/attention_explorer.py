@@ -131,7 +131,8 @@ class AttentionExplorer(Explorer):
     def static_figure(self, layers: int = 4, heads: int = 3):
         """The current query's attention in a few layers (rows: first to last) for the mean and ``heads`` heads.
 
-        Panel ``(r, j)`` is titled ``"layer <i> <head>"`` and is what the explorer draws for that layer and head.
+        Panel ``(r, j)`` is titled ``"layer <i> <head>"`` and is what the explorer draws for that layer and head;
+        every panel is stretched to its own largest weight, and one colour bar says so.
         """
         import matplotlib.pyplot as plt
 
@@ -149,6 +150,9 @@ class AttentionExplorer(Explorer):
                 ax.set_yticks([])
                 ax.set_title(f"layer {li} {'mean' if h == 'mean' else f'head {h}'}", fontsize=render.MIN_PT)
         who = "the class token" if self.query.value == CLS else f"patch ({self.qy.value}, {self.qx.value})"
-        fig.suptitle(f"Where {who} looks, layer by layer", fontsize=render.TEXT_PT)
+        fig.suptitle(f"Where {who} looks, layer by layer (each panel on its own scale: 0 to its largest weight)",
+                     fontsize=render.TEXT_PT)
         fig.tight_layout()
+        bar = plt.cm.ScalarMappable(cmap=render.HEAT, norm=plt.Normalize(0, 1))
+        fig.colorbar(bar, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02).set_label("attention / panel's largest")
         return fig
