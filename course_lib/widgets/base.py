@@ -109,12 +109,14 @@ def pictures_figure(images: Sequence[Any], titles: Sequence[str] = (), ncols: in
                     suptitle: str = "", dpi: int = 100, max_width_in: float = 13.0):
     """A matplotlib figure of PIL pictures, each shown at (about) its own pixel size, not shrunk into a small panel.
 
-    At ``dpi`` one picture pixel is one figure pixel until the row would be wider than ``max_width_in``.
+    At ``dpi`` one picture pixel is one figure pixel until the row would be wider than ``max_width_in``;
+    ``ncols=None`` puts at most three in a row, the rows filled evenly.
     """
     import matplotlib.pyplot as plt
 
     images = list(images)
-    ncols = ncols or len(images)
+    if ncols is None:  # at most three a row, rows filled evenly (four pictures: two by two)
+        ncols = -(-len(images) // -(-len(images) // 3))
     nrows = (len(images) + ncols - 1) // ncols
     w = max(im.size[0] if hasattr(im, "size") and not callable(im.size) else im.shape[1] for im in images)
     h = max(im.size[1] if hasattr(im, "size") and not callable(im.size) else im.shape[0] for im in images)

@@ -194,5 +194,4 @@ class ReceptiveFieldExplorer(Explorer):
                 self.stage.value = keep[0]
                 self._sync_ranges()
                 self.y.value, self.x.value, self.show_erf.value = keep[1], keep[2], keep[3]
-        return pictures_figure(pics, titles, ncols=min(3, len(pics)),
-                               suptitle="Theoretical receptive field (green box) vs effective one (gradient heat)")
+        return pictures_figure(pics, titles, suptitle="Theoretical receptive field (green box) vs effective one (gradient heat)")
