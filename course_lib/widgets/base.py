@@ -106,11 +106,12 @@ def on_click(image_widget: W.Image, fn: Any) -> Any:
 
 
 def pictures_figure(images: Sequence[Any], titles: Sequence[str] = (), ncols: int | None = None,
-                    suptitle: str = "", dpi: int = 100, max_width_in: float = 13.0):
+                    suptitle: str = "", dpi: int = 100, max_width_in: float = 13.0, legend_in: float = 0.0):
     """A matplotlib figure of PIL pictures, each shown at (about) its own pixel size, not shrunk into a small panel.
 
     At ``dpi`` one picture pixel is one figure pixel until the row would be wider than ``max_width_in``;
-    ``ncols=None`` puts at most three in a row, the rows filled evenly.
+    ``ncols=None`` puts at most three in a row, the rows filled evenly; ``legend_in`` inches are kept free
+    under the pictures for a ``fig.legend(..., loc="lower center")``.
     """
     import matplotlib.pyplot as plt
 
@@ -122,8 +123,8 @@ def pictures_figure(images: Sequence[Any], titles: Sequence[str] = (), ncols: in
     h = max(im.size[1] if hasattr(im, "size") and not callable(im.size) else im.shape[0] for im in images)
     title_in = 0.35 if titles else 0.0
     scale = min(1.0, max_width_in / (ncols * w / dpi))
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, dpi=dpi,
-                             figsize=(ncols * w / dpi * scale, nrows * (h / dpi * scale + title_in) + (0.4 if suptitle else 0.1)))
+    height = nrows * (h / dpi * scale + title_in) + (0.4 if suptitle else 0.1) + legend_in
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, dpi=dpi, figsize=(ncols * w / dpi * scale, height))
     for ax in axes.flat[len(images):]:
         fig.delaxes(ax)  # no empty panels in a last, short row
     for i, im in enumerate(images):
@@ -134,7 +135,7 @@ def pictures_figure(images: Sequence[Any], titles: Sequence[str] = (), ncols: in
             ax.set_title(titles[i], fontsize=render.MIN_PT)
     if suptitle:
         fig.suptitle(suptitle, fontsize=render.TEXT_PT)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, rect=(0, legend_in / height, 1, 1))
     return fig
 
 

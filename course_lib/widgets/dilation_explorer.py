@@ -197,7 +197,6 @@ class DilationExplorer(Explorer):
         pics = [self.render(rate=r) for r in rates]
         titles = [f"rate {r}: taps {r * self.stride}px apart, {sum(t.inside for t in self.taps(r))}/9 inside"
                   for r in rates]
-        fig = pictures_figure(pics, titles, ncols=len(rates))
+        fig = pictures_figure(pics, titles, ncols=len(rates), legend_in=0.45)
         fig.legend(*render.tap_legend_handles(), loc="lower center", ncol=3, frameon=False)
-        fig.tight_layout(pad=0.3, rect=(0, 0.08, 1, 1))
         return fig
