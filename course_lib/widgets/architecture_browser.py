@@ -18,7 +18,7 @@ from ..images import to_uint8
 from ..measure import count_params, evaluating
 from ..model import Model
 from ..zoo.torchvision_parts import split_torchvision, trace_torchvision
-from .base import Explorer, as_image
+from .base import PICTURE_PX, Explorer, as_image, picture
 
 
 def model_parts(model: nn.Module) -> OrderedDict[str, nn.Module]:
@@ -85,12 +85,13 @@ class ArchitectureBrowser(Explorer):
         self._models: dict[str, nn.Module] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self.model_dropdown = W.Dropdown(options=list(self.builders), description="Model:")
-        self.tree = W.Select(options=[], rows=16, layout=W.Layout(width="620px"))
+        self.tree = W.Select(options=[], rows=16, layout=W.Layout(width=f"{PICTURE_PX}px"))
         self.summary = ""
-        self.image_widget = W.Image(format="png")
+        self.image_widget = picture()
         self.model_dropdown.observe(lambda _: self._show_model(), names="value")
         self._observe(self.tree)
-        self._start(image, [self.model_dropdown], [W.HBox([self.tree, self.image_widget])])
+        # the tree's rows are long: it goes under the picture, where it has the picture's width
+        self._start(image, [self.model_dropdown], [self.image_widget, self.tree])
 
     def _trace(self, image: Any) -> None:
         """A new image: forget the recordings (each model runs again once, when shown)."""

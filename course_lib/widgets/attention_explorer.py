@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 
 from .. import explain, render
-from .base import Explorer, as_image
+from .base import Explorer, as_image, on_click, picture
 
 CLS, PATCH = "class token", "patch"
 
@@ -44,10 +44,13 @@ class AttentionExplorer(Explorer):
         self.qy = W.IntSlider(value=0, min=0, max=1, description="cell y:", continuous_update=False)
         self.qx = W.IntSlider(value=0, min=0, max=1, description="cell x:", continuous_update=False)
         self.opacity = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="Opacity:")
-        self.image_widget = W.Image(format="png")
+        self.image_widget = picture()
+        self.key_widget = picture()
         self._observe(self.layer, self.head, self.query, self.qy, self.qx, self.opacity)
-        self._start(image, [W.HBox([self.layer, self.head, self.query]), W.HBox([self.qy, self.qx, self.opacity])],
-                    [self.image_widget])
+        self._click = on_click(self.image_widget, self.click)
+        self._start(image, [self.layer, self.head, self.query, self.qy, self.qx,
+                            W.HTML("<small>or click the picture to pick the query patch</small>"), self.opacity],
+                    [self.image_widget, self.key_widget])
 
     # -- once per image -------------------------------------------------------------
     def _trace(self, image: Any) -> None:
@@ -71,6 +74,7 @@ class AttentionExplorer(Explorer):
             self.qy.value, self.qx.value = min(self.qy.value, gh - 1), min(self.qx.value, gw - 1)
             if self.maps.prefix < 1:
                 self.query.value = PATCH
+            self.query.disabled = self.maps.prefix < 1  # no class token to ask about
         self._base = render.photo(self.maps.image, self.width)
 
     # -- the cheap part -------------------------------------------------------------
@@ -124,7 +128,10 @@ class AttentionExplorer(Explorer):
         """Draw the current view and its explanation from the cache."""
         if self.maps is None or self.layer.value is None:
             return
+        self.qy.disabled = self.qx.disabled = self.query.value == CLS  # the class token has no cell
         self.image_widget.value = render.png_bytes(self.render())
+        self.key_widget.value = render.png_bytes(render.colorbar_strip(
+            0, 1, self._base.shape[1], render.HEAT, "attention, relative (white box: the query)"))
         self.info.value = self.describe()
         self.n_redraw += 1
 

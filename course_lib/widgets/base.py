@@ -16,6 +16,12 @@ Every explorer (and the :class:`~course_lib.widgets.picker.ImagePicker`) is a
 :class:`Panel`: ``.widget`` is its root widget and displaying it puts *both*
 the live widget and a PNG of :meth:`Panel.static_figure` into the output.
 JupyterLab draws the widget; a page without a widget manager draws the PNG.
+
+Every explorer is laid out by the same rules (:func:`explorer_layout`): the controls in one column
+(:func:`controls_box`, each label shown whole) beside the pictures, which are shown at their own size and never
+wider than :data:`PICTURE_PX` (:func:`picture`), so a small picture is not stretched across the page and the
+controls never scroll away; on a narrow page the controls wrap above the pictures.  A picture can answer a
+click (:func:`on_click`), and a static figure shows PIL pictures at their own size (:func:`pictures_figure`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,108 @@ import torch
 
 from .. import render
 from ..images import load_image
+
+#: The widest a picture is shown, in screen pixels: room for the controls beside it on a laptop.
+PICTURE_PX = 512
+#: The width of the controls column, in screen pixels.
+CONTROLS_PX = 340
+
+
+def picture(fmt: str = "png", max_width: int = PICTURE_PX) -> W.Image:
+    """An image widget shown at its own size, at most ``max_width`` pixels wide (never stretched to the page)."""
+    return W.Image(format=fmt, layout=W.Layout(max_width=f"{max_width}px", width="auto", height="auto",
+                                               object_fit="contain", align_self="flex-start"))
+
+
+def fit_labels(widget: W.Widget) -> W.Widget:
+    """Let every description in ``widget`` (and the boxes inside it) take the room it needs, never cut off."""
+    for w in getattr(widget, "children", ()):
+        fit_labels(w)
+    style = getattr(widget, "style", None)
+    if getattr(widget, "description", "") and style is not None and hasattr(style, "description_width"):
+        if not style.description_width:
+            style.description_width = "initial"
+    if style is not None and hasattr(style, "button_width") and not style.button_width:
+        style.button_width = "auto"  # toggle buttons as wide as their text, not 148 px each
+    if isinstance(widget, (W.Checkbox, W.FileUpload, W.Button)) and widget.layout.width is None:
+        widget.layout.width = "auto"
+    return widget
+
+
+def controls_box(controls: Sequence[W.Widget], width: int = CONTROLS_PX) -> W.VBox:
+    """The controls in one column ``width`` pixels wide, one per row (a row of small ones wraps)."""
+    for c in controls:
+        fit_labels(c)
+        if isinstance(c, W.HBox):
+            c.layout.flex_flow = "row wrap"
+    return W.VBox(list(controls), layout=W.Layout(width=f"{width}px", min_width=f"{width}px"))
+
+
+def explorer_layout(controls: Sequence[W.Widget], info: W.Widget, views: Sequence[W.Widget]) -> W.Box:
+    """Controls and ``info`` in a column beside the pictures (above them when the page is narrow)."""
+    for v in views:
+        if isinstance(v, W.Image) and v.layout.max_width is None:
+            v.layout = picture(v.format).layout
+    info.layout.width = "100%"
+    pictures = W.VBox(list(views), layout=W.Layout(align_items="flex-start", max_width=f"{PICTURE_PX + 8}px"))
+    return W.HBox([controls_box([*controls, info]), pictures],
+                  layout=W.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="8px"))
+
+
+def pictures(widget: W.Widget) -> list[W.Image]:
+    """Every image widget inside ``widget`` (what a learner looks at)."""
+    if isinstance(widget, W.Image):
+        return [widget]
+    return [p for w in getattr(widget, "children", ()) for p in pictures(w)]
+
+
+def on_click(image_widget: W.Image, fn: Any) -> Any:
+    """Call ``fn(x, y)`` with the pixel of the picture (its own pixels, whatever its shown size) a learner clicks.
+
+    Uses ``ipyevents``; returns its ``Event`` (keep it alive), or ``None`` where ``ipyevents`` is not
+    installed (the sliders still choose the cell).
+    """
+    try:
+        from ipyevents import Event
+    except ImportError:
+        return None
+    event = Event(source=image_widget, watched_events=["click"])
+    event.on_dom_event(lambda e: fn(e["dataX"], e["dataY"]) if e.get("dataX") is not None else None)
+    return event
+
+
+def pictures_figure(images: Sequence[Any], titles: Sequence[str] = (), ncols: int | None = None,
+                    suptitle: str = "", dpi: int = 100, max_width_in: float = 13.0, legend_in: float = 0.0):
+    """A matplotlib figure of PIL pictures, each shown at (about) its own pixel size, not shrunk into a small panel.
+
+    At ``dpi`` one picture pixel is one figure pixel until the row would be wider than ``max_width_in``;
+    ``ncols=None`` puts at most three in a row, the rows filled evenly; ``legend_in`` inches are kept free
+    under the pictures for a ``fig.legend(..., loc="lower center")``.
+    """
+    import matplotlib.pyplot as plt
+
+    images = list(images)
+    if ncols is None:  # at most three a row, rows filled evenly (four pictures: two by two)
+        ncols = -(-len(images) // -(-len(images) // 3))
+    nrows = (len(images) + ncols - 1) // ncols
+    w = max(im.size[0] if hasattr(im, "size") and not callable(im.size) else im.shape[1] for im in images)
+    h = max(im.size[1] if hasattr(im, "size") and not callable(im.size) else im.shape[0] for im in images)
+    title_in = 0.35 if titles else 0.0
+    scale = min(1.0, max_width_in / (ncols * w / dpi))
+    height = nrows * (h / dpi * scale + title_in) + (0.4 if suptitle else 0.1) + legend_in
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, dpi=dpi, figsize=(ncols * w / dpi * scale, height))
+    for ax in axes.flat[len(images):]:
+        fig.delaxes(ax)  # no empty panels in a last, short row
+    for i, im in enumerate(images):
+        ax = axes.flat[i]
+        ax.imshow(im)
+        ax.axis("off")
+        if i < len(titles):
+            ax.set_title(titles[i], fontsize=render.MIN_PT)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=render.TEXT_PT)
+    fig.tight_layout(pad=0.3, rect=(0, legend_in / height, 1, 1))
+    return fig
 
 
 class Panel:
@@ -100,7 +208,7 @@ class Explorer(Panel):
         if image is None:
             raise ValueError(f"give {type(self).__name__} an image (tensor, array, path) or an ImagePicker "
                              "(picker=...)")
-        self.widget = W.VBox([*controls, self.info, *views])
+        self.widget = explorer_layout(controls, self.info, views)
         self.set_image(image)
 
     # -- the shape every explorer has -------------------------------------------------
@@ -167,14 +275,27 @@ class GalleryExplorer(Explorer):
 
     def _start(self, image: Any, controls: Sequence[W.Widget], views: Sequence[W.Widget]) -> None:
         if self.picker is not None:
-            self.picker.on_change(self.set_image)
+            self.picker.on_change(self._on_picker)
             if not self.images:
                 self.images.update(as_gallery({"picked": self.picker.image}, self.max_side))
                 self.gallery.options = list(self.images)
+            # one picker: the gallery's pictures join the picker's list, and the gallery dropdown is not shown
+            for name, img in self.images.items():
+                if name != "picked":
+                    self.picker.add(name, img)
+            self.gallery.layout.display = "none"
         if not self.images:
             raise ValueError(f"give {type(self).__name__} at least one image or an ImagePicker (picker=...)")
-        self.widget = W.VBox([*controls, self.info, *views])
+        self.widget = explorer_layout(controls, self.info, views)
         self.redraw()
+
+    def _on_picker(self, image: Any) -> None:
+        """The picker changed: one of the gallery's own pictures is shown from its cache, any other as "picked"."""
+        name = getattr(self.picker, "name", None)
+        if name in self.images and name != "picked" and self.images[name] is image:
+            self.gallery.value = name
+        else:
+            self.set_image(image)
 
     def set_image(self, image: Any, name: str = "picked") -> None:
         """Add a picture (e.g. the picker's) under ``name`` and show it; a picture already there is replaced."""

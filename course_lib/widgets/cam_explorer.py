@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .. import explain, render
-from .base import Explorer, as_image
+from .base import Explorer, as_image, picture
 
 
 class CAMExplorer(Explorer):
@@ -42,9 +42,11 @@ class CAMExplorer(Explorer):
         self.cls = W.Dropdown(description="Class:")
         self.method = W.ToggleButtons(options=methods, value=methods[0], description="Method:")
         self.opacity = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="Opacity:")
-        self.view = W.Image(format="png")
+        self.method.disabled = len(methods) == 1  # Grad-CAM only: nothing to switch
+        self.view = picture()
+        self.key_widget = picture()
         self._observe(self.cls, self.method, self.opacity)
-        self._start(image, [W.HBox([self.cls, self.method]), self.opacity], [self.view])
+        self._start(image, [self.cls, self.method, self.opacity], [self.view, self.key_widget])
 
     # -- the expensive part: once per image -------------------------------------
     def _trace(self, image: Any) -> None:
@@ -75,6 +77,8 @@ class CAMExplorer(Explorer):
         if img.width != self.width:
             img = img.resize((self.width, max(1, round(img.height * self.width / img.width))))
         self.view.value = render.png_bytes(img)
+        self.key_widget.value = render.png_bytes(render.colorbar_strip(0, 1, img.width, render.HEAT,
+                                                                       "evidence for the class"))
         r = self.cls.value
         c = self.maps.classes[r]
         h = self.heat()

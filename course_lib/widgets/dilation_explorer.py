@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import render
 from ..backbones.receptive_field import ERF, stage_receptive_fields
-from .base import Explorer, as_image
+from .base import Explorer, as_image, picture, pictures_figure
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class DilationExplorer(Explorer):
     backbone's effective receptive field of the centre cell; each tap stamps a
     shifted copy of it, so moving the rate or the cell only redraws.
 
-    Controls: ``rate`` (slider over ``rates``), ``cell_x``, ``cell_y``.  Outputs:
+    Controls: ``rate`` (a dropdown of ``rates``), ``cell_x``, ``cell_y``.  Outputs:
     ``image_widget``, ``info``; ``state`` holds the taps, how many fall
     inside the map, and the field of view in pixels.
     """
@@ -100,12 +100,13 @@ class DilationExplorer(Explorer):
         self.stride = self.backbone.out_specs[level].stride
         self.rf = stage_receptive_fields(self.backbone)[level]
         self.state: dict[str, Any] = {}
-        self.rate = W.SelectionSlider(options=list(rates), value=6 if 6 in rates else rates[0], description="Rate:")
+        self.rate = W.Dropdown(options=list(rates), value=6 if 6 in rates else rates[0], description="Rate:")
         self.cell_y = W.IntSlider(value=0, min=0, max=1, description="Cell y:")
         self.cell_x = W.IntSlider(value=0, min=0, max=1, description="Cell x:")
-        self.image_widget = W.Image(format="png")
+        self.image_widget = picture()
+        self.key_widget = picture()
         self._observe(self.rate, self.cell_x, self.cell_y)
-        self._start(image, [W.HBox([self.rate, self.cell_y, self.cell_x])], [self.image_widget])
+        self._start(image, [self.rate, self.cell_y, self.cell_x], [self.image_widget, self.key_widget])
 
     def _trace(self, image: Any) -> None:
         """One forward and one backward pass: the backbone's effective receptive field of the centre cell."""
@@ -164,13 +165,20 @@ class DilationExplorer(Explorer):
         return render.badge(canvas, (2, 2), f"rate {rate} on {self.level} (/{self.stride}): taps "
                                             f"{rate * self.stride}px apart", bg=None)
 
+    @staticmethod
+    def legend(width: int) -> Image.Image:
+        """The key under the picture: taps inside the map, taps in the zero padding, the field of view."""
+        return render.legend([name for name, _ in render.TAP_LEGEND], [c for _, c in render.TAP_LEGEND], width=width)
+
     def redraw(self) -> None:
         """Redraw for the current controls (no network)."""
         rate = self.rate.value
         taps = self.taps()
         inside = sum(t.inside for t in taps)
         fov = 2 * rate * self.stride + self.rf.size
-        self.image_widget.value = render.png_bytes(self.render())
+        pic = self.render()
+        self.image_widget.value = render.png_bytes(pic)
+        self.key_widget.value = render.png_bytes(self.legend(pic.width))
         self.state = {"rate": rate, "cell": (self.cell_y.value, self.cell_x.value), "taps": taps,
                       "inside": inside, "gap_px": rate * self.stride, "field_px": fov}
         self.info.value = (
@@ -186,14 +194,9 @@ class DilationExplorer(Explorer):
         Each panel is :meth:`render` for that rate at the current cell, titled with the tap spacing and how
         many of the 9 taps fall inside the map.
         """
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(rates), figsize=(4.2 * len(rates), 3.4), squeeze=False)
-        for ax, r in zip(axes[0], rates):
-            ax.imshow(self.render(rate=r))
-            inside = sum(t.inside for t in self.taps(r))
-            ax.set_title(f"rate {r}: taps {r * self.stride}px apart, {inside}/9 inside", fontsize=render.MIN_PT)
-            ax.axis("off")
+        pics = [self.render(rate=r) for r in rates]
+        titles = [f"rate {r}: taps {r * self.stride}px apart, {sum(t.inside for t in self.taps(r))}/9 inside"
+                  for r in rates]
+        fig = pictures_figure(pics, titles, ncols=len(rates), legend_in=0.45)
         fig.legend(*render.tap_legend_handles(), loc="lower center", ncol=3, frameon=False)
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
         return fig

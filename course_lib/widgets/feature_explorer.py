@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import render
 from ..measure import evaluating
-from .base import Explorer, as_image
+from .base import Explorer, as_image, picture
 
 
 def check_backbone(backbone: Any) -> nn.Module:
@@ -56,10 +56,11 @@ class FeatureExplorer(Explorer):
         self.channel = W.IntSlider(value=0, min=0, max=1, description="Channel:", continuous_update=True)
         self.top_k = W.IntSlider(value=8, min=1, max=16, description="Top k:", continuous_update=True)
         self.overlay = W.Checkbox(value=True, description="over the photo")
-        self.image_widget = W.Image(format="jpeg")
+        self.image_widget = picture("jpeg")
+        self.key_widget = picture()
         self._observe(self.stage, self.mode, self.channel, self.top_k, self.overlay)
-        self._start(image, [W.HBox([self.stage, self.mode]), W.HBox([self.channel, self.top_k, self.overlay])],
-                    [self.image_widget])
+        self._start(image, [self.stage, self.mode, self.channel, self.top_k, self.overlay],
+                    [self.image_widget, self.key_widget])
 
     # -- once per image -------------------------------------------------------------
     def _trace(self, image: Any) -> None:
@@ -130,7 +131,13 @@ class FeatureExplorer(Explorer):
 
     def redraw(self) -> None:
         """Draw the current view and its explanation from the cache."""
-        self.image_widget.value = render.jpeg_bytes(self.render())
+        one = self.mode.value == "channel"
+        self.channel.disabled, self.top_k.disabled = not one, one  # each slider only means something in its mode
+        pic = self.render()
+        self.image_widget.value = render.jpeg_bytes(pic)
+        cmap = render.HEAT if self.overlay.value else render.SEQUENTIAL
+        self.key_widget.value = render.png_bytes(render.colorbar_strip(
+            0, 1, pic.width, cmap, "activation, low → high (each map on its own scale)"))
         self.info.value = self.describe()
         self.n_redraw += 1
 

@@ -22,7 +22,7 @@ from torch import nn
 from .. import render
 from ..images import to_uint8
 from ..measure import evaluating
-from .base import GalleryExplorer
+from .base import GalleryExplorer, picture
 
 NECK_CHOICES: dict[str, tuple[str, dict]] = {
     "FPN": ("fpn", {}),
@@ -78,13 +78,13 @@ class FusionExplorer(GalleryExplorer):
         self.level = W.ToggleButtons(options=["P3", "P4", "P5"], value="P3", description="Level:")
         self.reduce = W.ToggleButtons(options=["mean", "channel"], value="mean", description="Show:")
         self.channel = W.IntSlider(value=0, min=0, max=out_channels - 1, description="Channel:")
-        self.image_widget = W.Image(format="png")
-        self.diagram_widget = W.Image(format="png")
+        self.image_widget = picture()
+        self.diagram_widget = picture()
         self._observe(self.neck, self.lateral, self.top_down, self.bottom_up, self.level, self.reduce, self.channel)
-        controls = [W.HBox([self.gallery, self.neck]),
+        controls = [self.gallery, self.neck,
                     W.HBox([W.HTML("<b>Paths:</b>&nbsp;"), self.lateral, self.top_down, self.bottom_up]),
-                    self.level, W.HBox([self.reduce, self.channel])]
-        self._start(image, controls, [W.HBox([self.image_widget, self.diagram_widget])])
+                    self.level, self.reduce, self.channel]
+        self._start(image, controls, [self.image_widget, self.diagram_widget])
 
     # -- public API --------------------------------------------------------
     def _forget(self, name: str) -> None:
@@ -135,6 +135,7 @@ class FusionExplorer(GalleryExplorer):
         label = self.neck.value
         neck = self.necks[label]
         self.bottom_up.disabled = "bottom_up" not in neck.paths
+        self.channel.disabled = self.reduce.value == "mean"  # the slider means nothing for a channel mean
         paths = self.paths
         ref, _ = self.fused(name, label, {k: True for k in paths})
         out, inter = self.fused(name, label, paths)
@@ -158,7 +159,9 @@ class FusionExplorer(GalleryExplorer):
         ]
         if not all(paths.values()):
             panels.append(render.label(render.tile(c_map, self.tile, render.HEAT), f"|all on - now| at {lv}"))
-        self.image_widget.value = render.png_bytes(render.hstack(panels))
+        pics = render.grid(panels, ncols=2, pad=4)
+        bar = render.colorbar_strip(0, 1, pics.width, render.SEQUENTIAL, "low → high, each map on its own scale")
+        self.image_widget.value = render.png_bytes(render.vstack([pics, bar], pad=2))
         if ("diagram", *setting[1:]) not in self._memo:
             self._memo[("diagram", *setting[1:])] = render.png_bytes(render.neck_diagram(
                 list(neck.out_keys), paths, "bottom_up" in neck.paths, lv, fusion=getattr(neck, "fusion", "add")))

@@ -22,7 +22,7 @@ from .. import render
 from ..images import to_uint8
 from ..measure import evaluating
 from ..model import Model
-from .base import GalleryExplorer
+from .base import GalleryExplorer, on_click, picture, pictures_figure
 
 
 class HeadExplorer(GalleryExplorer):
@@ -30,11 +30,12 @@ class HeadExplorer(GalleryExplorer):
 
     ``image`` is a ``(N, 3, H, W)`` tensor or a dict ``name -> (3, H, W)``.  Attributes
     for tests: ``n_forward`` (forward passes so far), ``n_before`` / ``n_after`` (boxes above
-    the threshold before and after NMS), ``image_widget`` and ``info`` (what is shown).
+    the threshold before and after NMS), ``image_widget`` and ``info`` (what is shown).  A click on a
+    picture of boxes (:meth:`click`) picks an image cell: ``info`` then lists each level's class scores there.
     """
 
     def __init__(self, detector: Model, image: Any = None, *, picker: Any = None, segmenter: Model | None = None,
-                 scale: int = 3):
+                 scale: int = 2):
         if image is not None and not isinstance(image, (Mapping, torch.Tensor)):
             raise TypeError("images must be a (N, 3, H, W) tensor or a dict name -> (3, H, W) tensor")
         super().__init__(detector.eval(), image, picker=picker)
@@ -44,8 +45,9 @@ class HeadExplorer(GalleryExplorer):
         self.scale = scale
         self._cache: dict[str, tuple[dict[str, torch.Tensor], torch.Tensor | None]] = {}
         self.n_before = self.n_after = 0
+        self.cell: tuple[int, int] | None = None  # the clicked image pixel (y, x), if any
 
-        style = {"description_width": "90px"}
+        style = {"description_width": "initial"}
         self.gallery.style = style
         self.level = W.Dropdown(options=["all", *self.head.levels], value="all", description="level", style=style)
         self.cls = W.Dropdown(options=[("all", -1)] + [(n, i) for i, n in enumerate(self.head.class_names)],
@@ -54,10 +56,12 @@ class HeadExplorer(GalleryExplorer):
         self.iou = W.FloatSlider(value=0.5, min=0.1, max=0.9, step=0.05, description="NMS IoU >", style=style)
         self.opacity = W.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.1, description="mask opacity",
                                      style=style, disabled=segmenter is None)
-        self.image_widget = W.Image(format="png")
+        self.image_widget = picture()
         self._observe(self.level, self.cls, self.score, self.iou, self.opacity)
-        self._start(image, [W.HBox([W.VBox([self.gallery, self.level, self.cls]),
-                                    W.VBox([self.score, self.iou, self.opacity])])], [self.image_widget])
+        self._click = on_click(self.image_widget, self.click)
+        self._start(image, [self.gallery, self.level, self.cls, self.score, self.iou, self.opacity,
+                            W.HTML("<small>click a picture of boxes to read the scores of a cell</small>")],
+                    [self.image_widget])
 
     # ------------------------------------------------------------------ cache
     def _forget(self, name: str) -> None:
@@ -106,6 +110,9 @@ class HeadExplorer(GalleryExplorer):
         names = [self.head.class_names[int(c)] for c in r["labels"]]
         pic = render.draw_boxes(self._base(), r["boxes"], labels=names, scores=r["scores"].tolist(),
                                 classes=r["labels"], width=1, scale=self.scale)
+        if self.cell is not None:
+            y, x = self.cell
+            render.dots(pic, [((x + 0.5) * self.scale, (y + 0.5) * self.scale)], [4], [render.BLACK])
         return render.badge(pic, (2, pic.height), title)  # kept inside the picture, at its bottom
 
     def _maps_picture(self, size: int) -> Image.Image:
@@ -121,18 +128,47 @@ class HeadExplorer(GalleryExplorer):
         return render.grid(tiles[:4], ncols=2, pad=0)
 
     def picture(self) -> Image.Image:
-        """The whole view: boxes before NMS | after NMS | class-score map(s); under them the class colours
-        (boxes and masks share them) and the score maps' colour bar (0 to 1)."""
+        """The whole view, two by two: boxes before NMS | after NMS, then the class-score map(s) | the class
+        colours (boxes and masks share them) over the score maps' colour bar (0 to 1)."""
         before, after = self.detections(nms=False), self.detections(nms=True)
         self.n_before, self.n_after = len(before["boxes"]), len(after["boxes"])
         left = self._boxes_picture(before, f"before NMS: {self.n_before}")
         mid = self._boxes_picture(after, f"after NMS: {self.n_after}")
         maps = self._maps_picture(left.height)
         names = list(self.head.class_names)
-        key = render.legend(names, [render.class_colour(i) for i in range(len(names))],
-                            width=left.width + mid.width + 6)
-        bar = render.colorbar_strip(0, 1, maps.width, render.HEAT, "class score")
-        return render.vstack([render.hstack([left, mid, maps]), render.hstack([key, bar])], pad=2)
+        key = render.legend(names, [render.class_colour(i) for i in range(len(names))], width=mid.width)
+        bar = render.colorbar_strip(0, 1, mid.width, render.HEAT, "class score")
+        return render.vstack([render.hstack([left, mid]), render.hstack([maps, render.vstack([key, bar], pad=2)])],
+                             pad=6)
+
+    def click(self, x: float, y: float) -> tuple[int, int] | None:
+        """Pick the image cell under pixel ``(x, y)`` of the shown picture (either picture of boxes).
+
+        Returns the image pixel ``(y, x)``, or ``None`` when the click is outside both pictures of boxes.
+        """
+        h, w = self.image.shape[-2:]
+        side_w, side_h = w * self.scale, h * self.scale
+        for x0 in (0, side_w + 6):  # before NMS | after NMS, ``hstack``'s 6-pixel gap between them
+            if x0 <= x < x0 + side_w and 0 <= y < side_h:
+                self.cell = (int(y // self.scale), int((x - x0) // self.scale))
+                self.redraw()
+                return self.cell
+        return None
+
+    def cell_scores(self) -> str:
+        """The class scores at the clicked cell on each level (``""`` before any click)."""
+        if self.cell is None:
+            return ""
+        det, _ = self.outputs()
+        h, w = self.image.shape[-2:]
+        y, x = self.cell
+        parts = []
+        for lv in self.head.levels:
+            p = det[f"cls.{lv}"][0].sigmoid()
+            gy, gx = min(int(y * p.shape[1] / h), p.shape[1] - 1), min(int(x * p.shape[2] / w), p.shape[2] - 1)
+            scores = ", ".join(f"{n} {float(p[i, gy, gx]):.2f}" for i, n in enumerate(self.head.class_names))
+            parts.append(f"{lv} cell ({gy}, {gx}): {scores}")
+        return f"<br>At pixel (x = {x}, y = {y}): " + "; ".join(parts)
 
     def redraw(self) -> None:
         """Re-decode the cached outputs under the current controls and draw them."""
@@ -140,7 +176,7 @@ class HeadExplorer(GalleryExplorer):
         what = "every class" if self.cls.value < 0 else self.head.class_names[self.cls.value]
         self.info.value = (f"<b>{self.n_before}</b> boxes score ≥ {self.score.value:.2f} ({what}, level "
                            f"{self.level.value}); NMS at IoU > {self.iou.value:.2f} keeps <b>{self.n_after}</b>. "
-                           f"Forward passes so far: {self.n_forward}.")
+                           f"Forward passes so far: {self.n_forward}.{self.cell_scores()}")
         self.n_redraw += 1
 
     def static_figure(self, images: Sequence[int | str] | None = None):
@@ -153,19 +189,18 @@ class HeadExplorer(GalleryExplorer):
 
         names = self.names_of(images)
         old = self.gallery.value
-        fig, axes = plt.subplots(len(names), 1, figsize=(10, 3.4 * len(names)), squeeze=False)
+        pics, titles = [], []
         try:
             with self._quietly():
-                for ax, name in zip(axes[:, 0], names):
+                for name in names:
                     self.gallery.value = name
-                    ax.imshow(self.picture())
-                    ax.set_title(f"{name}: {self.n_before} boxes before NMS, {self.n_after} after "
-                                 f"(score ≥ {self.score.value:.2f}, IoU > {self.iou.value:.2f})", fontsize=render.MIN_PT)
-                    ax.axis("off")
+                    pics.append(self.picture())
+                    titles.append(f"{name}: {self.n_before} boxes before NMS, {self.n_after} after "
+                                  f"(score ≥ {self.score.value:.2f}, IoU > {self.iou.value:.2f})")
         finally:
             with self._quietly():
                 self.gallery.value = old
             self.redraw()
-        fig.tight_layout()
+        fig = pictures_figure(pics, titles, ncols=min(2, len(pics)))
         plt.close(fig)
         return fig

@@ -12,7 +12,7 @@ from PIL import Image
 from .. import render
 from ..images import to_uint8
 from ..model import Model
-from .base import GalleryExplorer
+from .base import GalleryExplorer, picture
 
 
 class HeadSwitcher(GalleryExplorer):
@@ -31,9 +31,9 @@ class HeadSwitcher(GalleryExplorer):
         self._traces: dict[str, Any] = {}
         self.head = W.ToggleButtons(options=list(model.heads), description="Head:")
         self.score = W.FloatSlider(value=0.4, min=0.05, max=0.95, step=0.05, description="Score ≥")
-        self.image_widget = W.Image(format="png")
+        self.image_widget = picture()
         self._observe(self.head, self.score)
-        self._start(image, [W.HBox([self.gallery, self.score]), self.head], [self.image_widget])
+        self._start(image, [self.gallery, self.head, self.score], [self.image_widget])
 
     def _forget(self, name: str) -> None:
         self._traces.pop(name, None)
@@ -57,21 +57,27 @@ class HeadSwitcher(GalleryExplorer):
             top = head.decode(out, k=len(head.class_names))[0]
             text = f"classification: <b>{top[0].name}</b> covers the most pixels ({top[0].prob:.0%} sure)"
             pic = Image.fromarray(to_uint8(img)).resize((img.shape[-1] * self.scale,) * 2, Image.NEAREST)
-            return render.hstack([pic, render.bars([c.name for c in top], [c.prob for c in top], width=300)]), text
+            bars = render.bars([c.name for c in top], [c.prob for c in top], width=pic.width)
+            return render.vstack([pic, bars]), text
         if task == "detection":
             det = head.decode(out, score_threshold=self.score.value)[0]
             names = [head.class_names[int(i)] for i in det["labels"]]
             text = f"detection: {len(det['boxes'])} boxes with score ≥ {self.score.value:.2f}"
-            return render.draw_boxes(img, det["boxes"], names, det["scores"].tolist(), scale=self.scale), text
+            pic = render.draw_boxes(img, det["boxes"], names, det["scores"].tolist(), classes=det["labels"],
+                                    scale=self.scale)
+            return render.vstack([pic, render.legend(list(head.class_names), width=pic.width)], pad=2), text
         classes = head.decode(out)[0]
         counts = torch.bincount(classes.flatten(), minlength=len(head.class_names))
         text = "segmentation: pixels per class " + ", ".join(
             f"{n}: {int(c)}" for n, c in zip(head.class_names, counts))
         pic = render.mask_overlay(img, classes)
-        return pic.resize((pic.width * self.scale, pic.height * self.scale), Image.NEAREST), text
+        pic = pic.resize((pic.width * self.scale, pic.height * self.scale), Image.NEAREST)
+        objects = [n for n in head.class_names if n != "background"]  # masks leave the background clear
+        return render.vstack([pic, render.legend(objects, width=pic.width)], pad=2), text
 
     def redraw(self) -> None:
         """Draw the chosen head's verdict on the current image (from the cached trace)."""
+        self.score.disabled = self.head.value != "detection"  # only the detector has a score threshold
         pic, self.info.value = self.picture(self.head.value)
         self.image_widget.value = render.png_bytes(pic)
         self.n_redraw += 1

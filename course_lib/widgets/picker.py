@@ -9,7 +9,7 @@ import torch
 
 from .. import render
 from ..images import ImageError, load_image, sample_images, to_uint8
-from .base import Panel
+from .base import Panel, fit_labels, picture
 
 #: Uploaded pictures are shrunk so the long side is at most this many pixels
 #: (a 12-megapixel phone photo would make every explorer slow).
@@ -39,10 +39,12 @@ class ImagePicker(Panel):
         self.dropdown = W.Dropdown(options=list(self._samples), value=initial, description="Photo:")
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload your own")
         self.info = W.HTML(value=self._ok_message())
-        self.preview = W.Image(value=render.png_bytes(self._thumb()), format="png", width=preview_width)
+        self.preview = picture("png", max_width=preview_width)
+        self.preview.value = render.png_bytes(self._thumb())
         self.dropdown.observe(self._on_dropdown, names="value")
         self.upload.observe(self._on_upload, names="value")
-        self.widget = W.VBox([W.HBox([self.dropdown, self.upload]), self.info, self.preview])
+        self.widget = fit_labels(W.VBox([W.HBox([self.dropdown, self.upload], layout=W.Layout(flex_flow="row wrap")),
+                                         self.info, self.preview]))
 
     def static_figure(self):
         """The chosen photo, titled with its name and size (matplotlib)."""
@@ -77,6 +79,16 @@ class ImagePicker(Panel):
             self._quiet = False
         self._set(key, img)
         return True
+
+    def add(self, name: str, image: torch.Tensor) -> None:
+        """Offer one more picture (e.g. an explorer's own) in the dropdown, under ``name``; it is not shown yet."""
+        self._uploads[name] = image
+        self._quiet = True
+        try:
+            self.dropdown.options = list(self._samples) + list(self._uploads)
+            self.dropdown.value = self.name
+        finally:
+            self._quiet = False
 
     def select(self, name: str) -> None:
         """Show a sample photo (or an earlier upload) by name."""

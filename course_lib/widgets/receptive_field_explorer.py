@@ -13,14 +13,15 @@ from torch import nn
 
 from .. import render
 from ..backbones.receptive_field import ERF, RF, mass_radius, stage_receptive_fields
-from .base import Explorer, as_image
+from .base import Explorer, as_image, on_click, picture, pictures_figure
 from .feature_explorer import check_backbone
 
 
 class ReceptiveFieldExplorer(Explorer):
     """Pick a stage and a cell: the theoretical receptive-field box and the effective one (gradient heat map).
 
-    Controls: ``stage``, ``y``, ``x``, ``show_erf``.  The box comes from
+    Controls: ``stage``, ``y``, ``x``, ``show_erf``; a click on the picture (:meth:`click`) picks the cell
+    under it.  The box comes from
     :func:`course_lib.receptive_field.stage_receptive_fields`; the heat map is
     ``|d cell / d input|`` from one backward pass through the graph kept from
     the single forward pass (``n_forward``), cached per cell (``n_backward``).
@@ -41,9 +42,13 @@ class ReceptiveFieldExplorer(Explorer):
         self.y = W.IntSlider(value=0, min=0, max=1, description="cell y:", continuous_update=False)
         self.x = W.IntSlider(value=0, min=0, max=1, description="cell x:", continuous_update=False)
         self.show_erf = W.Checkbox(value=True, description="effective RF (gradient)")
-        self.image_widget = W.Image(format="jpeg")
+        self.image_widget = picture("jpeg")
+        self.key_widget = picture()
         self._observe(self.stage, self.y, self.x, self.show_erf)
-        self._start(image, [W.HBox([self.stage, self.show_erf]), W.HBox([self.y, self.x])], [self.image_widget])
+        self._click = on_click(self.image_widget, self.click)
+        self._start(image, [self.stage, self.show_erf, self.y, self.x,
+                            W.HTML("<small>or click the picture to pick a cell</small>")],
+                    [self.image_widget, self.key_widget])
 
     def _trace(self, image: Any) -> None:
         """One forward pass (graph kept for the gradients), then centre the cell."""
@@ -81,6 +86,26 @@ class ReceptiveFieldExplorer(Explorer):
             with self._quietly():
                 self.y.value, self.x.value = min(H - 1, int(fy * H)), min(W_ - 1, int(fx * W_))
         super()._on_control(change)
+
+    def click(self, x: float, y: float) -> tuple[int, int]:
+        """Make the cell under pixel ``(x, y)`` of the shown picture the current one; returns its ``(y, x)``."""
+        H, W_ = self._grid()
+        h, w = self.image.shape[-2:]
+        px, py = x / self._scale, y / self._scale  # picture pixels -> image pixels
+        cy, cx = min(max(int(py * H / h), 0), H - 1), min(max(int(px * W_ / w), 0), W_ - 1)
+        with self._quietly():
+            self.y.value, self.x.value = cy, cx
+        self.redraw()
+        return cy, cx
+
+    def legend(self) -> Image.Image:
+        """The key under the picture: what the box, the square and the heat mean."""
+        names, colours = ["theoretical RF", "the cell's stride patch"], [(0, 255, 120), render.WHITE]
+        key = render.legend(names, colours, width=self.width)
+        if not self.show_erf.value:
+            return key
+        return render.vstack([key, render.colorbar_strip(0, 1, self.width, render.HEAT,
+                                                         "effective RF: |gradient|, relative")], pad=0)
 
     def theoretical_box(self) -> tuple[int, int, int, int] | None:
         """The analytic box ``(x0, y0, x1, y1)`` in image pixels for the current cell (clipped)."""
@@ -141,36 +166,32 @@ class ReceptiveFieldExplorer(Explorer):
     def redraw(self) -> None:
         """Draw the current cell's fields and their explanation (a backward pass only for a new cell)."""
         self.image_widget.value = render.jpeg_bytes(self.render())
+        self.key_widget.value = render.png_bytes(self.legend())
         self.info.value = self.describe()
         self.n_redraw += 1
 
     def static_figure(self):
         """The centre cell of every stage: theoretical box and effective heat map, side by side (matplotlib).
 
-        Panel ``i`` shows exactly what the explorer draws for stage ``i``'s centre cell, titled with the
-        stage and its receptive field; the controls are left as they were.
+        Panel ``i`` shows exactly what the explorer draws for stage ``i``'s centre cell, at its own size, titled
+        with the stage and its receptive field; the controls are left as they were.
         """
-        import matplotlib.pyplot as plt
-
         keep = (self.stage.value, self.y.value, self.x.value, self.show_erf.value)
         stages = list(self.stage.options)
-        fig, axes = plt.subplots(1, len(stages), figsize=(2.6 * len(stages), 2.4), squeeze=False)
+        pics, titles = [], []
         with self._quietly():
             try:
                 self.show_erf.value = True
-                for ax, s in zip(axes[0], stages):
+                for s in stages:
                     self.stage.value = s
                     H, W_ = self._grid()
                     self.y.max, self.x.max = H - 1, W_ - 1
                     self.y.value, self.x.value = H // 2, W_ // 2
-                    ax.imshow(self.render())
+                    pics.append(self.render())
                     size = f"RF {self.rf[s].size}px" if self.rf is not None and s in self.rf else ""
-                    ax.set_title(f"{s} centre cell {size}", fontsize=render.MIN_PT)
-                    ax.axis("off")
+                    titles.append(f"{s} centre cell {size}")
             finally:
                 self.stage.value = keep[0]
                 self._sync_ranges()
                 self.y.value, self.x.value, self.show_erf.value = keep[1], keep[2], keep[3]
-        fig.suptitle("Theoretical receptive field (green box) vs effective one (gradient heat)", fontsize=render.TEXT_PT)
-        fig.tight_layout()
-        return fig
+        return pictures_figure(pics, titles, suptitle="Theoretical receptive field (green box) vs effective one (gradient heat)")

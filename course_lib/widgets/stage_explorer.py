@@ -11,7 +11,7 @@ import torch
 
 from .. import render
 from ..model import Model, Trace
-from .base import Explorer, as_image
+from .base import Explorer, as_image, picture
 
 
 class StageExplorer(Explorer):
@@ -40,10 +40,10 @@ class StageExplorer(Explorer):
         self._rows: dict[str, torch.Tensor] = {}
         self.stage = W.Dropdown(description="Stage:")
         self.top_k = W.IntSlider(value=top_k, min=1, max=16, description="Top k:", continuous_update=True)
-        self.image_widget = W.Image(format="png")
-        self.verdict_widget = W.Image(format="png")
+        self.image_widget = picture()
+        self.verdict_widget = picture()
         self._observe(self.stage, self.top_k)
-        self._start(image, [W.HBox([self.stage, self.top_k])],
+        self._start(image, [self.stage, self.top_k],
                     [self.image_widget, W.HTML("<b>Verdict of the head (top 5)</b>"), self.verdict_widget])
 
     # -- the expensive part: once per image -------------------------------------
@@ -64,6 +64,7 @@ class StageExplorer(Explorer):
         """Redraw the current stage from the cached trace (no forward pass)."""
         if self.trace is None or self.stage.value not in self._rows:
             return
+        self.top_k.disabled = self.stage.value.startswith("input")  # the input shows its 3 colour channels
         self.image_widget.value = render.png_bytes(self.stage_image(self.stage.value, self.top_k.value))
         t = self._rows[self.stage.value]
         part, name = self.stage.value.split(" · ")
@@ -84,7 +85,7 @@ class StageExplorer(Explorer):
         if t.ndim == 3 and stage.startswith("input"):
             return render.feature_grid(t, [0, 1, 2], ncols=3, cell=self.cell * 2, cmap="gray")
         if t.ndim == 3:
-            return render.feature_grid(t, self.top_channels(stage, k), ncols=min(k, 8), cell=self.cell)
+            return render.feature_grid(t, self.top_channels(stage, k), ncols=min(k, 4), cell=self.cell)
         idx = self.top_channels(stage, k)
         names = self._names(stage, idx)
         vals = t[idx]
