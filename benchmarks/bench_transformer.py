@@ -13,7 +13,10 @@ Within each seed the arms run one after another, their order rotated from seed t
 load on a shared machine hits every arm alike.  A wall-clock budget on a shared machine is noisy: each
 run records the steps it reached.
 
-    python benchmarks/bench_transformer.py                         # 3 seeds, 30 s / 45 s per arm, 1 thread
+    python benchmarks/bench_transformer.py                         # 3 seeds, 120 s / 90 s per arm, 1 thread
+    python benchmarks/bench_transformer.py --only classification --json /tmp/c.json   # two processes share
+    python benchmarks/bench_transformer.py --only detection --json /tmp/d.json        # the work, then
+    python benchmarks/bench_transformer.py --merge /tmp/c.json /tmp/d.json            # one table
     python benchmarks/bench_transformer.py --seeds 0 --cls-budget 5 --det-budget 5 --json /tmp/t.json
 
 The default run saves ``benchmarks/transformer.json`` (machine, date, configs, one row per arm and
@@ -42,6 +45,9 @@ from course_lib.training.recipes import get_config  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SAVED = ROOT / "benchmarks" / "transformer.json"
 CHECKPOINTS = ROOT / "benchmarks" / "checkpoints"
+
+#: Training seconds per arm and seed: long enough for the CNN to leave the floor of always answering one class.
+CLS_BUDGET, DET_BUDGET = 120.0, 90.0
 
 EXPERIMENTS = {
     "classification": {"arms": ["cls_vit", "cls_cnn"], "metrics": ["accuracy"]},
@@ -100,17 +106,38 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def merge(cls_json: str, det_json: str) -> int:
+    """One table from the two ``--only`` runs (classification from the first file, detection from the second)."""
+    a, b = (json.loads(Path(f).read_text()) for f in (cls_json, det_json))
+    if not (a["finished"] and b["finished"]):
+        raise SystemExit("both runs must have finished")
+    data = {**a, "rows": [r for r in a["rows"] if r["experiment"] == "classification"]
+            + [r for r in b["rows"] if r["experiment"] == "detection"],
+            "budget_s": {"classification": a["budget_s"]["classification"], "detection": b["budget_s"]["detection"]},
+            "machine_detection_run": b["machine"]}
+    SAVED.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"saved {os.path.relpath(SAVED, ROOT)}")
+    print(summary(data["rows"]))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--cls-budget", type=float, default=30.0, help="training seconds per classification arm")
-    p.add_argument("--det-budget", type=float, default=45.0, help="training seconds per detection arm")
+    p.add_argument("--cls-budget", type=float, default=CLS_BUDGET, help="training seconds per classification arm")
+    p.add_argument("--det-budget", type=float, default=DET_BUDGET, help="training seconds per detection arm")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help=f"save here (the default run saves {SAVED.name})")
+    p.add_argument("--only", choices=list(EXPERIMENTS), help="run one experiment (two processes can then share "
+                   "the work; --merge joins their files)")
+    p.add_argument("--merge", nargs=2, metavar=("CLS_JSON", "DET_JSON"),
+                   help=f"join the two --only files into {SAVED.name} and stop")
     a = p.parse_args()
+    if a.merge:
+        return merge(*a.merge)
     torch.set_num_threads(a.threads)
-    default = a.seeds == [0, 1, 2] and a.cls_budget == 30 and a.det_budget == 45 and a.threads == 1
-    out = Path(a.json) if a.json else (SAVED if default else None)
+    default = a.seeds == [0, 1, 2] and a.cls_budget == CLS_BUDGET and a.det_budget == DET_BUDGET and a.threads == 1
+    out = Path(a.json) if a.json else (SAVED if default and not a.only else None)
     budgets = {"classification": a.cls_budget, "detection": a.det_budget}
     data = {"machine": machine(), "threads": a.threads, "seeds": a.seeds, "budget_s": budgets,
             "experiments": {e: {"arms": s["arms"], "metrics": s["metrics"],
@@ -118,6 +145,8 @@ def main() -> int:
             "rows": [], "finished": False}
     data["experiments"]["classification"].update(majority_accuracy())
     for exp, spec in EXPERIMENTS.items():
+        if a.only and exp != a.only:
+            continue
         for i, seed in enumerate(a.seeds):
             k = i % len(spec["arms"])
             for arm in spec["arms"][k:] + spec["arms"][:k]:  # the order rotates from seed to seed

@@ -106,6 +106,24 @@ class Exercise:
         return f"Exercise {self.id}: {self.question}"
 
 
+class LazyExercise(Exercise):
+    """An exercise whose reference answer is computed from the library the first time it is needed
+    (``compute()``), so importing the exercise bank stays cheap and the answer can never drift from the code."""
+
+    def __init__(self, *args: Any, compute: Callable[[], Any], **kw: Any):
+        super().__init__(*args, answer=None, **kw)
+        self._compute = compute
+
+    def is_correct(self, value: Any) -> bool:
+        self.solution()
+        return super().is_correct(value)
+
+    def solution(self) -> Any:
+        if self.answer is None:
+            self.answer = self._compute()
+        return self.answer
+
+
 def _same(value: Any, ref: Any, rel_tol: float) -> bool:
     if isinstance(ref, bool) or isinstance(value, bool):
         return value is ref or value == ref

@@ -2,26 +2,7 @@
 
 from __future__ import annotations
 
-from ..exercises import Exercise, register
-
-
-class _Lazy(Exercise):
-    """An exercise whose answer is computed from the library the first time it is needed."""
-
-    def __init__(self, *args, compute, **kw):
-        super().__init__(*args, answer=None, **kw)
-        self._compute = compute
-
-    def is_correct(self, value):
-        if self.answer is None:
-            self.answer = self._compute()
-        return super().is_correct(value)
-
-    def solution(self):
-        if self.answer is None:
-            self.answer = self._compute()
-        return self.answer
-
+from ..exercises import Exercise, LazyExercise, register
 
 register(Exercise(
     id="10.passes",
@@ -42,7 +23,7 @@ def _always_commonest(split: str = "test") -> float:
     return max(counts.values()) / len(targets)
 
 
-register(_Lazy(
+register(LazyExercise(
     id="10.commonest",
     question="A classifier that gives the same answer for every image scores the share of that answer. On "
              "ShapesWorld's 'test' split (500 images), what accuracy does always answering the commonest "

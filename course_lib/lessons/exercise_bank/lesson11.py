@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-from ..exercises import Exercise, register
-
-
-class _Lazy(Exercise):
-    """An exercise whose answer is computed from the library the first time it is needed."""
-
-    def __init__(self, *args, compute, **kw):
-        super().__init__(*args, answer=None, **kw)
-        self._compute = compute
-
-    def is_correct(self, value):
-        if self.answer is None:
-            self.answer = self._compute()
-        return super().is_correct(value)
-
-    def solution(self):
-        if self.answer is None:
-            self.answer = self._compute()
-        return self.answer
+from ..exercises import Exercise, LazyExercise, register
 
 
 def _tokens_at(size: int) -> int:
@@ -47,7 +29,7 @@ def _deconvs_for_p3(patch: int) -> int:
     return sum(isinstance(m, nn.ConvTranspose2d) for m in neck.scale["P3"].modules())
 
 
-register(_Lazy(
+register(LazyExercise(
     id="11.tokens_224",
     question="A 224 x 224 image goes into a ViT with 16 x 16 patches. How many tokens enter its first block, "
              "the class token included?",
@@ -56,7 +38,7 @@ register(_Lazy(
     explanation="14 x 14 = 196 patch tokens + 1 class token = 197 (torchvision's vit_b_16 says the same: "
                 "its encoder gives (B, 197, 768)).",
 ))
-register(_Lazy(
+register(LazyExercise(
     id="11.p3_from_patch32",
     question="A ViT with 32 x 32 patches gives one map at stride 32 (C5). ViTDet's simple pyramid builds "
              "P3..P5 (and P6) from it. How many stride-2 deconvolutions does the P3 branch stack?",
