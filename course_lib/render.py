@@ -1281,6 +1281,7 @@ def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[
             t = ax.annotate(str(name), (x, y), xytext=(6, 3), textcoords="offset points", fontsize=MIN_PT)
             box = t.get_window_extent(renderer)
         placed.append(box)
+    return fig
 
 
 def _sources(frm: int | str, index: int) -> list[int]:

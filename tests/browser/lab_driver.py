@@ -196,7 +196,7 @@ def _wait_change(page, before: list[str], timeout_s: float) -> bool:
 
 
 def _slider_moves(area):
-    sliders = area.locator(".widget-slider .noUi-base")
+    sliders = area.locator(".widget-slider .noUi-base:visible")
     for i in range(min(sliders.count(), 2)):
         s = sliders.nth(i)
 
@@ -217,7 +217,7 @@ def _slider_moves(area):
 
 
 def _dropdown_moves(area):
-    selects = area.locator(".widget-dropdown select")
+    selects = area.locator(".widget-dropdown select:visible:enabled")  # hidden or disabled: nothing to try
     for i in range(min(selects.count(), 2)):
         sel = selects.nth(i)
         n = sel.locator("option").count()
@@ -237,11 +237,13 @@ def candidate_moves(area) -> dict[str, list]:
     """Ways to change a widget area, grouped by kind of control (kinds in the order they are tried)."""
     return {
         "dropdown": list(_dropdown_moves(area)),
-        "toggle buttons": list(_click_moves(area, ".widget-toggle-buttons button:not(.mod-active)", "toggle button")),
+        "toggle buttons": list(_click_moves(area, ".widget-toggle-buttons button:not(.mod-active):visible:enabled",
+                                             "toggle button")),
         "slider": list(_slider_moves(area)),
-        "checkbox": list(_click_moves(area, ".widget-checkbox input[type=checkbox]", "checkbox")),
-        "radio": list(_click_moves(area, ".widget-radio-box input[type=radio]:not(:checked)", "radio button")),
-        "toggle": list(_click_moves(area, "button.widget-toggle-button", "toggle")),
+        "checkbox": list(_click_moves(area, ".widget-checkbox input[type=checkbox]:visible:enabled", "checkbox")),
+        "radio": list(_click_moves(area, ".widget-radio-box input[type=radio]:not(:checked):visible:enabled",
+                                    "radio button")),
+        "toggle": list(_click_moves(area, "button.widget-toggle-button:visible:enabled", "toggle")),
     }
 
 
