@@ -90,11 +90,14 @@ def select_inputs(
     *,
     spatial: bool = True,
     min_count: int = 1,
+    count: int | None = None,
 ) -> OrderedDict[str, FeatureSpec]:
     """Pick the input maps a neck or head will read, or raise :class:`ContractError`.
 
     ``in_keys=None`` takes every input.  With ``spatial=True`` every picked map
-    must have a stride (a global vector cannot be upsampled or convolved).
+    must have a stride (a global vector cannot be upsampled or convolved).  ``count``:
+    a part wired for exactly that many maps (YOLOv8's PAN, RT-DETR's encoder: three)
+    refuses other ``in_keys`` with a ``ValueError``.
     """
     in_specs = OrderedDict(in_specs)
     wanted = list(in_specs) if in_keys is None else list(in_keys)
@@ -105,6 +108,8 @@ def select_inputs(
             what += " (spatial maps)"
         raise ContractError(consumer, what, in_specs)
     picked = OrderedDict((k, in_specs[k]) for k in wanted)
+    if count is not None and len(picked) != count:
+        raise ValueError(f"{consumer} fuses exactly {count} maps, got in_keys={wanted}")
     if spatial and any(s.stride is None for s in picked.values()):
         raise ContractError(consumer, f"{what} with a spatial layout (a stride)", in_specs)
     return picked

@@ -19,8 +19,8 @@ Everything a figure or an explorer draws comes from here, so a change of style r
   filled tag that stays inside the image), :func:`mask_overlay` (class colours on a grey copy of the photo, so
   they cannot merge with the objects' own colours), :func:`segmentation_panels` (image | ground truth |
   prediction with a legend) and :func:`legend`.
-* **Charts** -- :func:`bars` (top-k verdicts) and :func:`labelled_scatter` (named points, e.g. parameters vs
-  FLOPs of every backbone), labels inside the picture.
+* **Charts** -- :func:`bars` (top-k verdicts), :func:`labelled_scatter` (named points, e.g. parameters vs
+  FLOPs of every backbone), labels inside the picture, and :func:`seed_bars` (mean ± std over seeds, a dot each).
 * **Wiring diagrams** -- :func:`c2f_diagram`, :func:`neck_diagram` and :func:`layer_graph` (a measured layer
   table, e.g. YOLOv8's, as boxes in backbone / neck / head columns with its skip connections as arrows).
 
@@ -35,7 +35,7 @@ import io
 import shutil
 import subprocess
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -1282,6 +1282,39 @@ def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[
             box = t.get_window_extent(renderer)
         placed.append(box)
     return fig
+
+
+def seed_bars(groups: Mapping[str, Mapping[str, Sequence[float]]], ax=None, baseline: float | None = None,
+              baseline_label: str = "", ylabel: str = "", title: str = "", ylim: tuple[float, float] | None = (0, 1)):
+    """Grouped bars of several seeds: ``groups[group][series]`` is one value per seed; each bar is the mean with a
+    ±std error bar and one black dot per seed, so the spread is seen, not only summarised.  A series keeps one
+    colour (:data:`OKABE_ITO` by position) in every group; ``baseline`` draws a labelled dashed line (e.g. always
+    answering the commonest class).  Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    names = list(groups)
+    series = list(dict.fromkeys(k for g in groups.values() for k in g))
+    width = 0.8 / max(1, len(series))
+    for j, key in enumerate(series):
+        xs = [i + width * (j - (len(series) - 1) / 2) for i in range(len(names))]
+        vals = [np.asarray(groups[g].get(key, []), dtype=float) for g in names]
+        ax.bar(xs, [v.mean() if len(v) else 0.0 for v in vals], width=width * 0.95, alpha=0.85, label=key,
+               yerr=[v.std(ddof=1) if len(v) > 1 else 0.0 for v in vals], capsize=3,
+               color=np.array(OKABE_ITO[j % len(OKABE_ITO)]) / 255)
+        for x, v in zip(xs, vals):
+            ax.plot([x] * len(v), v, "k.", ms=4)
+    if baseline is not None:
+        ax.axhline(baseline, ls="--", c="k", lw=1, label=baseline_label or None)
+    ax.set_xticks(range(len(names)), names)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=MIN_PT)
+    return ax
 
 
 def _sources(frm: int | str, index: int) -> list[int]:

@@ -206,3 +206,13 @@ def test_layer_graph_draws_every_layer_and_every_skip_connection():
     assert len(arrows) == 8                                          # one arrow per input of every layer
     assert min(t.get_fontsize() for t in ax.texts) >= render.MIN_PT
     matplotlib.pyplot.close(fig)
+
+
+def test_seed_bars_show_the_mean_and_every_seed():
+    ax = render.seed_bars({"a": {"x": [0.2, 0.4], "y": [0.5, 0.7, 0.6]}, "b": {"x": [0.9, 0.9]}}, baseline=0.3)
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == [0.0, 0.3, 0.6, 0.9]                     # means; "y" is missing in group b
+    dots = sum(len(line.get_xdata()) for line in ax.lines if line.get_marker() == ".")
+    assert dots == 7                                          # one dot per seed
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    matplotlib.pyplot.close(ax.figure)

@@ -93,9 +93,7 @@ class HybridEncoder(Neck):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
         in_keys = tuple(in_keys)
-        picked = select_inputs("neck 'hybrid_encoder'", in_specs, in_keys)
-        if len(picked) != 3:
-            raise ValueError(f"neck 'hybrid_encoder' fuses three maps (S3, S4, S5), got in_keys={list(in_keys)}")
+        picked = select_inputs("neck 'hybrid_encoder'", in_specs, in_keys, count=3)
         self.in_keys = in_keys
         self.dim = dim
         self.proj = nn.ModuleList(nn.Sequential(nn.Conv2d(s.channels, dim, 1, bias=False), nn.BatchNorm2d(dim))

@@ -82,9 +82,7 @@ class YOLOv8Neck(Neck):
         super().__init__()
         self.in_specs = OrderedDict(in_specs)
         in_keys = tuple(in_keys)
-        picked = select_inputs("neck 'yolov8_pan'", in_specs, in_keys)
-        if len(picked) != 3:
-            raise ValueError(f"neck 'yolov8_pan' fuses three maps (P3, P4, P5), got in_keys={list(in_keys)}")
+        picked = select_inputs("neck 'yolov8_pan'", in_specs, in_keys, count=3)
         c3, c4, c5 = (s.channels for s in picked.values())
         s3 = picked[in_keys[0]].stride
         self.in_keys = in_keys
