@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.course-installed
 # Jupyter refuses to start as root (containers, cloud VMs) unless told --allow-root.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test lint bench site clean-venv
+.PHONY: lab test lint bench site figures clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(STAMP)  ## measure notebooks, widgets and the detector; writes benchmar
 
 site: $(STAMP)  ## execute every notebook and render a static HTML site into _site/
 	$(BIN)/python tools/build_site.py
+
+figures: site  ## every figure the lessons show, with its alt text, in _site/figures/index.html
+	@echo "review every figure in one sitting: _site/figures/index.html"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,6 +24,13 @@ Everything a figure or an explorer draws comes from here, so a change of style r
 * **Wiring diagrams** -- :func:`c2f_diagram`, :func:`neck_diagram` and :func:`layer_graph` (a measured layer
   table, e.g. YOLOv8's, as boxes in backbone / neck / head columns with its skip connections as arrows).
 
+* **Pictures shown** -- every picture a lesson shows says what it shows in words: :func:`describe` gives a figure
+  or PIL image its alt text, :func:`show` displays one now; in IPython every figure goes out through
+  :func:`picture_bundle` (the PNG plus an ``<img alt=...>`` for screen readers and the rendered site), which also
+  checks it against the rules above (:func:`figure_problems`: text >= 9 pt, no jet or rainbow, a colour bar or a
+  shared scale on every map).  ``make site`` fails on a picture without words or breaking a rule, and writes every
+  picture to ``_site/figures/`` for review (``make figures``).
+
 Each PIL helper returns a PIL image; :func:`png_bytes` turns it into the bytes an ``ipywidgets.Image`` shows.
 Drawing a 600-pixel picture this way takes a few milliseconds, so a slider feels instant.
 """
@@ -260,10 +267,12 @@ def use_course_style() -> None:
     """Apply :func:`course_rc` to matplotlib for the rest of the session (``import course_lib`` does this).
 
     Learners then get readable, colour-blind-safe figures without asking; ``matplotlib.rcdefaults()`` undoes it.
+    In IPython it also installs :func:`install_display`, so every figure shown carries its alt text.
     """
     import matplotlib
 
     matplotlib.rcParams.update(course_rc())
+    install_display()
 
 
 @contextlib.contextmanager
@@ -894,12 +903,10 @@ def figure_png(fig) -> bytes:
     """A matplotlib figure as PNG bytes (what a notebook stores for it); the figure is closed."""
     import matplotlib.pyplot as plt
 
-    buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+        return figure_bytes(fig, dpi=80)
     finally:
         plt.close(fig)
-    return buf.getvalue()
 
 
 def _numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -1422,3 +1429,174 @@ def layer_graph(rows: Sequence[dict[str, Any]], ax=None, title: str = ""):
     ax.set_title(title or f"{len(rows)} layers, {n_skips} skip connections", fontsize=TEXT_PT + 1)
     fig.n_skips = n_skips
     return fig
+
+
+# ---------------------------------------------------------------------------------------------- pictures shown
+# Every picture a lesson shows says what it shows in words (alt text, read by screen readers and written into the
+# rendered site), and every matplotlib figure is checked against the rules above when it is shown.  Lessons give
+# the words with ``describe(fig, "...")`` (or ``show(fig, "...")``); ``import course_lib`` teaches IPython to put
+# them next to the PNG (:func:`install_display`), so a figure that is returned at the end of a cell or passed to
+# ``plt.show()`` carries them too.
+
+#: The attribute :func:`describe` stores a picture's alt text in.
+ALT_ATTR = "course_alt"
+
+
+def describe(picture: Any, alt: str) -> Any:
+    """Give a picture (a matplotlib figure or a PIL image) its alt text -- what it shows, in words -- and return it.
+
+    Write what a reader who cannot see the picture needs: the kind of picture and the point it makes, e.g.
+    ``"Bar chart: mAP@0.5 of three detectors over 3 seeds; the CNN with FPN is highest."``::
+
+        fig, ax = plt.subplots(); ...; render.describe(fig, "Loss falls from 1.1 to 0.3 over 20 epochs.")
+    """
+    text = " ".join(str(alt).split())
+    if not text:
+        raise ValueError("alt text is empty: say in words what the picture shows")
+    setattr(picture, ALT_ATTR, text)
+    return picture
+
+
+def alt_text(picture: Any) -> str | None:
+    """The alt text :func:`describe` gave ``picture`` (``None`` when it has none)."""
+    return getattr(picture, ALT_ATTR, None)
+
+
+def _figure_texts(fig) -> list:
+    """Every piece of text a reader sees in ``fig``: titles, labels, tick labels of visible axes, legends, notes."""
+    texts = list(fig.texts)
+    for name in ("_suptitle", "_supxlabel", "_supylabel"):
+        if getattr(fig, name, None) is not None:
+            texts.append(getattr(fig, name))
+    texts += [t for lg in fig.legends for t in [*lg.get_texts(), lg.get_title()]]
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += [ax.title, ax._left_title, ax._right_title, *ax.texts]
+        if ax.get_legend() is not None:
+            texts += [*ax.get_legend().get_texts(), ax.get_legend().get_title()]
+        if ax.axison:
+            for axis in (ax.xaxis, ax.yaxis):
+                if axis.get_visible():
+                    texts += [axis.label, *axis.get_ticklabels(which="both")]
+    return [t for t in texts if t is not None and t.get_visible() and t.get_text().strip()]
+
+
+def figure_titles(fig) -> list[str]:
+    """The figure's title and its panels' titles, in reading order (empty ones left out)."""
+    out = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    out += [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    return [" ".join(t.split()) for t in out if t.strip()]
+
+
+#: Grey scales show a grey photo (or a filter's weights as a picture), not a value to read off a scale.
+PHOTO_CMAPS = frozenset({"gray", "grey", "gray_r", "grey_r", "Greys", "Greys_r", "binary", "binary_r"})
+
+
+def _scalar_images(fig) -> list:
+    """The colour-mapped pictures of ``fig``: 2-D data through a colour map (RGB photos and grey ones are not)."""
+    out = []
+    for ax in fig.axes:
+        for im in ax.images:
+            arr = im.get_array()
+            if arr is not None and np.ndim(arr) == 2 and im.get_cmap().name not in PHOTO_CMAPS:
+                out.append(im)
+    return out
+
+
+def figure_problems(fig) -> list[str]:
+    """What in ``fig`` breaks the course's figure rules (an empty list: none). Draw the figure first.
+
+    The rules code can check: no text under :data:`MIN_PT`; no colour map from :data:`BANNED_CMAPS`; every
+    colour-mapped picture has a colour bar, or shares its exact scale (map and limits) with one that has.
+    """
+    problems = []
+    small = sorted({(round(t.get_fontsize(), 1), t.get_text().strip()[:40]) for t in _figure_texts(fig)
+                    if t.get_fontsize() < MIN_PT - 1e-6})
+    problems += [f"text {text!r} is {size} pt (the smallest allowed is {MIN_PT} pt)" for size, text in small]
+    mapped = [m for ax in fig.axes for m in [*ax.images, *ax.collections] if m.get_array() is not None]
+    banned = sorted({m.get_cmap().name for m in mapped} & BANNED_CMAPS)
+    problems += [f"colour map {name!r} invents edges; use render.SEQUENTIAL, HEAT or DIVERGING" for name in banned]
+
+    def scale(im) -> tuple:
+        return im.get_cmap().name, round(float(im.norm.vmin), 6), round(float(im.norm.vmax), 6)
+
+    images = _scalar_images(fig)
+    with_bar = {scale(im) for im in images if im.colorbar is not None}
+    bare = [im for im in images if im.colorbar is None and scale(im) not in with_bar]
+    if bare:
+        titles = sorted({im.axes.get_title() or "untitled" for im in bare})
+        problems.append(f"{len(bare)} colour-mapped panel(s) ({', '.join(titles)[:80]}) have neither a colour bar "
+                        "nor the scale of one that has: render.add_colorbar, or render.map_grid(shared=True)")
+    return problems
+
+
+def figure_bytes(fig, dpi: float | None = None) -> bytes:
+    """``fig`` as PNG bytes, cropped to what is drawn, at ``dpi`` (default: the figure's own, as the notebook's
+    inline backend draws it); the figure stays open."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def picture_bundle(picture: Any, alt: str | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(data, metadata)`` of a picture as a notebook output: the PNG, and with alt text an ``<img alt=...>``.
+
+    The HTML copy is what JupyterLab and the rendered site show, so screen readers get the words; the metadata
+    keeps them (``metadata["image/png"]["alt"]``) with the figure-rule problems found
+    (``metadata["image/png"]["course_problems"]``, checked by the site build).
+    """
+    import base64
+    import html
+
+    alt = alt or alt_text(picture)
+    problems: list[str] = []
+    if isinstance(picture, Image.Image):
+        png = png_bytes(picture.convert("RGB") if picture.mode not in ("RGB", "RGBA", "L") else picture)
+    else:
+        png = figure_bytes(picture)
+        problems = figure_problems(picture)  # after drawing: tick labels exist once the figure is drawn
+    b64 = base64.b64encode(png).decode("ascii")
+    data = {"image/png": b64, "text/plain": f"[picture: {alt}]" if alt else "[picture without alt text]"}
+    meta: dict[str, Any] = {"course_problems": problems}
+    if alt:
+        meta["alt"] = alt
+        data["text/html"] = (f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt, quote=True)}" '
+                             'style="max-width:100%;height:auto">')
+    return data, {"image/png": meta}
+
+
+def show(picture: Any, alt: str | None = None) -> None:
+    """Display a picture now, with its alt text (``alt``, or what :func:`describe` gave it), and close the figure."""
+    from IPython.display import display
+
+    data, meta = picture_bundle(picture, alt)
+    display(data, metadata=meta, raw=True)
+    if not isinstance(picture, Image.Image):
+        import matplotlib.pyplot as plt
+
+        plt.close(picture)
+
+
+def _figure_mimebundle(fig) -> tuple[dict[str, str], dict[str, Any]]:
+    return picture_bundle(fig)
+
+
+def install_display() -> bool:
+    """Make IPython show matplotlib figures and PIL images through :func:`picture_bundle` (alt text + rules).
+
+    ``import course_lib`` calls it; outside IPython it does nothing and returns ``False``.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of every notebook
+        return False
+    ip = get_ipython()
+    if ip is None or not hasattr(ip, "display_formatter"):
+        return False
+    from matplotlib.figure import Figure
+
+    bundles = ip.display_formatter.mimebundle_formatter
+    bundles.for_type(Figure, _figure_mimebundle)
+    bundles.for_type(Image.Image, _figure_mimebundle)
+    return True

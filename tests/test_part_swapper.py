@@ -85,9 +85,10 @@ def test_static_figure_and_display(swapper):
     text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
     assert "do not fit" in text and "neck 'gap'" in text and "cls.P3" in text
     assert [swapper.backbone.value, swapper.neck.value, swapper.head.value] == ["tiny_cnn", "fpn", "detection"]
-    bundle = swapper._repr_mimebundle_()
+    bundle, meta = swapper._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+    assert meta["image/png"]["alt"].startswith(swapper.ALT) and meta["image/png"]["course_problems"] == []
 
 
 def test_a_new_image_runs_the_backbone_again(swapper):

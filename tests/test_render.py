@@ -216,3 +216,76 @@ def test_seed_bars_show_the_mean_and_every_seed():
     assert dots == 7                                          # one dot per seed
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     matplotlib.pyplot.close(ax.figure)
+
+
+# ------------------------------------------------------------------------------ pictures shown: alt text, rules
+def test_figure_rules_find_small_text_banned_maps_and_maps_without_a_scale():
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3)
+    axes[0].imshow(np.random.default_rng(0).random((4, 4)), cmap="jet")
+    axes[0].set_title("tiny", fontsize=6)
+    axes[1].imshow(np.ones((4, 4, 3)))                      # a photo: no colour bar needed
+    axes[2].plot([0, 1], [0, 1])
+    axes[2].set_xlabel("readable")
+    render.figure_bytes(fig)                                # draw it: tick labels exist once drawn
+    problems = render.figure_problems(fig)
+    assert any("'tiny' is 6.0 pt" in p for p in problems)
+    assert any("'jet'" in p for p in problems)
+    assert any("neither a colour bar" in p and "tiny" in p for p in problems)
+    assert len(problems) == 3 and not any("readable" in p for p in problems)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3)
+    maps = [np.random.default_rng(i).random((4, 4)) for i in range(3)]
+    kw = render.imshow_kwargs(maps)
+    ims = [ax.imshow(m, **kw) for ax, m in zip(axes, maps)]
+    render.add_colorbar(ims[-1])                            # one bar for a shared scale is enough
+    render.figure_bytes(fig)
+    assert render.figure_problems(fig) == []
+    ims[0].set_clim(0, 5)                                   # ... but not for a panel on a scale of its own
+    assert len(render.figure_problems(fig)) == 1
+    plt.close(fig)
+    fig = render.map_grid(maps, shared=False)
+    render.figure_bytes(fig)
+    assert render.figure_problems(fig) == []
+    plt.close(fig)
+
+
+def test_a_described_picture_carries_its_alt_text_into_the_notebook_and_the_page():
+    import base64
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert render.alt_text(fig) is None
+    assert render.describe(fig, "  A line  falling from 1 to 0 ") is fig
+    data, meta = render.picture_bundle(fig)
+    assert meta["image/png"] == {"alt": "A line falling from 1 to 0", "course_problems": []}
+    assert base64.b64decode(data["image/png"])[:4] == b"\x89PNG"
+    assert 'alt="A line falling from 1 to 0"' in data["text/html"] and data["image/png"] in data["text/html"]
+    plt.close(fig)
+    img = render.describe(Image.new("RGB", (8, 8)), 'Eight "black" pixels')
+    data, meta = render.picture_bundle(img)
+    assert 'alt="Eight &quot;black&quot; pixels"' in data["text/html"]
+    data, meta = render.picture_bundle(Image.new("RGB", (8, 8)))      # no words: no HTML, and the page says so
+    assert "text/html" not in data and "alt" not in meta["image/png"]
+    with pytest.raises(ValueError, match="empty"):
+        render.describe(img, "   ")
+
+
+def test_ipython_shows_figures_through_the_bundle_with_alt_text():
+    import matplotlib.pyplot as plt
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        assert render.install_display()
+        fig, ax = plt.subplots()
+        ax.plot([0, 1])
+        data, meta = shell.display_formatter.format(render.describe(fig, "A rising line"))
+        assert meta["image/png"]["alt"] == "A rising line" and "alt=" in data["text/html"]
+        plt.close(fig)
+    finally:
+        InteractiveShell.clear_instance()

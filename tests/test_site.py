@@ -46,6 +46,10 @@ def site(tmp_path_factory):
 def test_whole_site_builds_and_every_explorer_has_its_static_figure(site):
     out, status, build, untouched = site
     assert untouched, "building the site changed notebooks/"
+    # every picture of every lesson has its words and keeps the figure rules (the problems below say which not),
+    # and all of them are in one folder for review
+    assert (out / "figures" / "index.html").exists()
+    assert len(list((out / "figures").glob("*.png"))) >= sum(b["static_figures"] for b in build.values())
     assert sorted(build) == [p.name for p in LESSONS]
     problems = {name: b["problems"] for name, b in build.items() if b["problems"]}
     assert not problems, problems
@@ -108,3 +112,56 @@ def test_an_explorers_static_figure_follows_its_note():
     outs = nb.cells[0].outputs
     assert ["course-live-note" in o["data"].get("text/html", "") for o in outs] == [True, False, True, False]
     assert [o["data"].get("image/png") for o in outs[1::2]] == ["iVBORw0KGgo="] * 2
+
+
+def test_a_picture_without_alt_text_or_breaking_a_rule_is_reported_and_every_picture_is_collected(tmp_path):
+    """What the build checks of every picture: its words (alt text) and the figure rules recorded when shown."""
+    import base64
+
+    import matplotlib.pyplot as plt
+    import nbformat
+
+    from course_lib import render
+
+    site = _build_site_module()
+    fig, ax = plt.subplots()
+    ax.imshow([[0.0, 1.0]], cmap="jet")
+    bad_data, bad_meta = render.picture_bundle(fig)                       # no words, a banned map, no colour bar
+    plt.close(fig)
+    good = render.describe(render.map_grid([[[0.0, 1.0]]]), "One map, 0 to 1, with its colour bar")
+    good_data, good_meta = render.picture_bundle(good)
+    plt.close(good)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("bad", outputs=[nbformat.v4.new_output("display_data", data=bad_data,
+                                                                                 metadata=bad_meta)]),
+                nbformat.v4.new_code_cell("good", outputs=[nbformat.v4.new_output("display_data", data=good_data,
+                                                                                  metadata=good_meta)])]
+    pictures, problems = site.pictures_of(nb)
+    assert [(p.cell, p.alt) for p in pictures] == [(0, None), (1, "One map, 0 to 1, with its colour bar")]
+    assert pictures[1].data == base64.b64decode(good_data["image/png"])
+    assert any("code cell 0" in p and "without alt text" in p for p in problems)
+    assert any("code cell 0" in p and "'jet'" in p for p in problems)
+    assert any("code cell 0" in p and "colour bar" in p for p in problems)
+    assert not any("code cell 1" in p for p in problems)
+
+    page = site.Page(tmp_path / "00_x.ipynb", tmp_path / "00_x.html", "X", 1.0, problems=problems, pictures=pictures)
+    index = site.write_figures([page], tmp_path)
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == ["00_cell00_0.png", "00_cell01_0.png"]
+    text = index.read_text(encoding="utf-8")
+    assert "NO ALT TEXT" in text and "One map, 0 to 1, with its colour bar" in text and "&#x27;jet&#x27;" in text
+
+
+def test_an_explorers_static_figure_keeps_its_alt_text_on_the_page():
+    import nbformat
+
+    site = _build_site_module()
+    nb = nbformat.v4.new_notebook()
+    both = nbformat.v4.new_output("display_data", data={site.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "VBox()",
+                                                        "image/png": "iVBORw0KGgo="},
+                                  metadata={"image/png": {"alt": "Feature explorer: C3", "course_problems": []}})
+    nb.cells = [nbformat.v4.new_code_cell("explorer", outputs=[both])]
+    site.replace_widgets(nb)
+    static = nb.cells[0].outputs[1]
+    assert 'alt="Feature explorer: C3"' in static["data"]["text/html"]
+    pictures, problems = site.pictures_of(nb)
+    assert [(p.cell, p.alt, p.data[:4]) for p in pictures] == [(0, "Feature explorer: C3", b"\x89PNG")] and not problems

@@ -83,10 +83,15 @@ def test_static_figure_shows_the_top_channels_of_every_stage(picker_and_explorer
 def test_display_carries_the_widget_and_the_static_figure(picker_and_explorer):
     picker, ex = picker_and_explorer
     for shown in (ex, picker):
-        bundle = shown._repr_mimebundle_()
+        bundle, meta = shown._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in bundle  # JupyterLab draws the live widget
         png = base64.b64decode(bundle["image/png"])  # a static page draws the figure
         assert png[:4] == b"\x89PNG" and Image.open(io.BytesIO(png)).width > 100
+        # ... with words for a screen reader: what the explorer draws, then what it shows now
+        assert meta["image/png"]["alt"].startswith(type(shown).ALT) and "Shown:" in meta["image/png"]["alt"]
+        assert meta["image/png"]["course_problems"] == []
+    fig = ex.static_figure()                       # called directly, the figure has its words too
+    assert cl.render.alt_text(fig).startswith(type(ex).ALT)
     assert ex.n_forward == 1  # drawing the figure ran no network
 
 

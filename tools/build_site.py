@@ -10,14 +10,21 @@ figure*: every course explorer puts a PNG of ``static_figure()`` into its own
 display output, next to the widget (``course_lib.widgets.base.Panel``).  A
 progress bar (tqdm's widget) becomes a line of text; any other widget
 output without its figure is a problem: a lesson must read well without a
-kernel.  The build fails on a cell error, on a widget without its static figure,
-or on a notebook that does not finish within ``--timeout`` seconds per cell.  ``_site/index.html`` lists
-the lessons with their titles and build times.
+kernel.  Every picture must carry alt text (what it shows, in words:
+``render.describe(fig, "...")``), and every matplotlib figure is checked against
+the course's figure rules when it is shown (``course_lib.render.figure_problems``:
+no text under 9 pt, no jet or rainbow, a colour bar or a shared scale on every map).
+The build fails on a cell error, on a widget without its static figure, on a
+picture without alt text or breaking a rule, or on a notebook that does not finish
+within ``--timeout`` seconds per cell.  ``_site/index.html`` lists the lessons with
+their titles and build times; ``_site/figures/`` holds every picture the lessons
+show, with ``index.html`` to review them all in one sitting (``make figures``).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import html
 import json
 import os
@@ -37,6 +44,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_MIME = ("image/png", "image/jpeg", "image/svg+xml")
 #: what tqdm's notebook progress bar says as text: "train: 100%|##########| 30/30 [00:01<00:00, ...]"
 PROGRESS_TEXT = re.compile(r"\|\s*\d+/\d+ \[")
+IMG_ALT = re.compile(r'<img\b[^>]*\balt="([^"]*)"')
 PROGRESS_NOTE = "[progress bar: it moves while the cell runs in JupyterLab]"
 LIVE_NOTE = (
     '<div class="course-live-note" style="border-left:4px solid #1976d2;padding:4px 10px;color:#555;'
@@ -56,6 +64,7 @@ class Page:
     explorers: int = 0
     static_figures: int = 0
     problems: list[str] = field(default_factory=list)
+    pictures: list[Picture] = field(default_factory=list)
 
 
 def title_of(nb) -> str:
@@ -103,7 +112,11 @@ def replace_widgets(nb) -> tuple[int, int, list[str]]:
             out["data"] = {"text/html": LIVE_NOTE, "text/plain": "[live explorer: open in JupyterLab]"}
             outputs.append(out)
             if static:
-                outputs.append(nbformat.v4.new_output("display_data", data={**static, "text/plain": "[static figure]"}))
+                meta = dict(out.get("metadata", {}))
+                alt = meta.get("image/png", {}).get("alt")
+                extra = {"text/html": picture_html(static, alt)} if alt else {}
+                outputs.append(nbformat.v4.new_output("display_data", metadata=meta,
+                                                      data={**static, **extra, "text/plain": "[static figure]"}))
             else:
                 first = "".join(cell.source).splitlines()[:1]
                 problems.append(f"code cell {i} ({first[0] if first else ''!r}) shows an explorer without its "
@@ -112,6 +125,88 @@ def replace_widgets(nb) -> tuple[int, int, list[str]]:
     nb.metadata.pop("widgets", None)  # no widget state: nothing tries to load a widget manager
     statics = sum(_static_outputs(c) for c in code)
     return explorers, statics, problems
+
+
+def picture_html(static: dict, alt: str) -> str:
+    """An ``<img>`` of the first picture in ``static`` (mime type -> base64) with its alt text."""
+    mime = next(m for m in STATIC_MIME if m in static)
+    src = static[mime] if mime != "image/svg+xml" else base64.b64encode(static[mime].encode()).decode()
+    return (f'<img src="data:{mime};base64,{src}" alt="{html.escape(alt, quote=True)}" '
+            'style="max-width:100%;height:auto">')
+
+
+@dataclass
+class Picture:
+    """One picture a lesson shows: where it is, its words, and what breaks the figure rules."""
+
+    cell: int
+    index: int
+    mime: str
+    data: bytes
+    alt: str | None
+    problems: list[str]
+
+
+def _alt_of(out) -> str | None:
+    alt = next((m.get("alt") for m in out.get("metadata", {}).values() if isinstance(m, dict) and m.get("alt")), None)
+    if alt is None:
+        page = out.get("data", {}).get("text/html", "")
+        found = IMG_ALT.search("".join(page) if isinstance(page, list) else page)
+        alt = html.unescape(found.group(1)) if found and found.group(1).strip() else None
+    return alt
+
+
+def pictures_of(nb) -> tuple[list[Picture], list[str]]:
+    """Every picture in the executed notebook, and the problems: a picture without alt text, or one that
+    breaks a figure rule (:func:`course_lib.render.figure_problems`, recorded when the figure was shown)."""
+    pictures, problems = [], []
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code):
+        first = "".join(cell.source).splitlines()[:1]
+        where = f"code cell {i} ({first[0] if first else ''!r})"
+        k = 0
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            mime = next((m for m in STATIC_MIME if m in data), None)
+            if out.get("output_type") not in ("display_data", "execute_result") or mime is None:
+                continue
+            raw = data[mime]
+            raw = "".join(raw) if isinstance(raw, list) else raw
+            blob = raw.encode() if mime == "image/svg+xml" else base64.b64decode(raw)
+            rules = [p for m in out.get("metadata", {}).values() if isinstance(m, dict)
+                     for p in m.get("course_problems", [])]
+            alt = _alt_of(out)
+            pictures.append(Picture(i, k, mime, blob, alt, rules))
+            if not alt:
+                problems.append(f"{where} shows picture {k} without alt text: render.describe(fig, 'what it shows')")
+            problems += [f"{where}, picture {k}: {p}" for p in rules]
+            k += 1
+    return pictures, problems
+
+
+def write_figures(pages: list[Page], out_dir: Path) -> Path:
+    """Every lesson's pictures in one folder, with an index page (alt text and problems under each) for review."""
+    folder = out_dir / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for page in pages:
+        rows.append(f"<h2>{html.escape(page.notebook.stem)} · {html.escape(page.title)}</h2>")
+        for pic in page.pictures:
+            ext = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}[pic.mime]
+            name = f"{page.notebook.stem.split('_')[0]}_cell{pic.cell:02d}_{pic.index}.{ext}"
+            (folder / name).write_bytes(pic.data)
+            notes = "".join(f"<li class='bad'>{html.escape(p)}</li>" for p in pic.problems)
+            alt = html.escape(pic.alt or "NO ALT TEXT")
+            rows.append(f"<figure><img src='{name}' alt='{alt}' loading='lazy'><figcaption><b>{name}</b>: {alt}"
+                        f"<ul>{notes}</ul></figcaption></figure>")
+    index = folder / "index.html"
+    index.write_text(
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Every figure of the course</title><style>"
+        "body{font-family:sans-serif;margin:1em 2em}figure{margin:1em 0 2em;border-top:1px solid #ccc}"
+        "img{max-width:900px;display:block}.bad{color:#b00}</style></head><body><h1>Every figure of the course</h1>"
+        "<p>What each lesson shows, in order, with its alt text; rule problems in red.</p>\n"
+        + "\n".join(rows) + "\n</body></html>\n", encoding="utf-8")
+    return index
 
 
 def errors_of(nb) -> list[str]:
@@ -146,11 +241,13 @@ def build_page(path: Path, out_dir: Path, timeout: int = 600) -> Page:
     problems += errors_of(nb)
     explorers, statics, widget_problems = replace_widgets(nb)
     problems += widget_problems
+    pictures, picture_problems = pictures_of(nb)
+    problems += picture_problems
     exporter = HTMLExporter(template_name="lab")
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb)}})
     target = out_dir / f"{path.stem}.html"
     target.write_text(body, encoding="utf-8")
-    return Page(path, target, title_of(nb), seconds, explorers, statics, problems)
+    return Page(path, target, title_of(nb), seconds, explorers, statics, problems, pictures)
 
 
 def write_index(pages: list[Page], out_dir: Path) -> Path:
@@ -192,6 +289,7 @@ def build_site(notebooks: list[Path], out_dir: Path, timeout: int = 600) -> list
         print(f"  {page.seconds:.1f} s, {page.explorers} explorer(s), {page.static_figures} figure(s): {status}")
         pages.append(page)
     write_index(pages, out_dir)
+    print(f"every figure, with its alt text, in {write_figures(pages, out_dir)}")
     return pages
 
 

@@ -74,6 +74,8 @@ class ArchitectureBrowser(Explorer):
     summary and the chosen layer's output.
     """
 
+    ALT = "Architecture browser: one model split into backbone, neck and head, with the output of the chosen layer"
+
     def __init__(self, builders: Mapping[str, Callable[[], nn.Module]] | nn.Module, image: Any = None, *,
                  picker: Any = None, size: int = 256, depth: int = 2):
         if isinstance(builders, nn.Module):

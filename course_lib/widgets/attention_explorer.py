@@ -31,6 +31,8 @@ class AttentionExplorer(Explorer):
     ``info``.  ``n_forward`` counts forward passes: one per image.
     """
 
+    ALT = "Attention explorer: where one query of a vision transformer looks, as a heat map over the photo"
+
     def __init__(self, model: nn.Module, image: Any = None, *, picker: Any = None, max_side: int = 256,
                  width: int = 384):
         explain.attention_layers(model)  # a clear error now for a model without attention

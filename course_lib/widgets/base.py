@@ -27,6 +27,7 @@ click (:func:`on_click`), and a static figure shows PIL pictures at their own si
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -149,13 +150,44 @@ class Panel:
         """A matplotlib figure of what the panel shows (every panel has one)."""
         raise NotImplementedError(f"{type(self).__name__} must define static_figure()")
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
-        """The live widget for JupyterLab plus the static figure as a PNG for everywhere else."""
-        import base64
+    #: What this panel draws, in one sentence: the start of its static figure's alt text.
+    ALT = "An interactive picture of the model"
+
+    def __init_subclass__(cls, **kwargs):
+        """Every ``static_figure`` a subclass defines returns a figure with alt text (:meth:`alt_text`)."""
+        super().__init_subclass__(**kwargs)
+        draw = cls.__dict__.get("static_figure")
+        if draw is None:
+            return
+
+        @functools.wraps(draw)
+        def static_figure(self, *args, **kw):
+            fig = draw(self, *args, **kw)
+            if fig is not None and render.alt_text(fig) is None:
+                render.describe(fig, self.alt_text(fig))
+            return fig
+
+        cls.static_figure = static_figure
+
+    def alt_text(self, fig=None) -> str:
+        """Alt text of the static figure ``fig``: :attr:`ALT`, then what the figure's titles say it shows now."""
+        if fig is not None and render.alt_text(fig):
+            return render.alt_text(fig)
+        titles = render.figure_titles(fig) if fig is not None else []
+        return f"{self.ALT}." + (f" Shown: {'; '.join(titles)}." if titles else "")
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The live widget for JupyterLab plus the static figure as a PNG (with its alt text) for everywhere else."""
+        import matplotlib.pyplot as plt
 
         data = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        data["image/png"] = base64.b64encode(render.figure_png(self.static_figure())).decode("ascii")
-        return data
+        fig = self.static_figure()
+        try:
+            picture, meta = render.picture_bundle(fig, self.alt_text(fig))
+        finally:
+            plt.close(fig)
+        data["image/png"] = picture["image/png"]
+        return data, meta
 
 
 class Explorer(Panel):

@@ -28,6 +28,8 @@ class CAMExplorer(Explorer):
     :func:`course_lib.images.imagenet_view`).
     """
 
+    ALT = "Class activation explorer: a heat map over the photo of where the evidence for one class lies"
+
     def __init__(self, model: nn.Module, image: Any = None, *, picker: Any = None,
                  prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, top_k: int = 5,
                  layer: nn.Module | str | None = None, width: int = 448):

@@ -83,6 +83,8 @@ class DilationExplorer(Explorer):
     inside the map, and the field of view in pixels.
     """
 
+    ALT = "Dilation explorer: the nine sampling points of a dilated 3x3 convolution drawn over the photo, and the map it makes"
+
     def __init__(self, backbone: nn.Module | None, image: Any = None, *, picker: Any = None, level: str = "C4",
                  rates: Sequence[int] = (1, 3, 6, 12, 18, 24), max_side: int = 320, margin: int = 96):
         from .. import backbones

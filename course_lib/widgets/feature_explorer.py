@@ -45,6 +45,8 @@ class FeatureExplorer(Explorer):
     control move redraws from the cached maps with :mod:`course_lib.render`.
     """
 
+    ALT = "Feature explorer: feature maps of one backbone stage, alone or over the photo"
+
     def __init__(self, backbone: nn.Module, image: Any = None, *, picker: Any = None, max_side: int = 320,
                  width: int = 448):
         super().__init__(check_backbone(backbone), image, picker=picker)

@@ -48,6 +48,8 @@ class FusionExplorer(GalleryExplorer):
     ``info``; ``state`` holds the shapes and maps drawn last.
     """
 
+    ALT = "Fusion explorer: each pyramid level before and after the neck's fusion, with the neck's wiring"
+
     def __init__(self, backbone: nn.Module | None, image: Any = None, *, picker: Any = None, out_channels: int = 64,
                  max_side: int = 320, seed: int = 0, tile: int = 200):
         from .. import backbones, necks

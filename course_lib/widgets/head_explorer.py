@@ -34,6 +34,8 @@ class HeadExplorer(GalleryExplorer):
     picture of boxes (:meth:`click`) picks an image cell: ``info`` then lists each level's class scores there.
     """
 
+    ALT = "Head explorer: a detector's boxes, score maps and counts on one image"
+
     def __init__(self, detector: Model, image: Any = None, *, picker: Any = None, segmenter: Model | None = None,
                  scale: int = 2):
         if image is not None and not isinstance(image, (Mapping, torch.Tensor)):

@@ -24,6 +24,8 @@ class HeadSwitcher(GalleryExplorer):
     switching heads or the score threshold only redraws from the cached outputs.
     """
 
+    ALT = "Head switcher: one backbone and neck read by several heads, each head's answer on the same image"
+
     def __init__(self, model: Model, image: Any = None, *, picker: Any = None, scale: int = 3):
         super().__init__(model.eval(), image, picker=picker)
         self.model = model

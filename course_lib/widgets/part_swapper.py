@@ -56,6 +56,8 @@ class PartSwapper(Explorer):
     the cached maps; a combination seen before is redrawn from its cached result.  Nothing is trained.
     """
 
+    ALT = "Part swapper: a backbone, a neck and a head chosen from the registries, and whether they fit together"
+
     def __init__(self, config: Mapping[str, Any], image: Any = None, *, picker: Any = None,
                  options: Mapping[str, Sequence[str]] | None = None,
                  kwargs: Mapping[str, Mapping[str, Any]] | None = None, max_side: int = 224):

@@ -26,6 +26,8 @@ class ImagePicker(Panel):
     preview; its static figure is the chosen photo.
     """
 
+    ALT = "Image picker: the photo every explorer below looks at"
+
     def __init__(self, initial: str = "chelsea", max_side: int = MAX_SIDE, preview_width: int = 220):
         self.max_side = max_side
         self._samples = sample_images()

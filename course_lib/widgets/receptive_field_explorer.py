@@ -27,6 +27,8 @@ class ReceptiveFieldExplorer(Explorer):
     the single forward pass (``n_forward``), cached per cell (``n_backward``).
     """
 
+    ALT = "Receptive-field explorer: the input pixels one feature-map cell can see, as a box and a gradient heat map"
+
     def __init__(self, backbone: nn.Module, image: Any = None, *, picker: Any = None, max_side: int = 224,
                  width: int = 448):
         super().__init__(check_backbone(backbone), image, picker=picker)

@@ -30,6 +30,8 @@ class StageExplorer(Explorer):
     :func:`course_lib.images.imagenet_view`).
     """
 
+    ALT = "Stage explorer: what one stage of the backbone holds for the photo"
+
     def __init__(self, model: Model, image: Any = None, *, picker: Any = None,
                  prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, top_k: int = 8, cell: int = 96):
         super().__init__(model, image, picker=picker)
