@@ -1555,7 +1555,10 @@ def picture_bundle(picture: Any, alt: str | None = None) -> tuple[dict[str, str]
         png = png_bytes(picture.convert("RGB") if picture.mode not in ("RGB", "RGBA", "L") else picture)
     else:
         png = figure_bytes(picture)
-        problems = figure_problems(picture)  # after drawing: tick labels exist once the figure is drawn
+        try:  # after drawing: tick labels exist once the figure is drawn
+            problems = figure_problems(picture)
+        except Exception as err:  # an unusual artist must not cost the learner the picture
+            problems = [f"the figure rules could not be checked: {err!r}"]
     b64 = base64.b64encode(png).decode("ascii")
     data = {"image/png": b64, "text/plain": f"[picture: {alt}]" if alt else "[picture without alt text]"}
     meta: dict[str, Any] = {"course_problems": problems}
