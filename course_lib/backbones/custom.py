@@ -288,7 +288,12 @@ def find_stages(module: nn.Module, probe_size: int = 224, layout: str = "auto",
             if s.out is not None and s.out.stride > floor:
                 units.append(s)
             return
-        inner = max(floor, s.inp.stride) if s.inp is not None else floor
+        # Inside a block that changes the stride, what runs at its input stride is part of that change (the
+        # first 1x1 conv of a ResNet bottleneck), so it is no stage -- unless the block is a plain nn.Sequential:
+        # there each child's output is the next one's input, and a child that keeps the input stride is a stage
+        # of its own (EfficientNet's first block of depthwise convs, inside `blocks`, at stride 2).
+        sequential = type(mods[path]) is nn.Sequential
+        inner = floor if sequential or s.inp is None else max(floor, s.inp.stride)
         for c in children[path]:
             walk(c, inner)
 
