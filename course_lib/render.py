@@ -948,7 +948,7 @@ def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
 
     y_top, y_chunk, y_cat = 1.35, 0.0, -1.35
     box(0.0, y_chunk, "input\nc_in", "conv", w=1.0)
-    box(1.5, y_chunk, "cv1: 1x1 conv\n-> 2c", "conv")
+    box(1.5, y_chunk, "cv1\n1x1 conv\n-> 2c", "conv")
     arrow((0.5, y_chunk), (0.85, y_chunk))
     for i, x in enumerate(xs):
         if i == 0:
@@ -970,7 +970,7 @@ def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
     cat_w = xs[-1] - xs[0] + 1.3
     total = f"{(2 + n) * c} channels" if c is not None else f"{2 + n}c channels"
     box((xs[0] + xs[-1]) / 2, y_cat, f"concat: {2 + n} chunks x {width} = {total}", "cat", w=cat_w)
-    box(x_cv2, y_cat, "cv2: 1x1 conv\n-> c_out", "conv")
+    box(x_cv2, y_cat, "cv2\n1x1 conv\n-> c_out", "conv")
     arrow((xs[-1] + 0.65, y_cat), (x_cv2 - 0.65, y_cat))
     ax.set_xlim(-0.7, x_cv2 + 0.8)
     ax.set_ylim(y_cat - 0.6, y_top + 0.6)

@@ -128,6 +128,7 @@ def test_sincos_positions_are_distinct_per_cell():
 
 
 def test_torchvision_parts_put_fpn_inside_backbone():
+    import matplotlib.pyplot as plt
     from torchvision.models import detection
 
     model = detection.fcos_resnet50_fpn(weights=None, weights_backbone=None)
@@ -138,6 +139,11 @@ def test_torchvision_parts_put_fpn_inside_backbone():
     assert sum(r["params"] for r in rows) == count_params(model)
     assert len(rows[1]["outputs"]) == 5 and all(shape[1] == 256 for shape in rows[1]["outputs"].values())
     assert model.training  # traced in eval mode, training mode given back
+    ax = torchvision_parts.draw_pipeline(rows, "FCOS")          # the diagram keeps every text readable
+    cl.render.figure_bytes(ax.figure)
+    assert cl.render.figure_problems(ax.figure) == []
+    assert ax.texts[5].get_text().splitlines()[-1] == "p7: (1, 256, 1, 1)"   # the neck's five maps, all listed
+    plt.close(ax.figure)
     with pytest.raises(TypeError, match="don't know how to split"):
         torchvision_parts.split_torchvision(torch.nn.Linear(2, 2))
 

@@ -147,6 +147,28 @@ def test_live_curves_compare_runs_on_shared_axes_with_whole_epochs():
     assert [ln.get_label() for ln in static.axes[0].lines] == ["slow", "fast"]
 
 
+def test_live_curves_say_in_words_what_they_draw():
+    x, y = blobs(64)
+    base = cl.training.accuracy_baselines(y)
+    curves = LiveCurves(["val_loss"], ["val_acc"], display=False, baselines=base, title="two arms")
+    hists = {arm: fit(mlp(), tensor_batches(x, y, 16), loss_fn=F.cross_entropy, epochs=2, lr=lr, progress=False,
+                      device="cpu", val_fn=classification_metrics([(x, y)]), callback=curves.run(arm))
+             for arm, lr in (("slow", 1e-3), ("fast", 5e-2))}
+    alt = cl.render.alt_text(curves.figure)
+    assert alt.startswith("two arms. Line charts per epoch, one line per run (slow, fast): left val_loss, right val_acc")
+    assert all(f"{k} {v:.3f}" in alt for k, v in base.items())                 # the baselines, as drawn
+    for arm, hist in hists.items():                                            # every run's last values
+        assert f"{arm} (epoch 2) val_loss {hist.final('val_loss'):.3g}, val_acc {hist.final('val_acc'):.3g}" in alt
+    assert cl.render.alt_text(cl.training.compare_curves(hists, baselines=base, title="two arms")) == alt
+    cl.render.describe(curves.figure, "my own words")                          # a caller's words are kept
+    curves.update(hists["fast"], "fast")
+    assert cl.render.alt_text(curves.figure) == "my own words"
+    single = LiveCurves(["train_loss"], [], display=False)
+    single(hists["slow"])
+    assert cl.render.alt_text(single.figure) == (f"Line chart per epoch: train_loss. At the end (epoch 2): train_loss "
+                                                 f"{hists['slow'].final('train_loss'):.3g}.")
+
+
 def test_live_curves_use_steps_when_evaluations_fall_between_epochs():
     x, y = blobs(64)
     curves = LiveCurves(["train_loss"], [], display=False)

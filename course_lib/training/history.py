@@ -173,6 +173,38 @@ def draw_curves(axes: Sequence, runs: Mapping[str, History], panels: Sequence[Se
             ax.legend(fontsize=render.MIN_PT, loc="lower right" if is_acc else "best")
 
 
+def curves_alt(runs: Mapping[str, History], panels: Sequence[Sequence[str]],
+               baselines: Mapping[str, float] | None = None, title: str = "", x: str = "auto") -> str:
+    """Alt text for a figure :func:`draw_curves` drew: what each panel plots, the runs, the baselines and every
+    run's last values, e.g. ``"Line charts per epoch, one line per run (frozen, scratch): left val_loss, right
+    val_acc, with baselines majority class (always 'non-face') 0.533. At the end: frozen (epoch 4) val_loss
+    0.395, val_acc 0.95; ..."`` -- the words stay true for whatever runs are drawn."""
+    shown = [list(names) for names in panels if names]
+    done = {arm: hist for arm, hist in runs.items() if hist.eval_step}
+    xlabel = _x_of(next(iter(done.values())), x)[1] if done else "epoch"
+    sides = ("left", "right") if len(shown) == 2 else tuple(f"panel {i + 1}" for i in range(len(shown)))
+    what = ", ".join(f"{side} {' and '.join(names)}" for side, names in zip(sides, shown)) if len(shown) > 1 else (
+        " and ".join(shown[0]) if shown else "nothing")
+    named = [arm for arm in runs if arm]
+    lines = f", one line per run ({', '.join(named)})" if len(named) > 1 else ""
+    has_acc = any(names and all("acc" in n for n in names) for names in shown)
+    base = (", with baselines " + ", ".join(f"{k} {v:.3f}" for k, v in baselines.items())
+            if baselines and has_acc else "")
+    head = f"{title}. " if title else ""
+    text = f"{head}{'Line charts' if len(shown) > 1 else 'Line chart'} per {xlabel}{lines}: {what}{base}."
+    metrics = [n for names in shown for n in names]
+    last = []  # (arm, its last x, its last values)
+    for arm, hist in done.items():
+        vals = ", ".join(f"{n} {hist.metrics[n][-1]:.3g}" for n in metrics if hist.metrics.get(n))
+        if vals:
+            last.append((arm, f"{_x_of(hist, x)[0][-1]:g}", vals))
+    if len(last) == 1 and not last[0][0]:  # one unnamed run: "At the end (epoch 3): train_loss 0.41."
+        text += f" At the end ({xlabel} {last[0][1]}): {last[0][2]}."
+    elif last:
+        text += " At the end: " + "; ".join(f"{arm or 'run'} ({xlabel} {at}) {vals}" for arm, at, vals in last) + "."
+    return text
+
+
 class LiveCurves:
     """A ``callback`` for :func:`fit` that redraws loss and metric curves in place -- of one run, or of several
     runs on **one** shared figure.
@@ -185,7 +217,8 @@ class LiveCurves:
             fit(..., callback=curves.run(arm))
 
     Every arm is drawn on the same axes (one y-scale per panel), so the figure that stays on the page after the
-    last run is the comparison itself: live while it trains, the finished comparison in a rendered page.
+    last run is the comparison itself: live while it trains, the finished comparison in a rendered page.  The
+    figure says in words what it draws (its alt text, :func:`curves_alt`, kept up to date at every redraw).
     """
 
     def __init__(self, left: Sequence[str] = ("train_loss", "val_loss"), right: Sequence[str] = ("val_acc",),
@@ -200,7 +233,9 @@ class LiveCurves:
         plt.close(self.figure)  # drawn through the display handle, not twice
         if title:
             self.figure.suptitle(title)
+        self.title = title
         self.runs: dict[str, History] = {}
+        self._alt: str | None = None
         self._handle = None
         self._display = display
         self.n_updates = 0
@@ -214,11 +249,24 @@ class LiveCurves:
     def __call__(self, hist: History) -> None:
         self.update(hist, "")
 
+    def describe(self) -> str:
+        """Give the figure its alt text (:func:`curves_alt`: the runs drawn so far and their last values) and
+        return it; a caller's own ``render.describe(curves.figure, ...)`` is kept.  :meth:`update` calls it."""
+        from .. import render
+
+        current = render.alt_text(self.figure)
+        if current is None or current == self._alt:
+            self._alt = curves_alt(self.runs, [self.left, self.right][:len(self.axes)], self.baselines, self.title,
+                                   self.x)
+            render.describe(self.figure, self._alt)
+        return render.alt_text(self.figure)
+
     def update(self, hist: History, name: str = "") -> None:
         """Record ``hist`` as run ``name`` and redraw every run."""
         self.runs[name] = hist
         draw_curves(self.axes, self.runs, [self.left, self.right][:len(self.axes)], self.baselines, self.x)
         self.figure.tight_layout()
+        self.describe()
         self.n_updates += 1
         if self._display:
             try:
@@ -236,10 +284,12 @@ def compare_curves(runs: Mapping[str, History], left: Sequence[str] = ("val_loss
                    right: Sequence[str] = ("val_acc",), baselines: Mapping[str, float] | None = None,
                    title: str = "", x: str = "auto"):
     """The static comparison figure of finished runs (arm name -> :class:`History`), drawn as
-    :class:`LiveCurves` draws it: all arms on shared axes, whole-epoch ticks, labelled baselines."""
+    :class:`LiveCurves` draws it: all arms on shared axes, whole-epoch ticks, labelled baselines, and its alt
+    text (:func:`curves_alt`)."""
     curves = LiveCurves(left, right, title=title, display=False, baselines=baselines, x=x)
     for name, hist in runs.items():
         curves.runs[name] = hist
     draw_curves(curves.axes, curves.runs, [curves.left, curves.right][:len(curves.axes)], curves.baselines, x)
     curves.figure.tight_layout()
+    curves.describe()
     return curves.figure

@@ -121,32 +121,39 @@ def trace_torchvision(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]
 
 
 def draw_pipeline(rows: list[dict[str, Any]], title: str = "", ax=None):
-    """Draw backbone -> neck -> head as three boxes with their outputs (a static diagram)."""
+    """Draw backbone -> neck -> head as three boxes with their outputs (a static diagram).
+
+    Each box says what the part is, where it lives in the model, its parameters and the shape of each output
+    (at most five, then "... and N more"); every text is at least :data:`~course_lib.render.MIN_PT`.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+    from ..render import MIN_PT, TEXT_PT
+
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, 2.6))
+        _, ax = plt.subplots(figsize=(11, 3))
     colors = {"backbone": "#cfe2f3", "neck": "#d9ead3", "head": "#fce5cd"}
-    names = {"backbone": "backbone\n(the eye)", "neck": "neck\n(the brain)", "head": "head\n(the judgement)"}
+    names = {"backbone": "backbone (the eye)", "neck": "neck (the brain)", "head": "head (the judgement)"}
     for i, row in enumerate(rows):
         x0 = i * 3.6
         ax.add_patch(FancyBboxPatch((x0, 0), 3.0, 2.2, boxstyle="round,pad=0.05",
                                     fc=colors.get(row["part"], "#eee"), ec="#555"))
-        ax.text(x0 + 1.5, 1.85, names.get(row["part"], row["part"]), ha="center", va="center", fontsize=9,
+        ax.text(x0 + 1.5, 2.1, names.get(row["part"], row["part"]), ha="center", va="top", fontsize=TEXT_PT,
                 weight="bold")
-        ax.text(x0 + 1.5, 1.3, f"{row['where']}\n{row['params'] / 1e6:.2f} M params", ha="center", va="center",
-                fontsize=7)
+        ax.text(x0 + 1.5, 1.78, f"{row['where']}\n{row['params'] / 1e6:.2f} M params", ha="center", va="top",
+                fontsize=MIN_PT)
         outs = list(row["outputs"].items())
-        text = "\n".join(f"{k}: {tuple(v)}" for k, v in outs[:5]) + ("\n…" if len(outs) > 5 else "")
-        ax.text(x0 + 1.5, 0.45, text, ha="center", va="center", fontsize=6.5, family="monospace")
+        text = "\n".join(f"{k}: {tuple(v)}" for k, v in outs[:5]) + (
+            f"\n... and {len(outs) - 5} more" if len(outs) > 5 else "")
+        ax.text(x0 + 1.5, 1.12, text, ha="center", va="top", fontsize=MIN_PT, family="monospace")
         if i:
             ax.add_patch(FancyArrowPatch((x0 - 0.6, 1.1), (x0 - 0.05, 1.1), arrowstyle="->", mutation_scale=14))
     ax.set_xlim(-0.2, 3.6 * len(rows))
-    ax.set_ylim(-0.2, 2.5)
+    ax.set_ylim(-0.2, 2.4)
     ax.axis("off")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=TEXT_PT)
     return ax
 
 
