@@ -8,8 +8,8 @@ Everything a figure or an explorer draws comes from here, so a change of style r
 * **Colour maps** -- :data:`SEQUENTIAL` (viridis) for magnitudes, :data:`HEAT` (magma) for scores and heat over a
   photo, :data:`DIVERGING` (RdBu_r, always centred: ``vmin == -vmax``) for signed values.  Never jet or rainbow:
   their bright bands invent edges that are not in the data.  :func:`colorize`, :func:`imshow_kwargs`,
-  :func:`add_colorbar`, :func:`colorbar_strip` (for PIL pictures) and :func:`map_grid` (many maps on one shared
-  scale, with one colour bar) use them.
+  :func:`add_colorbar`, :func:`heat_colorbar` (heat over photos), :func:`colorbar_strip` (for PIL pictures) and
+  :func:`map_grid` (many maps on one shared scale, with one colour bar) use them.
 * **Text** -- matplotlib figures use :data:`COURSE_RC` (no text under :data:`MIN_PT` = 9 pt, a CJK fallback font
   so figures can show Chinese); ``import course_lib`` applies it once (:func:`use_course_style`), and
   ``with course_style():`` applies it for one block.  Pictures drawn with PIL use :func:`font`, a real TrueType
@@ -182,6 +182,20 @@ def add_colorbar(im, ax=None, label: str = ""):
     """A colour bar beside ``ax`` (default: the axes of ``im``) for the image ``im`` that ``ax.imshow`` returned."""
     ax = ax if ax is not None else im.axes
     cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    if label:
+        cb.set_label(label)
+    return cb
+
+
+def heat_colorbar(axes, lo: float = 0.0, hi: float = 1.0, cmap: str = HEAT, label: str = ""):
+    """One colour bar for heat blended over photos (:func:`overlay` with ``normalize=False``): the blend is an RGB
+    picture, so it has no scale of its own; this bar gives the scale its heat was drawn on."""
+    import matplotlib
+    from matplotlib.cm import ScalarMappable
+
+    axes = list(np.ravel(axes))
+    sm = ScalarMappable(norm=matplotlib.colors.Normalize(lo, hi), cmap=cmap)
+    cb = axes[0].figure.colorbar(sm, ax=axes, fraction=0.03, pad=0.02)
     if label:
         cb.set_label(label)
     return cb
@@ -585,7 +599,8 @@ def grid_overlay(image, stride: int, objects: Sequence = (), rf_size: int | None
     """Draw a stride-``stride`` map's cells over the image, the objects' boxes and one receptive field.
 
     ``objects`` are boxes ``(x0, y0, x1, y1)`` or things with a ``.box``; ``rf_centre`` is ``(x, y)`` in
-    pixels (default: the image centre); ``rf_size`` the receptive field's side.
+    pixels (default: the image centre); ``rf_size`` the receptive field's side, drawn in black (the grid is
+    white, the boxes orange).
     """
     img = Image.fromarray(to_uint8(image)).convert("RGB")
     d = ImageDraw.Draw(img)
@@ -599,7 +614,7 @@ def grid_overlay(image, stride: int, objects: Sequence = (), rf_size: int | None
     if rf_size:
         cx, cy = rf_centre if rf_centre is not None else (w / 2, h / 2)
         r = rf_size / 2
-        d.rectangle([cx - r, cy - r, cx + r, cy + r], outline=RED, width=3)
+        d.rectangle([cx - r, cy - r, cx + r, cy + r], outline=BLACK, width=3)  # apart from boxes and grid
     if title:
         badge(img, (0, 0), title)
     return img
@@ -1448,7 +1463,9 @@ def describe(picture: Any, alt: str) -> Any:
     Write what a reader who cannot see the picture needs: the kind of picture and the point it makes, e.g.
     ``"Bar chart: mAP@0.5 of three detectors over 3 seeds; the CNN with FPN is highest."``::
 
-        fig, ax = plt.subplots(); ...; render.describe(fig, "Loss falls from 1.1 to 0.3 over 20 epochs.")
+        fig, ax = plt.subplots(); ...; render.describe(fig, "Loss falls from 1.1 to 0.3 over 20 epochs.");
+
+    (the ``;`` matters on a cell's last line: the returned figure would be shown a second time.)
     """
     text = " ".join(str(alt).split())
     if not text:

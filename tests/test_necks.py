@@ -354,7 +354,7 @@ def test_pointwise_sam_has_one_weight_per_cell_and_channel():
 # ------------------------------------------------------------------ exercises
 def test_lesson04_exercises_have_consistent_answers():
     ex = cl.exercises.get("04.fpn_params")
-    fpn = FPN(OrderedDict(C3=FeatureSpec(32, 8), C4=FeatureSpec(96, 16), C5=FeatureSpec(1280, 32)), out_channels=64)
+    fpn = FPN(OrderedDict(C3=FeatureSpec(32, 8), C4=FeatureSpec(96, 16), C5=FeatureSpec(1280, 32)), out_channels=128)
     assert ex.is_correct(sum(p.numel() for p in fpn.parameters()))
     assert cl.exercises.get("04.cells").is_correct(0.5)
     for e in cl.exercises.for_lesson("04"):

@@ -289,3 +289,16 @@ def test_ipython_shows_figures_through_the_bundle_with_alt_text():
         plt.close(fig)
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_heat_over_photos_gets_the_scale_it_was_drawn_on():
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2)
+    for ax in axes:
+        ax.imshow(render.overlay(np.zeros((8, 8, 3), np.uint8), np.eye(8), normalize=False))
+    cb = render.heat_colorbar(axes, label="evidence")
+    assert (cb.norm.vmin, cb.norm.vmax, cb.cmap.name) == (0.0, 1.0, render.HEAT)
+    render.figure_bytes(fig)
+    assert render.figure_problems(fig) == []
+    plt.close(fig)

@@ -165,3 +165,15 @@ def test_an_explorers_static_figure_keeps_its_alt_text_on_the_page():
     assert 'alt="Feature explorer: C3"' in static["data"]["text/html"]
     pictures, problems = site.pictures_of(nb)
     assert [(p.cell, p.alt, p.data[:4]) for p in pictures] == [(0, "Feature explorer: C3", b"\x89PNG")] and not problems
+
+
+def test_a_picture_shown_twice_is_reported():
+    import nbformat
+
+    site = _build_site_module()
+    out = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "[picture]"},
+                                 metadata={"image/png": {"alt": "A picture", "course_problems": []}})
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("fig", outputs=[out, out.copy()])]
+    pictures, problems = site.pictures_of(nb)
+    assert len(pictures) == 2 and len(problems) == 1 and "shows picture 1 again" in problems[0]

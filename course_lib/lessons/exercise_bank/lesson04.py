@@ -16,13 +16,15 @@ register(Exercise(
 ))
 register(Exercise(
     id="04.fpn_params",
-    question="An FPN fuses MobileNetV2's C3, C4, C5 (32, 96 and 1280 channels) into 64 channels with 1x1 "
-             "laterals and 3x3 smoothing convs, all with bias, no extra level. How many parameters does it have?",
-    answer=201_088,
-    hints=["lateral i: in_channels * 64 weights + 64 biases; smoothing: 64 * 64 * 3 * 3 + 64, three times",
-           "laterals: (32 + 96 + 1280) * 64 + 3 * 64 = 90,304; smoothing: 3 * 36,928 = 110,784"],
-    explanation="90,304 (laterals, mostly C5's 1280 channels) + 110,784 (smoothing) = 201,088. "
-                "Check it: cl.measure.count_params(cl.necks.build('fpn', specs, out_channels=64)).",
+    question="The lesson's table gives the FPN with 64 output channels. Now fuse MobileNetV2's C3, C4, C5 (32, 96 "
+             "and 1280 channels) into 128 channels with 1x1 laterals and 3x3 smoothing convs, all with bias, no "
+             "extra level. How many parameters does it have?",
+    answer=623_360,
+    hints=["lateral i: in_channels * 128 weights + 128 biases; smoothing: 128 * 128 * 3 * 3 + 128, three times",
+           "laterals: (32 + 96 + 1280) * 128 + 3 * 128 = 180,608; smoothing: 3 * 147,584 = 442,752"],
+    explanation="180,608 (laterals, mostly C5's 1280 channels) + 442,752 (smoothing) = 623,360, about 3.1x the "
+                "64-channel FPN's 201,088: the laterals grow with the width, the 3x3 smoothing with its square. "
+                "Check it: cl.measure.count_params(cl.necks.build('fpn', specs, out_channels=128)).",
 ))
 register(Exercise(
     id="04.concat_width",

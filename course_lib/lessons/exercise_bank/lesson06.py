@@ -8,11 +8,12 @@ from ..exercises import Exercise, register
 
 register(Exercise(
     id="06.points",
-    question="A detection head reads P3, P4 and P5 (strides 8, 16, 32) of a 128x128 image. "
-             "How many anchor points (cells) vote in total?",
-    answer=336,
-    hints=["each level has (128 / stride) x (128 / stride) cells", "16*16 + 8*8 + 4*4"],
-    explanation="256 + 64 + 16 = 336 anchor points, each with its own class scores and box.",
+    question="The lesson counted the anchor points of a 128x128 image. A detection head reads P3, P4 and P5 "
+             "(strides 8, 16, 32) of a 320x320 image: how many anchor points (cells) vote in total?",
+    answer=2100,
+    hints=["each level has (320 / stride) x (320 / stride) cells", "40*40 + 20*20 + 10*10"],
+    explanation="1600 + 400 + 100 = 2100 anchor points, each with its own class scores and box; at 640x640 the "
+                "same head has 8400 (YOLOv8's number), four times as many: the count grows with the image's area.",
 ))
 
 
