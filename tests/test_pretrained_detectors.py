@@ -38,6 +38,7 @@ def test_offline_it_says_what_it_would_show_and_the_one_line_that_gets_the_weigh
     assert "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth" in result.message and "boxes" in result.message
     pic = result.draw()
     assert pic.width == photo.shape[1] and pic.height > photo.shape[0]  # the photo plus the caption
+    assert line in cl.render.alt_text(pic) and "without boxes" in cl.render.alt_text(pic)  # it says so in words
     with pytest.raises(W.WeightsNotFoundError, match=r"cl\.weights\.download\('fasterrcnn"):
         PD.detect(photo, strict=True)
     with pytest.raises(ValueError, match="known"):
@@ -82,7 +83,10 @@ def test_a_local_file_loads_through_the_resolver_and_gives_detections(empty_hub,
     assert torch.all(res.scores[:-1] >= res.scores[1:])  # best first
     assert res.labels == [PD.coco_names(name)[int(i)] for i in res.label_ids]
     assert set(res.rows()[0]) == {"label", "score", "box"} and name in repr(res)
-    assert res.draw().size == (w, h)
+    pic = res.draw()
+    assert pic.size == (w, h)
+    alt = cl.render.alt_text(pic)  # what was found, in words: the count and the best box first
+    assert f"the {len(res)} box(es)" in alt and f"{res.labels[0]} {float(res.scores[0]):.2f}" in alt
     strict = PD.detect(photo, model=name, score_threshold=0.9)  # the same cached detector, fewer boxes
     assert calls == [True] and all(float(s) >= 0.9 for s in strict.scores)
 

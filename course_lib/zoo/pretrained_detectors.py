@@ -93,9 +93,15 @@ class Detections:
         return len(self.labels)
 
     def draw(self, width: int | None = None) -> Image.Image:
-        """The photo with every box, its class and score (:func:`course_lib.render.draw_boxes`)."""
+        """The photo with every box, its class and score (:func:`course_lib.render.draw_boxes`); its alt text
+        (:func:`course_lib.render.describe`) lists what was found."""
         scale = 1.0 if width is None else width / self.image.shape[-1]
-        return render.draw_boxes(self.image, self.boxes, self.labels, self.scores.tolist(), scale=scale)
+        found = ", ".join(f"{r['label']} {r['score']:.2f}" for r in self.rows()[:8]) + (" and more" if len(self) > 8 else "")
+        alt = (f"The photo with the {len(self)} box(es) {self.model} found with a score of {self.score_threshold} or "
+               f"more, each tagged with its class and score, best first: {found}." if len(self) else
+               f"The photo without boxes: {self.model} found nothing with a score of {self.score_threshold} or more.")
+        return render.describe(render.draw_boxes(self.image, self.boxes, self.labels, self.scores.tolist(), scale=scale),
+                               alt)
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per detection: ``label``, ``score`` and ``box`` (rounded pixels)."""
@@ -147,7 +153,9 @@ class DetectorUnavailable:
         if self.image is None:
             raise ValueError(self.message)
         img = Image.fromarray(render.photo(self.image, width or self.image.shape[-1]))
-        return render.label(img, f"no weights: {self.get_weights}")
+        return render.describe(render.label(img, f"no weights: {self.get_weights}"),
+                               f"The photo without boxes: the weights of {self.model} are not on this machine; a "
+                               f"caption at its top gives the line that gets them, {self.get_weights}.")
 
 
 def _set_threshold(net: nn.Module, t: float) -> None:
