@@ -85,6 +85,12 @@ def class_colour(c: int | str) -> tuple[int, int, int]:
     return OKABE_ITO[int(c) % len(OKABE_ITO)]
 
 
+def mpl_colour(c: Sequence[int] | int | str) -> tuple[float, float, float]:
+    """A course colour for matplotlib (``color=``): an RGB triple in 0..255, or a class (as :func:`class_colour`)."""
+    rgb = class_colour(c) if isinstance(c, (int, str)) else c
+    return tuple(v / 255 for v in rgb)
+
+
 def mask_colour(k: int) -> tuple[int, int, int]:
     """The colour of mask class ``k`` (0 = background, ``k`` >= 1 is object class ``k - 1``)."""
     return BACKGROUND if int(k) == 0 else class_colour(int(k) - 1)
@@ -1252,9 +1258,7 @@ def tap_legend_handles() -> tuple[list, list[str]]:
     """Matplotlib legend handles and labels for :func:`tap_markers` and the field-of-view box (``fig.legend(*...)``)."""
     from matplotlib.lines import Line2D
 
-    def rgb(c: Sequence[int]) -> tuple[float, ...]:
-        return tuple(v / 255 for v in c)
-
+    rgb = mpl_colour
     handles = [Line2D([], [], ls="", marker="o", ms=8, mfc=rgb(BLUE), mec="white"),
                Line2D([], [], ls="", marker="$\\otimes$", ms=10, color=rgb(RED)),
                Line2D([], [], ls="", marker="s", ms=10, mfc="none", mec=rgb(ORANGE), mew=2)]

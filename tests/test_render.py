@@ -18,6 +18,7 @@ def test_class_colour_is_stable_and_shared_by_index_and_name():
     assert len({render.class_colour(c) for c in range(len(render.OKABE_ITO))}) == len(render.OKABE_ITO)
     assert render.mask_colour(1) == render.class_colour(0) and render.mask_colour(0) == render.BACKGROUND
     assert render.ORANGE in render.OKABE_ITO and render.RED in render.OKABE_ITO   # schematic colours too
+    assert render.mpl_colour("circle") == render.mpl_colour(render.OKABE_ITO[0]) == (230 / 255, 159 / 255, 0.0)
 
 
 def test_draw_boxes_colours_by_class_and_draws_the_best_box_last():

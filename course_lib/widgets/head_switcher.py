@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as W
+import numpy as np
 import torch
 from PIL import Image
 
@@ -95,20 +96,25 @@ class HeadSwitcher(GalleryExplorer):
 
         tasks = list(self.model.heads)
         names = self.names_of(images)
-        fig, axes = plt.subplots(len(names), len(tasks) + 1, figsize=(3 * (len(tasks) + 1), 3 * len(names)),
-                                 squeeze=False)
-        keep = self.gallery.value
+        keep, scale = self.gallery.value, self.scale
+        rows = []
         with self._quietly():
             try:
-                for r, name in enumerate(names):
+                self.scale = 2  # four 256-px panels fit a notebook's width without shrinking their labels
+                for name in names:
                     self.gallery.value = name
-                    axes[r, 0].imshow(to_uint8(self.trace.image[0]))
-                    axes[r, 0].set_title(name)
-                    for c, task in enumerate(tasks, start=1):
-                        axes[r, c].imshow(self.picture(task)[0])
-                        axes[r, c].set_title(task)
+                    rows.append([to_uint8(self.trace.image[0])] + [np.asarray(self.picture(t)[0]) for t in tasks])
             finally:
-                self.gallery.value = keep
+                self.gallery.value, self.scale = keep, scale
+        # each panel at the pixel size it was drawn at (the figure is saved at 80 dpi), so the labels drawn into
+        # the pictures keep their size instead of shrinking below what the course's figures allow
+        side = max(max(p.shape[0], p.shape[1]) for row in rows for p in row[1:]) / 80
+        fig, axes = plt.subplots(len(names), len(tasks) + 1, figsize=(side * (len(tasks) + 1), (side + 0.3) * len(names)),
+                                 squeeze=False)
+        for r, (name, row) in enumerate(zip(names, rows)):
+            for c, (pic, title) in enumerate(zip(row, [name, *tasks])):
+                axes[r, c].imshow(pic)
+                axes[r, c].set_title(title)
         for ax in axes.flat:
             ax.axis("off")
         fig.tight_layout()
