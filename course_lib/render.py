@@ -345,7 +345,13 @@ def has_cjk_font() -> bool:
 
 @lru_cache(maxsize=16)
 def font(size: int = FONT_PX) -> ImageFont.FreeTypeFont:
-    """The one font every PIL picture uses, ``size`` pixels tall (:func:`font_file`; cached per size)."""
+    """The one font every PIL picture uses, ``size`` pixels tall (:func:`font_file`; cached per size).
+
+    Never smaller than :data:`FONT_PX` (about 9 pt on screen): the rule for text in figures holds for the text
+    drawn into pictures too, so asking for less is an error.
+    """
+    if size < FONT_PX:
+        raise ValueError(f"text in pictures is at least render.FONT_PX = {FONT_PX} px (about {MIN_PT} pt); got {size}")
     path, index = font_file()
     return ImageFont.truetype(path, size, index=index)
 

@@ -303,3 +303,9 @@ def test_heat_over_photos_gets_the_scale_it_was_drawn_on():
     render.figure_bytes(fig)
     assert render.figure_problems(fig) == []
     plt.close(fig)
+
+
+def test_text_drawn_into_pictures_is_never_below_the_rule():
+    assert render.font().size == render.FONT_PX and render.font(16).size == 16
+    with pytest.raises(ValueError, match="at least"):
+        render.font(render.FONT_PX - 3)
