@@ -240,3 +240,21 @@ def test_the_classification_loss_weight_does_not_slow_a_single_task_model():
     with torch.no_grad():
         before = untrained(x)["classification"]
     assert torch.allclose(outs[0], outs[1], atol=1e-4) and not torch.allclose(outs[1], before, atol=1e-3)
+
+
+def test_the_sharing_table_reads_as_a_tidy_table_with_every_runs_steps():
+    from course_lib.training import sharing_text
+
+    metrics = {"multitask": {"cls_accuracy": 0.9, "det_map50": 0.8, "det_map50_small": 0.7, "seg_miou": 0.8},
+               "classification": {"cls_accuracy": 0.4}, "detection": {"det_map50": 0.8, "det_map50_small": 0.75},
+               "segmentation": {"seg_miou": 0.85}}
+    rows = [{"arm": arm, "protocol": "plateau", "seed": s, "metrics": {k: v + 0.01 * s for k, v in m.items()},
+             "steps": 300 + 150 * s, "stopped_by": "plateau" if s else "steps"}
+            for arm, m in metrics.items() for s in (0, 1)]
+    text = sharing_text({"rows": rows}, "plateau")
+    lines = text.splitlines()
+    assert "classification accuracy" in lines[1] and "+50.0" in lines[1] and lines[1].endswith("better")
+    assert "segmentation mIoU" in lines[4] and lines[4].endswith("worse")
+    assert lines[6].split() == ["multi-task", "300c", "450p"] and lines[7].split() == ["classification", "300c", "450p"]
+    assert len(lines) == 10                                        # four metrics, four arms (detection once)
+    assert "no budget runs" in sharing_text({"rows": rows}, "budget")

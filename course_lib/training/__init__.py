@@ -52,6 +52,7 @@ from .probes import (
 )
 from .recipes import (
     CONFIGS,
+    METRIC_NAMES,
     PLATEAU,
     RECIPE,
     SHIPPED,
@@ -83,6 +84,6 @@ __all__ = [
     "fit", "freeze", "freeze_batchnorm", "gap_verdict", "get_config", "knn_accuracy", "linear_probe",
     "load_trained", "param_groups", "pca_2d", "plateaued", "predict", "read_benchmark", "read_manifest",
     "recalibrate_batchnorm", "run_recipe", "save_checkpoint", "seed_everything", "seed_summary", "seed_table",
-    "set_bn_momentum", "sharing_table", "sharing_text", "shipped_dir", "single_task", "standardize",
+    "set_bn_momentum", "sharing_table", "sharing_text", "METRIC_NAMES", "shipped_dir", "single_task", "standardize",
     "tensor_batches", "to_device", "train", "train_arms", "train_attention_probe", "train_baselines",
 ]

@@ -462,7 +462,8 @@ def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[s
         for key in keys:
             multi = [by["multitask", s]["metrics"][key] for s in seeds]
             single = [by[task, s]["metrics"][key] for s in seeds]
-            table[key] = {**compare_arms(multi, single), "seed_list": seeds, "multi": multi, "single": single,
+            table[key] = {**compare_arms(multi, single), "task": task, "seed_list": seeds, "multi": multi,
+                          "single": single,
                           "multi_steps": [by["multitask", s]["steps"] for s in seeds],
                           "single_steps": [by[task, s]["steps"] for s in seeds],
                           "multi_stopped": [by["multitask", s].get("stopped_by", "") for s in seeds],
@@ -470,15 +471,30 @@ def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[s
     return table
 
 
+#: What each head's val metric is called in tables and figures.
+METRIC_NAMES: dict[str, str] = {"cls_accuracy": "classification accuracy", "det_map50": "detection mAP@0.5",
+                                "det_map50_small": "small objects mAP@0.5", "seg_miou": "segmentation mIoU"}
+
+
 def sharing_text(bench: Mapping[str, Any], protocol: str = "plateau") -> str:
-    """:func:`sharing_table` as text: mean ± std per arm, the gap and spread in points, the verdict, and every
-    seed with the steps it reached and what stopped it (``plateau``, or ``cap``: still improving at the cap)."""
-    lines = [f"{'metric':16s}{'multi-task':>16s}{'single-task':>16s}{'gap':>7s}{'spread':>7s}  verdict"]
-    for key, r in sharing_table(bench, protocol).items():
-        lines.append(f"{key:16s}{r['multi_mean']:>9.3f} ± {r['multi_std']:.3f}{r['single_mean']:>9.3f} ± "
-                     f"{r['single_std']:.3f}{100 * r['gap']:>+7.1f}{100 * r['spread']:>7.1f}  {r['verdict']}")
-        for arm in ("multi", "single"):
-            why = ["cap" if w == "steps" else w for w in r[f"{arm}_stopped"]]
-            seeds = ", ".join(f"{v:.3f} ({n} steps, {w})" for v, n, w in zip(r[arm], r[f"{arm}_steps"], why))
-            lines.append(f"{'':18s}{arm}-task seeds {r['seed_list']}: {seeds}")
-    return "\n".join(lines)
+    """:func:`sharing_table` as a tidy table: per metric the mean ± std of each arm, the gap and the spread in
+    points and the verdict; then the steps every run reached and what stopped it (``p``: the plateau rule,
+    ``c``: still improving at the cap; a budget run stops at its budget)."""
+    from ..backbones.measure import format_table
+
+    table = sharing_table(bench, protocol)
+    if not table:
+        return f"(no {protocol} runs with 2 or more seeds in both arms)"
+    rows = [{"metric": METRIC_NAMES.get(k, k), "multi-task": f"{r['multi_mean']:.3f} ± {r['multi_std']:.3f}",
+             "single-task": f"{r['single_mean']:.3f} ± {r['single_std']:.3f}", "gap (points)": f"{100 * r['gap']:+.1f}",
+             "spread": f"{100 * r['spread']:.1f}", "verdict": r["verdict"]} for k, r in table.items()]
+    steps = {}
+    for r in table.values():  # one entry per arm: detection's two metrics come from the same runs
+        for arm, name in (("multi", "multi-task"), ("single", r.get("task", "single-task"))):
+            marks = {"plateau": "p", "steps": "c" if protocol == "plateau" else "", "cap": "c"}
+            steps.setdefault(name, " ".join(f"{n}{marks.get(w, '')}" for n, w in
+                                            zip(r[f"{arm}_steps"], r[f"{arm}_stopped"])))
+    seeds = next(iter(table.values()))["seed_list"]
+    legend = " (p: plateau, c: still improving at the cap)" if protocol == "plateau" else ""
+    return (format_table(rows) + f"\nsteps per run, seeds {seeds}{legend}:\n"
+            + "\n".join(f"  {arm:15s} {s}" for arm, s in steps.items()))
