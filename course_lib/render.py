@@ -1481,6 +1481,7 @@ def describe(picture: Any, alt: str) -> Any:
     if not text:
         raise ValueError("alt text is empty: say in words what the picture shows")
     setattr(picture, ALT_ATTR, text)
+    install_display()  # course_lib may have been imported before IPython started (a sitecustomize): now it runs
     return picture
 
 
@@ -1615,7 +1616,8 @@ def _figure_mimebundle(fig) -> tuple[dict[str, str], dict[str, Any]]:
 def install_display() -> bool:
     """Make IPython show matplotlib figures and PIL images through :func:`picture_bundle` (alt text + rules).
 
-    ``import course_lib`` calls it; outside IPython it does nothing and returns ``False``.
+    ``import course_lib`` calls it, and so does :func:`describe` (course_lib may be imported before IPython's
+    shell exists, e.g. by a ``sitecustomize``); outside IPython it does nothing and returns ``False``.
     """
     try:
         from IPython import get_ipython
@@ -1624,9 +1626,12 @@ def install_display() -> bool:
     ip = get_ipython()
     if ip is None or not hasattr(ip, "display_formatter"):
         return False
+    if getattr(ip, "_course_display", False):
+        return True
     from matplotlib.figure import Figure
 
     bundles = ip.display_formatter.mimebundle_formatter
     bundles.for_type(Figure, _figure_mimebundle)
     bundles.for_type(Image.Image, _figure_mimebundle)
+    ip._course_display = True
     return True

@@ -77,6 +77,14 @@ def _png(path: Path, name: str = "coffee") -> Path:
     return path
 
 
+ALT_JS = """() => {
+  const imgs = [...document.querySelectorAll('.jp-OutputArea-output img')].filter(i => !i.closest('.jupyter-widgets'));
+  const bare = imgs.filter(i => !(i.getAttribute('alt') || '').trim());
+  return {with_alt: imgs.length - bare.length, without_alt: bare.map(i => (i.closest('.jp-Cell') || {}).innerText
+                                                                     ?.slice(0, 80) || '?')};
+}"""
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("notebook", _params())
 def test_notebook_runs_and_widgets_respond(notebook: Path, page, lab_server, artifacts_dir, tmp_path):
@@ -96,6 +104,11 @@ def test_notebook_runs_and_widgets_respond(notebook: Path, page, lab_server, art
     assert not rep.errors, f"{notebook.name} shows errors after Run All:\n" + "\n".join(rep.errors)
     assert rep.executed == rep.code_cells, f"only {rep.executed} of {rep.code_cells} code cells ran in {notebook.name}"
     assert not _real_errors(page.console_errors), "browser console errors:\n" + "\n".join(page.console_errors)
+
+    # Every picture in a cell's output (not a live widget's) carries its words for a screen reader.
+    pictures = page.evaluate(ALT_JS)
+    record["pictures_with_alt"] = pictures["with_alt"]
+    assert not pictures["without_alt"], f"{notebook.name}: pictures without alt text: {pictures['without_alt']}"
 
     areas = lab.snapshot(page)
     record["widget_areas"] = len(areas)
