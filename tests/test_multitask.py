@@ -202,9 +202,10 @@ def test_the_saved_sharing_benchmark_reads_back(tmp_path):
         assert row["arm"] in ("multitask", "classification", "detection", "segmentation")
         assert row["protocol"] in ("plateau", "budget") and row["steps"] <= max(bench["plateau"]["cap"], 500)
         assert row["current"], "rerun: python benchmarks/bench_multitask.py --train"
-    table = sharing_table(bench, "plateau")
-    assert set(table) == {"cls_accuracy", "det_map50", "det_map50_small", "seg_miou"}
-    assert all(r["seeds"] >= 3 for r in table.values())
+    for protocol in ("plateau", "budget"):   # both protocols, three seeds each
+        table = sharing_table(bench, protocol)
+        assert set(table) == {"cls_accuracy", "det_map50", "det_map50_small", "seg_miou"}
+        assert all(r["seeds"] >= 3 for r in table.values())
     with pytest.raises(FileNotFoundError, match="bench_multitask"):
         read_benchmark(tmp_path / "multitask.json")
 
