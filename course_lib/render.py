@@ -1619,11 +1619,10 @@ def install_display() -> bool:
     ``import course_lib`` calls it, and so does :func:`describe` (course_lib may be imported before IPython's
     shell exists, e.g. by a ``sitecustomize``); outside IPython it does nothing and returns ``False``.
     """
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency of every notebook
-        return False
-    ip = get_ipython()
+    import sys
+
+    ipython = sys.modules.get("IPython")  # no IPython loaded, no shell: and importing it would cost 0.3 s
+    ip = ipython.get_ipython() if ipython is not None else None
     if ip is None or not hasattr(ip, "display_formatter"):
         return False
     if getattr(ip, "_course_display", False):
