@@ -160,12 +160,12 @@ def pictures_of(nb) -> tuple[list[Picture], list[str]]:
     """Every picture in the executed notebook, and the problems: a picture without alt text, or one that
     breaks a figure rule (:func:`course_lib.render.figure_problems`, recorded when the figure was shown)."""
     pictures, problems = [], []
-    first_shown: dict[bytes, str] = {}
     code = [c for c in nb.cells if c.cell_type == "code"]
     for i, cell in enumerate(code):
         first = "".join(cell.source).splitlines()[:1]
         where = f"code cell {i} ({first[0] if first else ''!r})"
         k = 0
+        first_shown: dict[bytes, int] = {}  # in this cell (two cells may well show the same photo)
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             mime = next((m for m in STATIC_MIME if m in data), None)
@@ -182,9 +182,9 @@ def pictures_of(nb) -> tuple[list[Picture], list[str]]:
                 problems.append(f"{where} shows picture {k} without alt text: render.describe(fig, 'what it shows')")
             problems += [f"{where}, picture {k}: {p}" for p in rules]
             if blob in first_shown:  # e.g. a cell ending in `render.describe(fig, ...)`: the figure, returned, again
-                problems.append(f"{where} shows picture {k} again (first shown by {first_shown[blob]}): end the line "
+                problems.append(f"{where} shows picture {k} again (as picture {first_shown[blob]}): end the line "
                                 "with ';' or close the figure")
-            first_shown.setdefault(blob, f"{where}, picture {k}")
+            first_shown.setdefault(blob, k)
             k += 1
     return pictures, problems
 

@@ -241,13 +241,7 @@ class Explorer(Panel):
             raise ValueError(f"give {type(self).__name__} an image (tensor, array, path) or an ImagePicker "
                              "(picker=...)")
         self.widget = explorer_layout(controls, self.info, views)
-        self._name_pictures()
         self.set_image(image)
-
-    def _name_pictures(self) -> None:
-        """Each live picture gets :attr:`ALT` as its title (a tooltip, and the name a screen reader reads)."""
-        for p in pictures(self.widget):
-            p.tooltip = p.tooltip or self.ALT
 
     # -- the shape every explorer has -------------------------------------------------
     def set_image(self, image: Any) -> None:
@@ -325,7 +319,6 @@ class GalleryExplorer(Explorer):
         if not self.images:
             raise ValueError(f"give {type(self).__name__} at least one image or an ImagePicker (picker=...)")
         self.widget = explorer_layout(controls, self.info, views)
-        self._name_pictures()
         self.redraw()
 
     def _on_picker(self, image: Any) -> None:
