@@ -1046,7 +1046,7 @@ def _show_image(ax, image, boxes=(), classes=None, title: str = "") -> None:
     cls = list(_numpy(classes).reshape(-1)) if classes is not None else [0] * len(boxes)
     for b, c in zip(_numpy(boxes).reshape(-1, 4) if len(boxes) else [], cls):
         ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, lw=1.5,
-                               ec=np.array(class_colour(int(c))) / 255))
+                               ec=mpl_colour(int(c))))
     ax.set_title(title)
     ax.axis("off")
 
@@ -1283,7 +1283,7 @@ def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[
         fig, ax = plt.subplots(figsize=(7, 4.2))
     fig = ax.figure
     for x, y, name in zip(xs, ys, labels):
-        ax.scatter([x], [y], s=40, color=np.array(class_colour(str(name))) / 255, edgecolor="black", zorder=3)
+        ax.scatter([x], [y], s=40, color=mpl_colour(str(name)), edgecolor="black", zorder=3)
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -1335,7 +1335,7 @@ def seed_bars(groups: Mapping[str, Mapping[str, Sequence[float]]], ax=None, base
         vals = [np.asarray(groups[g].get(key, []), dtype=float) for g in names]
         ax.bar(xs, [v.mean() if len(v) else 0.0 for v in vals], width=width * 0.95, alpha=0.85, label=key,
                yerr=[v.std(ddof=1) if len(v) > 1 else 0.0 for v in vals], capsize=3,
-               color=np.array(OKABE_ITO[j % len(OKABE_ITO)]) / 255)
+               color=mpl_colour(OKABE_ITO[j % len(OKABE_ITO)]))
         for x, v in zip(xs, vals):
             ax.plot([x] * len(v), v, "k.", ms=4)
     if baseline is not None:
@@ -1404,7 +1404,7 @@ def layer_graph(rows: Sequence[dict[str, Any]], ax=None, title: str = ""):
 
     for r in rows:
         x, y = xy(r["index"])
-        c = np.array(part_colour.get(r["part"], GREY)) / 255
+        c = np.array(mpl_colour(part_colour.get(r["part"], GREY)))
         ax.add_patch(FancyBboxPatch((x - bw(r) / 2, y - h / 2), bw(r), h, boxstyle="round,pad=0.02",
                                     fc=(*c, 0.28), ec=c * 0.7, lw=1.2))
         stride = r["stride"] if isinstance(r["stride"], str) else f"{r['stride']}"
@@ -1413,7 +1413,7 @@ def layer_graph(rows: Sequence[dict[str, Any]], ax=None, title: str = ""):
                 fontweight="bold")
         ax.text(x, y + 0.19, f"{r['channels']} ch  /{stride}  {params} params", ha="center", va="center",
                 fontsize=MIN_PT)
-    skip = np.array(ORANGE) / 255 * 0.85
+    skip = np.array(mpl_colour(ORANGE)) * 0.85
     n_skips = 0
     for r in rows:
         x1, y1 = xy(r["index"])
@@ -1445,7 +1445,7 @@ def layer_graph(rows: Sequence[dict[str, Any]], ax=None, title: str = ""):
     for c, name in enumerate(names):
         if columns[c]:
             ax.text(xs[c], -0.95, name, ha="center", va="center", fontsize=TEXT_PT + 1, fontweight="bold",
-                    color=np.array(part_colour.get(name.split(":")[0], GREY)) / 255 * 0.7)
+                    color=np.array(mpl_colour(part_colour.get(name.split(":")[0], GREY))) * 0.7)
     ax.text(xs[3], bottom + 0.2, "orange arrows: skip connections\n(concat inputs, head inputs)\n"
             "ch = output channels, /s = stride", ha="center", va="center", fontsize=MIN_PT, color=(0.3, 0.3, 0.3))
     ax.set_xlim(-w / 2 - 0.2, xs[3] + w / 2 + 0.5)
@@ -1567,6 +1567,14 @@ def figure_bytes(fig, dpi: float | None = None) -> bytes:
     return buf.getvalue()
 
 
+def img_html(b64: str, alt: str, mime: str = "image/png") -> str:
+    """An ``<img>`` of a base64 picture with its alt text, as wide as its output area at most."""
+    import html
+
+    return (f'<img src="data:{mime};base64,{b64}" alt="{html.escape(alt, quote=True)}" '
+            'style="max-width:100%;height:auto">')
+
+
 def picture_bundle(picture: Any, alt: str | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """``(data, metadata)`` of a picture as a notebook output: the PNG, and with alt text an ``<img alt=...>``.
 
@@ -1575,7 +1583,6 @@ def picture_bundle(picture: Any, alt: str | None = None) -> tuple[dict[str, str]
     (``metadata["image/png"]["course_problems"]``, checked by the site build).
     """
     import base64
-    import html
 
     alt = alt or alt_text(picture)
     problems: list[str] = []
@@ -1592,8 +1599,7 @@ def picture_bundle(picture: Any, alt: str | None = None) -> tuple[dict[str, str]
     meta: dict[str, Any] = {"course_problems": problems}
     if alt:
         meta["alt"] = alt
-        data["text/html"] = (f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt, quote=True)}" '
-                             'style="max-width:100%;height:auto">')
+        data["text/html"] = img_html(b64, alt)
     return data, {"image/png": meta}
 
 
@@ -1607,10 +1613,6 @@ def show(picture: Any, alt: str | None = None) -> None:
         import matplotlib.pyplot as plt
 
         plt.close(picture)
-
-
-def _figure_mimebundle(fig) -> tuple[dict[str, str], dict[str, Any]]:
-    return picture_bundle(fig)
 
 
 def install_display() -> bool:
@@ -1630,7 +1632,7 @@ def install_display() -> bool:
     from matplotlib.figure import Figure
 
     bundles = ip.display_formatter.mimebundle_formatter
-    bundles.for_type(Figure, _figure_mimebundle)
-    bundles.for_type(Image.Image, _figure_mimebundle)
+    bundles.for_type(Figure, picture_bundle)
+    bundles.for_type(Image.Image, picture_bundle)
     ip._course_display = True
     return True

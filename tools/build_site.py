@@ -129,10 +129,11 @@ def replace_widgets(nb) -> tuple[int, int, list[str]]:
 
 def picture_html(static: dict, alt: str) -> str:
     """An ``<img>`` of the first picture in ``static`` (mime type -> base64) with its alt text."""
+    from course_lib.render import img_html
+
     mime = next(m for m in STATIC_MIME if m in static)
     src = static[mime] if mime != "image/svg+xml" else base64.b64encode(static[mime].encode()).decode()
-    return (f'<img src="data:{mime};base64,{src}" alt="{html.escape(alt, quote=True)}" '
-            'style="max-width:100%;height:auto">')
+    return img_html(src, alt, mime)
 
 
 @dataclass

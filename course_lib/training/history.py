@@ -154,7 +154,7 @@ def draw_curves(axes: Sequence, runs: Mapping[str, History], panels: Sequence[Se
         xlabel = "epoch"
         for a, (arm, hist) in enumerate(runs.items()):
             xs, xlabel = _x_of(hist, x)
-            colour = np.array(render.class_colour(a)) / 255
+            colour = render.mpl_colour(a)
             for m, name in enumerate(names):
                 if name in hist.metrics:
                     label = " · ".join(t for t in (arm, name if len(names) > 1 or not arm else "") if t)

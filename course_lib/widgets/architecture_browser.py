@@ -226,7 +226,7 @@ class ArchitectureBrowser(Explorer):
             ax.axis("off")
         else:
             ys = list(range(len(values)))[::-1]
-            ax.barh(ys, values, color=tuple(c / 255 for c in render.class_colour(4)))
+            ax.barh(ys, values, color=render.mpl_colour(4))
             ax.set_yticks(ys, labels, fontsize=render.MIN_PT)
             ax.tick_params(axis="x", labelsize=render.MIN_PT)
             for side in ("top", "right"):
