@@ -252,10 +252,15 @@ def test_the_sharing_table_reads_as_a_tidy_table_with_every_runs_steps():
     rows = [{"arm": arm, "protocol": "plateau", "seed": s, "metrics": {k: v + 0.01 * s for k, v in m.items()},
              "steps": 300 + 150 * s, "stopped_by": "plateau" if s else "steps"}
             for arm, m in metrics.items() for s in (0, 1)]
-    text = sharing_text({"rows": rows}, "plateau")
+    flat = [{"step": 100 * i, "cls_accuracy": a, "det_map50": d, "seg_miou": 0.8}   # at the cap, the last two
+            for i, (a, d) in enumerate([(0.5, 0.6), (0.9, 0.8), (0.902, 0.801), (0.9, 0.802)], 1)]  # add < 0.5 points
+    rows[0]["curve"] = flat                                         # multi-task, seed 0: flat at the cap
+    rows[2]["curve"] = [{**c, "cls_accuracy": 0.3 + 0.1 * i} for i, c in enumerate(flat)]   # still climbing
+    text = sharing_text({"rows": rows, "plateau": {"min_delta": 0.005, "patience": 2}}, "plateau")
     lines = text.splitlines()
     assert "classification accuracy" in lines[1] and "+50.0" in lines[1] and lines[1].endswith("better")
     assert "segmentation mIoU" in lines[4] and lines[4].endswith("worse")
-    assert lines[6].split() == ["multi-task", "300c", "450p"] and lines[7].split() == ["classification", "300c", "450p"]
+    assert "f: flat at the cap" in lines[5]
+    assert lines[6].split() == ["multi-task", "300f", "450p"] and lines[7].split() == ["classification", "300c", "450p"]
     assert len(lines) == 10                                        # four metrics, four arms (detection once)
     assert "no budget runs" in sharing_text({"rows": rows}, "budget")

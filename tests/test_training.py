@@ -83,6 +83,28 @@ def test_time_budget_stops():
     assert hist.stopped_by == "time" and hist.steps_done >= 1
 
 
+def test_a_cpu_clock_budget_is_not_eaten_by_waiting():
+    """Time spent waiting (here: sleeping, as when another program holds the core) counts on the wall clock
+    only; a budget on the CPU clock lets the run take every step its own work allows."""
+    import time
+
+    x, y = blobs()
+    nap = lambda h: time.sleep(0.2)  # noqa: E731 -- 200 ms of waiting, no CPU, after every step
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)         # the CPU clock counts every thread's CPU time: one thread, as the benchmarks
+    try:
+        runs = {clock: fit(mlp(), tensor_batches(x, y, 8), loss_fn=F.cross_entropy, steps=6, time_budget_s=0.5,
+                           eval_every=1, callback=nap, progress=False, device="cpu", clock=clock)
+                for clock in ("wall", "cpu")}
+    finally:
+        torch.set_num_threads(threads)
+    assert runs["wall"].stopped_by == "time" and runs["wall"].steps_done < 6
+    assert runs["cpu"].stopped_by == "steps" and runs["cpu"].steps_done == 6
+    assert runs["cpu"].seconds > runs["cpu"].cpu_seconds          # it waited longer than it worked
+    with pytest.raises(ValueError, match="clock must be one of wall, cpu"):
+        fit(mlp(), tensor_batches(x, y, 8), loss_fn=F.cross_entropy, steps=1, progress=False, clock="gpu")
+
+
 def test_default_loss_comes_from_the_head_and_dict_losses_record_parts():
     class Head(nn.Module):
         def __init__(self):

@@ -59,7 +59,9 @@ from .recipes import (
     CosineSchedule,
     Plateau,
     benchmark_table,
+    budget_seconds,
     compare_arms,
+    ended_flat,
     gap_verdict,
     get_config,
     plateaued,
@@ -78,9 +80,9 @@ from .recipes import (
 
 __all__ = [
     "CONFIGS", "DETECTION_COLUMNS", "PLATEAU", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History",
-    "LiveCurves", "Plateau", "ProbeResult", "accuracy_baselines", "auto_device", "benchmark_table",
+    "LiveCurves", "Plateau", "ProbeResult", "accuracy_baselines", "auto_device", "benchmark_table", "budget_seconds",
     "classification_metrics", "compare_arms", "compare_curves", "compare_detectors", "draw_baselines",
-    "draw_curves", "embeddings", "evaluate", "evaluate_classifier", "evaluate_detector", "evaluate_segmenter",
+    "draw_curves", "embeddings", "ended_flat", "evaluate", "evaluate_classifier", "evaluate_detector", "evaluate_segmenter",
     "fit", "freeze", "freeze_batchnorm", "gap_verdict", "get_config", "knn_accuracy", "linear_probe",
     "load_trained", "param_groups", "pca_2d", "plateaued", "predict", "read_benchmark", "read_manifest",
     "recalibrate_batchnorm", "run_recipe", "save_checkpoint", "seed_everything", "seed_summary", "seed_table",

@@ -33,6 +33,7 @@ class History:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     device: str = "cpu"
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     stopped_by: str = ""
 
     @property

@@ -28,7 +28,7 @@ from ..measure import evaluating
 from ..model import Model, build_model
 from .evaluation import DETECTION_COLUMNS
 from .evaluation import evaluate as evaluate_model
-from .loop import fit, freeze, tensor_batches
+from .loop import CLOCKS, fit, freeze, tensor_batches
 
 #: The recipe every named config starts from (lesson 08's detector recipe).
 RECIPE = {"steps": 500, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "seed": 0,
@@ -110,21 +110,22 @@ def get_config(name: str) -> dict[str, Any]:
 class CosineSchedule:
     """A :func:`fit` callback that lowers the learning rate along a half cosine, to 5 % at the end.
 
-    Progress is the fraction of ``steps`` done, or of ``time_budget_s`` spent,
-    whichever is further.  ``fit`` calls it after every evaluation, so pass
-    ``eval_every`` (e.g. 10) to update the rate every few steps.
+    Progress is the fraction of ``steps`` done, or of ``time_budget_s`` spent
+    (on ``clock``, as :func:`fit` counts it), whichever is further.  ``fit`` calls
+    it after every evaluation, so pass ``eval_every`` (e.g. 10) to update the rate every few steps.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, steps: int | None, time_budget_s: float | None = None,
-                 then: Callable | None = None):
+                 then: Callable | None = None, clock: str = "wall"):
         self.optimizer, self.steps, self.budget, self.then = optimizer, steps, time_budget_s, then
         self.base = [g["lr"] for g in optimizer.param_groups]
-        self.start = time.perf_counter()
+        self.clock = CLOCKS[clock]
+        self.start = self.clock()
 
     def __call__(self, hist) -> None:
         done = hist.steps_done / self.steps if self.steps else 0.0
         if self.budget:
-            done = max(done, (time.perf_counter() - self.start) / self.budget)
+            done = max(done, (self.clock() - self.start) / self.budget)
         f = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
         for g, lr in zip(self.optimizer.param_groups, self.base):
             g["lr"] = lr * f
@@ -147,7 +148,7 @@ def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
 def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Callable | None = None,
                time_budget_s: float | None = None, progress: bool = True, callback: Callable | None = None,
                eval_every: int | None = None, device: str = "cpu", desc: str = "training",
-               stop_when: Callable | None = None) -> tuple[Any, float]:
+               stop_when: Callable | None = None, clock: str = "wall") -> tuple[Any, float]:
     """Train ``model`` on the ShapesWorld train split with a recipe: AdamW, cosine schedule, :func:`fit`.
 
     Recipe keys: ``steps``, ``batch_size``, ``lr``, ``weight_decay``, ``seed``, ``train_images``,
@@ -156,8 +157,8 @@ def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Ca
     (model and images in the (N, H, W, C) memory layout) and ``mode`` (``"classify"``: ShapesWorld's
     one-large-shape images with one label each, for a classification head).  Without ``loss_fn`` the model's own
     loss trains it (with several heads: their weighted sum).  ``stop_when`` may end the run early
-    (see :class:`Plateau`).  Returns the
-    :class:`~course_lib.training.History` and the training seconds.
+    (see :class:`Plateau`); ``clock`` is what ``time_budget_s`` counts (``fit``'s).  Returns the
+    :class:`~course_lib.training.History` and the training seconds (wall clock).
     """
     set_bn_momentum(model, recipe["bn_momentum"])
     for part in recipe.get("freeze", ()):
@@ -173,22 +174,23 @@ def run_recipe(model: torch.nn.Module, recipe: Mapping[str, Any], *, loss_fn: Ca
     data = tensor_batches(images, targets, recipe["batch_size"], seed=recipe["seed"], drop_last=True,
                           channels_last=channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-    schedule = CosineSchedule(opt, recipe["steps"], time_budget_s, then=callback)
+    schedule = CosineSchedule(opt, recipe["steps"], time_budget_s, then=callback, clock=clock)
     t0 = time.perf_counter()
     hist = fit(model, data, loss_fn=loss_fn, steps=recipe["steps"], time_budget_s=time_budget_s, optimizer=opt,
                seed=recipe["seed"], device=device, progress=progress, callback=schedule,
-               eval_every=eval_every or 10, grad_clip=10.0, desc=desc, stop_when=stop_when)
+               eval_every=eval_every or 10, grad_clip=10.0, desc=desc, stop_when=stop_when, clock=clock)
     return hist, time.perf_counter() - t0
 
 
 def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, time_budget_s: float | None = None,
           progress: bool = True, callback: Callable | None = None, eval_every: int | None = None,
           device: str = "cpu", evaluate: bool = True, train_images: int | None = None, seed: int | None = None,
-          plateau: Mapping[str, Any] | None = None) -> tuple[Model, dict[str, Any]]:
+          plateau: Mapping[str, Any] | None = None, clock: str = "wall") -> tuple[Model, dict[str, Any]]:
     """Build a named config (or a config dict), train it with :func:`~course_lib.training.fit`, evaluate it.
 
     ``steps`` / ``time_budget_s`` / ``seed`` override the recipe's (a time budget
-    stops after that many seconds, whichever comes first).  ``plateau`` (e.g.
+    stops after that many seconds, whichever comes first; ``clock="cpu"`` counts
+    them in this process's CPU seconds, see :data:`~course_lib.training.loop.CLOCKS`).  ``plateau`` (e.g.
     :data:`PLATEAU`) trains until the val metrics stop improving instead: the
     recipe's ``steps`` become the cap ``plateau["cap"]`` and a :class:`Plateau`
     watches the run.  Returns the trained model and a report ``{"name", "task",
@@ -219,14 +221,16 @@ def train(name_or_config: str | Mapping[str, Any], *, steps: int | None = None, 
                     then=callback) if rule is not None else None
     hist, seconds = run_recipe(model, recipe, time_budget_s=time_budget_s, progress=progress,
                                callback=watch or callback, stop_when=watch.stop if watch else None,
-                               eval_every=eval_every, device=device, desc=name if name != "custom" else "training")
+                               eval_every=eval_every, device=device, desc=name if name != "custom" else "training",
+                               clock=clock)
     model.eval()
     if watch is not None and watch.curve and watch.curve[-1]["step"] == hist.steps_done:
         metrics = {k: v for k, v in watch.curve[-1].items() if k != "step"}   # the last check saw this model
     else:
         metrics = evaluate_model(model, val) if evaluate else {}
     report = {"name": name, "task": cfg["task"], "config": model.config, "recipe": recipe, "metrics": metrics,
-              "seconds": round(seconds, 1), "steps": hist.steps_done, "stopped_by": hist.stopped_by, "history": hist}
+              "seconds": round(seconds, 1), "cpu_seconds": round(hist.cpu_seconds, 1), "steps": hist.steps_done,
+              "stopped_by": hist.stopped_by, "history": hist}
     if watch is not None:
         report["curve"] = watch.curve
     return model, report
@@ -360,6 +364,12 @@ def read_benchmark(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def budget_seconds(bench: Mapping[str, Any], row: Mapping[str, Any]) -> float:
+    """The seconds of a benchmark run on the clock its budget counted: CPU seconds for a table measured with
+    ``clock="cpu"`` (``benchmarks/transformer.json``), wall-clock seconds otherwise."""
+    return float(row["train_cpu_s"] if bench.get("clock") == "cpu" else row["train_s"])
+
+
 def benchmark_table(bench: Mapping[str, Any], names: Sequence[str],
                     columns: Sequence[str] = DETECTION_COLUMNS) -> list[dict[str, Any]]:
     """Rows of a :func:`read_benchmark` table for the configs ``names``: ``{"config", "steps", *columns}``.
@@ -451,6 +461,7 @@ def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[s
     (``"plateau"`` or ``"budget"``); a metric with fewer than 2 seeds in an arm is left out.
     """
     rows = [r for r in bench["rows"] if r["protocol"] == protocol]
+    rule = bench.get("plateau")
     table = {}
     for task, keys in (("classification", ["cls_accuracy"]), ("detection", ["det_map50", "det_map50_small"]),
                        ("segmentation", ["seg_miou"])):
@@ -467,8 +478,23 @@ def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[s
                           "multi_steps": [by["multitask", s]["steps"] for s in seeds],
                           "single_steps": [by[task, s]["steps"] for s in seeds],
                           "multi_stopped": [by["multitask", s].get("stopped_by", "") for s in seeds],
-                          "single_stopped": [by[task, s].get("stopped_by", "") for s in seeds]}
+                          "single_stopped": [by[task, s].get("stopped_by", "") for s in seeds],
+                          "multi_flat": [ended_flat(by["multitask", s], rule) for s in seeds],
+                          "single_flat": [ended_flat(by[task, s], rule) for s in seeds]}
     return table
+
+
+def ended_flat(run: Mapping[str, Any], rule: Mapping[str, Any] | None = None) -> bool:
+    """Did a plateau-protocol run end on a plateau?  True when the rule stopped it, or when it reached the cap
+    with every watched metric flat at its last check (:func:`plateaued` on its curve); False when it was
+    still improving at the cap.  ``run`` is a row of ``benchmarks/multitask.json`` (its ``arm`` and ``curve``)."""
+    rule = {**PLATEAU, **(rule or {})}
+    if run.get("stopped_by") == "plateau":
+        return True
+    curve = run.get("curve") or []
+    tasks = list(PLATEAU_METRIC) if run.get("arm") == "multitask" else [run.get("arm")]
+    keys = [PLATEAU_METRIC[t] for t in tasks if t in PLATEAU_METRIC]
+    return bool(keys) and all(plateaued([c[k] for c in curve], rule["min_delta"], rule["patience"]) for k in keys)
 
 
 #: What each head's val metric is called in tables and figures.
@@ -478,8 +504,9 @@ METRIC_NAMES: dict[str, str] = {"cls_accuracy": "classification accuracy", "det_
 
 def sharing_text(bench: Mapping[str, Any], protocol: str = "plateau") -> str:
     """:func:`sharing_table` as a tidy table: per metric the mean ± std of each arm, the gap and the spread in
-    points and the verdict; then the steps every run reached and what stopped it (``p``: the plateau rule,
-    ``c``: still improving at the cap; a budget run stops at its budget)."""
+    points and the verdict; then the steps every run reached and how it ended (``p``: stopped by the plateau
+    rule, ``f``: reached the cap flat, the rule holding at its last check, ``c``: still improving at the cap;
+    a budget run stops at its budget)."""
     from ..backbones.measure import format_table
 
     table = sharing_table(bench, protocol)
@@ -491,10 +518,11 @@ def sharing_text(bench: Mapping[str, Any], protocol: str = "plateau") -> str:
     steps = {}
     for r in table.values():  # one entry per arm: detection's two metrics come from the same runs
         for arm, name in (("multi", "multi-task"), ("single", r.get("task", "single-task"))):
-            marks = {"plateau": "p", "steps": "c" if protocol == "plateau" else "", "cap": "c"}
-            steps.setdefault(name, " ".join(f"{n}{marks.get(w, '')}" for n, w in
-                                            zip(r[f"{arm}_steps"], r[f"{arm}_stopped"])))
+            marks = [("p" if w == "plateau" else "f" if flat else "c") if protocol == "plateau" else ""
+                     for w, flat in zip(r[f"{arm}_stopped"], r[f"{arm}_flat"])]
+            steps.setdefault(name, " ".join(f"{n}{m}" for n, m in zip(r[f"{arm}_steps"], marks)))
     seeds = next(iter(table.values()))["seed_list"]
-    legend = " (p: plateau, c: still improving at the cap)" if protocol == "plateau" else ""
+    legend = (" (p: stopped by the plateau rule, f: flat at the cap, c: still improving at the cap)"
+              if protocol == "plateau" else "")
     return (format_table(rows) + f"\nsteps per run, seeds {seeds}{legend}:\n"
             + "\n".join(f"  {arm:15s} {s}" for arm, s in steps.items()))
