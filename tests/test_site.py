@@ -73,6 +73,54 @@ def test_whole_site_builds_and_every_explorer_has_its_static_figure(site):
     index = (out / "index.html").read_text(encoding="utf-8")
     for b in build.values():
         assert f'href="{b["html"]}"' in index and html.escape(b["title"]) in index
+    # offline: every page loads only what is next to it, and the site can be searched
+    site = _build_site_module()
+    for b in [*build.values(), {"html": "index.html"}]:
+        assert site.outside_requests((out / b["html"]).read_text(encoding="utf-8")) == [], b["html"]
+    assert (out / "assets" / "katex" / "katex.min.js").is_file() and (out / "assets" / "course.js").is_file()
+    searched = (out / "assets" / "search-index.js").read_text(encoding="utf-8")
+    assert all(f'"p": "{b["html"]}"' in searched for b in build.values())
+    assert all(0 < b["bytes"] == (out / b["html"]).stat().st_size for b in build.values())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_built_site_works_offline_in_a_browser(site):
+    """Every page of the built site, opened from disk in Chromium with every http(s) request blocked and
+    counted: it loads with no console error and no outside request, has its lesson bar, KaTeX draws lesson
+    06's math, and the index's search finds a section of another page."""
+    sys.path.insert(0, str(ROOT / "tests" / "browser"))
+    from lab_driver import find_chromium, missing
+
+    chromium = find_chromium()
+    if chromium is None:
+        missing("no Chromium browser found")
+    from playwright.sync_api import sync_playwright
+
+    out, _, build, _ = site
+    outside, errors = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            ctx = browser.new_context()
+            ctx.route("http*://**", lambda route: (outside.append(route.request.url), route.abort()))
+            page = ctx.new_page()
+            page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+            for b in build.values():
+                page.goto((out / b["html"]).as_uri(), wait_until="load")
+                assert page.locator("nav.course-nav select option").count() == len(build), b["html"]
+                assert page.locator("#course-toc li").count() >= 2, b["html"]        # its sections, listed
+                if b["notebook"].startswith("06_"):
+                    assert page.locator(".jp-MarkdownCell .katex").count() >= 10
+                    assert page.locator(".katex-error").count() == 0
+            page.goto((out / "index.html").as_uri(), wait_until="load")
+            page.fill("#course-search", "SPPF")
+            first = page.locator("#course-search-results li a").first
+            assert (first.get_attribute("href") or "").startswith("05_"), first.get_attribute("href")
+        finally:
+            browser.close()
+    assert outside == [] and errors == [], (outside, errors)
 
 
 def test_an_explorer_without_its_static_figure_is_reported():
@@ -177,3 +225,42 @@ def test_a_picture_shown_twice_is_reported():
     nb.cells = [nbformat.v4.new_code_cell("fig", outputs=[out, out.copy()])]
     pictures, problems = site.pictures_of(nb)
     assert len(pictures) == 2 and len(problems) == 1 and "shows picture 1 again" in problems[0]
+
+
+def test_a_page_loads_nothing_from_the_network_and_links_its_neighbours(tmp_path):
+    """The course template, without executing anything: no CDN script (require.js, MathJax, mermaid),
+    KaTeX and the course's assets from next to the page, the lesson bar and the pager, search entries
+    cut at the headings."""
+    import nbformat
+
+    site = _build_site_module()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Lesson 06 — The head\n\nThe map $M_k = \\sum_c w_{kc} A_c$."),
+                nbformat.v4.new_markdown_cell("## 1. Pooling\n\nGlobal average pooling keeps one number per channel."),
+                nbformat.v4.new_code_cell("x = 1")]
+    lessons = [("05_a.html", "Lesson 05 — A"), ("06_b.html", "Lesson 06 — The head"), ("07_c.html", "Lesson 07 — C")]
+    top, bottom = site.nav_html(lessons, 1)
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="course", extra_template_basedirs=[str(site.SITE / "templates")])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": "x"}, "course_nav_top": top,
+                                                         "course_nav_bottom": bottom})
+    assert site.outside_requests(body) == []
+    assert "require.min.js" not in body and "mathjax" not in body.lower() and "mermaid" not in body
+    assert 'src="assets/katex/katex.min.js"' in body and 'href="assets/katex/katex.min.css"' in body
+    for rel, target in (("prev", "05_a.html"), ("next", "07_c.html")):   # in the bar and in the pager
+        links = re.findall(rf'<a [^>]*rel="{rel}"[^>]*>', body)
+        assert len(links) == 2 and all(f'href="{target}"' in a for a in links), links
+    assert 'id="course-search"' in body and 'id="course-toc"' in body
+    page = tmp_path / "06_b.html"
+    page.write_text(body, encoding="utf-8")
+    entries = site.search_entries(page, "Lesson 06 — The head")
+    assert [(e["h"], e["a"]) for e in entries] == [("Lesson 06 — The head", "Lesson-06-%E2%80%94-The-head"),
+                                                    ("1. Pooling", "1.-Pooling")]
+    assert "$M_k" in entries[0]["t"] and entries[1]["t"].startswith("Global average pooling")
+    assert "x = 1" not in " ".join(e["t"] for e in entries)              # prose only, no code
+    assert site.outside_requests('<script src="https://cdn.example/x.js"></script><a href="https://arxiv.org">'
+                                 "</a><style>@font-face{src:url(//fonts.example/f.woff2)}</style>") == [
+        "https://cdn.example/x.js", "//fonts.example/f.woff2"]
+    assert site.lesson_label("06_b", "Lesson 06 — The head") == "Lesson 06 — The head"
+    assert site.lesson_label("06_b", "The head") == "06 · The head"

@@ -17,8 +17,17 @@ no text under 9 pt, no jet or rainbow, a colour bar or a shared scale on every m
 The build fails on a cell error, on a widget without its static figure, on a
 picture without alt text or breaking a rule, or on a notebook that does not finish
 within ``--timeout`` seconds per cell.  ``_site/index.html`` lists the lessons with
-their titles and build times; ``_site/figures/`` holds every picture the lessons
+their titles, build times and page weights; ``_site/figures/`` holds every picture the lessons
 show, with ``index.html`` to review them all in one sitting (``make figures``).
+
+The site works offline, opened straight from disk (``file://``): the pages use the
+``course`` template (``tools/site/templates/``: JupyterLab's look without require.js,
+a widget manager or mermaid from a CDN), math is drawn by the vendored KaTeX
+(``tools/site/assets/katex/``, from npm: ``tools/site/vendor_katex.sh``), and every
+page has a bar with the lesson list, previous / next, search over every lesson's
+prose (``assets/search-index.js``, built here) and the page's sections.  A page that
+would still load something from the network is a problem.  To publish it, copy
+``_site/`` to any static host.
 """
 
 from __future__ import annotations
@@ -29,9 +38,11 @@ import html
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -39,6 +50,7 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
 ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "tools" / "site"  # the page template and the assets every page loads (copied to _site/assets/)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_MIME = ("image/png", "image/jpeg", "image/svg+xml")
@@ -65,6 +77,7 @@ class Page:
     static_figures: int = 0
     problems: list[str] = field(default_factory=list)
     pictures: list[Picture] = field(default_factory=list)
+    bytes: int = 0
 
 
 def title_of(nb) -> str:
@@ -224,8 +237,41 @@ def errors_of(nb) -> list[str]:
     return out
 
 
-def build_page(path: Path, out_dir: Path, timeout: int = 600) -> Page:
-    """Execute ``path`` in memory and write ``out_dir/<stem>.html``."""
+OUTSIDE = re.compile(r"""<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(?:src|href)=["']((?:https?:)?//[^"']+)"""
+                     r"""|url\(\s*["']?((?:https?:)?//[^)"']+)|\bimport\s*\(\s*["']((?:https?:)?//[^"']+)""", re.I)
+
+
+def outside_requests(page: str) -> list[str]:
+    """What a page would load from the network: scripts, styles, pictures, fonts and modules with an
+    ``http(s)://`` address (links a reader may click, ``<a href=...>``, are not loads)."""
+    return [next(g for g in m.groups() if g) for m in OUTSIDE.finditer(page)]
+
+
+def nav_html(lessons: list[tuple[str, str]], i: int) -> tuple[str, str]:
+    """The bar on top of page ``i`` (home, previous / next, search, this page's sections) and the pager at its
+    bottom; ``lessons`` is ``[(html file name, "NN · title"), ...]`` in course order."""
+    def link(j: int, arrow: str) -> str:
+        if not 0 <= j < len(lessons):
+            return "<span></span>"
+        name, label = lessons[j]
+        short = f"Lesson {name.split('_')[0]}"
+        text = f"&larr; {short}" if arrow == "prev" else f"{short} &rarr;"
+        return f'<a class="course-{arrow}" rel="{arrow}" href="{html.escape(name)}" title="{html.escape(label)}">{text}</a>'
+
+    options = "".join(f'<option value="{html.escape(n)}"{" selected" if j == i else ""}>{html.escape(lab)}</option>'
+                      for j, (n, lab) in enumerate(lessons))
+    top = (f'<nav class="course-nav" aria-label="course"><a class="course-home" href="index.html">Eye · Brain · '
+           f'Judgement</a>{link(i - 1, "prev")}<select aria-label="lesson" onchange="location.href=this.value">'
+           f'{options}</select>{link(i + 1, "next")}<span class="course-search-wrap"><input type="search" '
+           'id="course-search" placeholder="Search every lesson" aria-label="search every lesson">'
+           '<ul id="course-search-results" hidden></ul></span></nav>'
+           '<details class="course-toc" open><summary>On this page</summary><ul id="course-toc"></ul></details>')
+    bottom = f'<nav class="course-pager" aria-label="previous and next lesson">{link(i - 1, "prev")}{link(i + 1, "next")}</nav>'
+    return top, bottom
+
+
+def build_page(path: Path, out_dir: Path, timeout: int = 600, nav: tuple[str, str] = ("", "")) -> Page:
+    """Execute ``path`` in memory and write ``out_dir/<stem>.html`` (``nav``: :func:`nav_html`'s bar and pager)."""
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
     ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", store_widget_state=False)
@@ -249,34 +295,111 @@ def build_page(path: Path, out_dir: Path, timeout: int = 600) -> Page:
     problems += widget_problems
     pictures, picture_problems = pictures_of(nb)
     problems += picture_problems
-    exporter = HTMLExporter(template_name="lab")
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb)}})
+    exporter = HTMLExporter(template_name="course", extra_template_basedirs=[str(SITE / "templates")])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb)},
+                                                         "course_nav_top": nav[0], "course_nav_bottom": nav[1]})
+    problems += [f"the page would load {url} from the network" for url in outside_requests(body)]
     target = out_dir / f"{path.stem}.html"
     target.write_text(body, encoding="utf-8")
-    return Page(path, target, title_of(nb), seconds, explorers, statics, problems, pictures)
+    return Page(path, target, title_of(nb), seconds, explorers, statics, problems, pictures, len(body.encode()))
+
+
+class _Sections(HTMLParser):
+    """The prose of a rendered page, cut at its headings: ``[(anchor id, heading, text), ...]``."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.sections: list[list[str]] = []
+        self.depth = 0          # <div> nesting; > 0 inside a markdown cell
+        self.heading: list[str] | None = None
+        self.skip = 0           # inside the heading's permalink (the pilcrow)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "div" and self.depth:
+            self.depth += 1
+        elif tag == "div" and "jp-MarkdownCell" in (a.get("class") or ""):
+            self.depth = 1
+        elif self.depth and tag in ("h1", "h2", "h3") and a.get("id"):
+            self.sections.append([a["id"], "", ""])
+            self.heading = self.sections[-1]
+        elif self.depth and tag == "a" and "anchor-link" in (a.get("class") or ""):
+            self.skip += 1
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self.depth:
+            self.depth -= 1
+        elif tag in ("h1", "h2", "h3"):
+            self.heading = None
+        elif tag == "a" and self.skip:
+            self.skip -= 1
+
+    def handle_data(self, data):
+        if not self.depth or self.skip:
+            return
+        if not self.sections:
+            self.sections.append(["", "", ""])
+        slot = 1 if self.heading is not None else 2
+        self.sections[-1][slot] += data
+
+
+def search_entries(page: Path, label: str) -> list[dict[str, str]]:
+    """One search entry per section of a rendered lesson: page, lesson, heading, anchor and its prose."""
+    parser = _Sections()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return [{"p": page.name, "l": label, "h": " ".join(h.split()), "a": anchor, "t": " ".join(t.split())}
+            for anchor, h, t in parser.sections if h.strip() or t.strip()]
+
+
+def write_assets(pages: list[Page], out_dir: Path) -> Path:
+    """``_site/assets/``: the course's script and style, KaTeX, and the search index over every page."""
+    assets = out_dir / "assets"
+    shutil.copytree(SITE / "assets", assets, dirs_exist_ok=True)
+    entries = [e for p in pages for e in search_entries(p.html, label_of(p))]
+    index = assets / "search-index.js"
+    index.write_text("window.COURSE_SEARCH = " + json.dumps(entries, ensure_ascii=False) + ";\n", encoding="utf-8")
+    return index
+
+
+def lesson_label(stem: str, title: str) -> str:
+    """How the lesson lists name a lesson: its title, with its number in front unless the title has it."""
+    number = stem.split("_")[0]
+    return title if number in title.split("—")[0] else f"{number} · {title}"
+
+
+def label_of(page: Page) -> str:
+    return lesson_label(page.notebook.stem, page.title)
 
 
 def write_index(pages: list[Page], out_dir: Path) -> Path:
+    """``_site/index.html`` (the lesson list, with search) and ``build.json`` (what the build measured)."""
     rows = "\n".join(
-        f'<li><a href="{html.escape(p.html.name)}">{html.escape(p.notebook.stem.split("_")[0])} · '
-        f"{html.escape(p.title)}</a> <small>({p.explorers} explorer(s), {p.static_figures} figure(s), "
-        f"built in {p.seconds:.0f} s{'; PROBLEMS' if p.problems else ''})</small></li>"
+        f'<li><a href="{html.escape(p.html.name)}">{html.escape(label_of(p))}</a> <small>({p.explorers} '
+        f"explorer(s), {p.static_figures} figure(s), built in {p.seconds:.0f} s, {p.bytes / 2**20:.1f} MB"
+        f"{'; PROBLEMS' if p.problems else ''})</small></li>"
         for p in pages
     )
     index = out_dir / "index.html"
     index.write_text(
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Eye · Brain · Judgement</title>"
-        "<style>body{font-family:sans-serif;max-width:760px;margin:2em auto;line-height:1.5}</style></head><body>"
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Eye · Brain · Judgement</title>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1.0'>"
+        "<link rel='stylesheet' href='assets/course.css'>"
+        "<style>main{font-family:sans-serif;max-width:760px;margin:1em auto;line-height:1.5;padding:0 12px}</style>"
+        "</head><body><nav class='course-nav' aria-label='course'><span class='course-home'>Eye · Brain · Judgement"
+        "</span><span class='course-search-wrap'><input type='search' id='course-search' placeholder='Search every "
+        "lesson' aria-label='search every lesson'><ul id='course-search-results' hidden></ul></span></nav><main>"
         "<h1>Eye · Brain · Judgement</h1><p>Backbone (主干网络) → neck (颈部) → head (头部) of deep vision models. "
         "Each lesson below was executed top to bottom to make this page; open the notebooks in JupyterLab to "
-        f"use the live explorers.</p>\n<ol>\n{rows}\n</ol></body></html>\n",
+        f"use the live explorers.</p>\n<ol>\n{rows}\n</ol></main>"
+        "<script src='assets/search-index.js'></script><script src='assets/course.js'></script></body></html>\n",
         encoding="utf-8",
     )
     (out_dir / "build.json").write_text(
         json.dumps(
             [
                 {"notebook": p.notebook.name, "html": p.html.name, "title": p.title, "seconds": round(p.seconds, 1),
-                 "explorers": p.explorers, "static_figures": p.static_figures, "problems": p.problems}
+                 "bytes": p.bytes, "explorers": p.explorers, "static_figures": p.static_figures,
+                 "problems": p.problems}
                 for p in pages
             ],
             indent=1,
@@ -287,13 +410,17 @@ def write_index(pages: list[Page], out_dir: Path) -> Path:
 
 def build_site(notebooks: list[Path], out_dir: Path, timeout: int = 600) -> list[Page]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    lessons = [(f"{nb.stem}.html", lesson_label(nb.stem, title_of(nbformat.read(nb, as_version=4))))
+               for nb in notebooks]
     pages = []
-    for nb in notebooks:
+    for i, nb in enumerate(notebooks):
         print(f"executing {nb.name} ...", flush=True)
-        page = build_page(nb, out_dir, timeout)
+        page = build_page(nb, out_dir, timeout, nav=nav_html(lessons, i))
         status = "ok" if not page.problems else "PROBLEMS:\n  " + "\n  ".join(page.problems)
-        print(f"  {page.seconds:.1f} s, {page.explorers} explorer(s), {page.static_figures} figure(s): {status}")
+        print(f"  {page.seconds:.1f} s, {page.bytes / 2**20:.1f} MB, {page.explorers} explorer(s), "
+              f"{page.static_figures} figure(s): {status}")
         pages.append(page)
+    write_assets(pages, out_dir)
     write_index(pages, out_dir)
     print(f"every figure, with its alt text, in {write_figures(pages, out_dir)}")
     return pages
