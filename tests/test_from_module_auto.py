@@ -97,6 +97,43 @@ def test_vit_tokens_lose_the_class_token_and_become_a_grid():
         assert bb(torch.rand(1, 3, 160, 300))["C4"].shape == (1, 768, 14, 14)  # resized to ViT's one size
 
 
+class _TokenStage(nn.Module):
+    """A token mixer (B, N, C) -> (B, N, C), or with ``down`` a 2x2 merge of the patch grid (N -> N / 4)."""
+
+    def __init__(self, c: int, down: bool = False):
+        super().__init__()
+        self.down, self.fc = down, nn.Linear(c, c)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        if self.down:
+            b, n, c = t.shape
+            h = int(n ** 0.5)
+            t = nn.functional.avg_pool2d(t.transpose(1, 2).reshape(b, c, h, h), 2).flatten(2).transpose(1, 2)
+        return self.fc(t)
+
+
+class ConvThenTokens(nn.Module):
+    """Like LeViT: a conv stem down to stride 16 (NCHW maps), then stages of tokens at 16 and 32."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1), nn.Conv2d(16, 24, 3, 2, 1),
+                                  nn.Conv2d(24, 32, 3, 2, 1))
+        self.stages = nn.Sequential(_TokenStage(32), _TokenStage(32, down=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x).flatten(2).transpose(1, 2))
+
+
+def test_a_network_that_changes_layout_on_the_way_down_keeps_its_deeper_stages():
+    bb = cl.backbones.from_module(ConvThenTokens(), probe_size=128)
+    assert dict(bb.taps) == {"C1": "stem.0", "C2": "stem.1", "C3": "stem.2", "C4": "stages.0", "C5": "stages"}
+    feats = bb(torch.rand(1, 3, 128, 128))
+    assert [tuple(t.shape) for t in feats.values()] == [(1, 8, 64, 64), (1, 16, 32, 32), (1, 24, 16, 16),
+                                                        (1, 32, 8, 8), (1, 32, 4, 4)]
+
+
 def test_read_map_knows_the_three_layouts():
     size = (64, 64)
     assert read_map(torch.zeros(1, 32, 8, 8), size).layout == "nchw"
@@ -139,3 +176,7 @@ def test_timm_models_are_staged_like_their_feature_info():
     bb = cl.backbones.from_module(net, probe_size=64)
     info = {f"C{i + 1}": (f["num_chs"], f["reduction"]) for i, f in enumerate(net.feature_info)}
     assert {k: (s.channels, s.stride) for k, s in bb.out_specs.items()} == info
+    levit = timm.create_model("levit_128s", pretrained=False)  # a conv stem, then token stages at /16, /32, /64
+    bb = cl.backbones.from_module(levit)
+    deep = {f["module"]: (f["num_chs"], f["reduction"]) for f in levit.feature_info if f["reduction"] <= 32}
+    assert {bb.taps[k]: (s.channels, s.stride) for k, s in bb.out_specs.items() if s.stride >= 16} == deep

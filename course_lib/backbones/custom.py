@@ -26,7 +26,8 @@ transformer's (B, N, C) sequence (ViT): the extra tokens in front (the class
 token, register tokens: N - h*w of them) are dropped and the patches laid out
 on their h x w grid.  ``layout="auto"`` reads each output's shape against the
 probe's size and, when finding stages, keeps the layout that explains the most
-strides.
+strides; a layout that reaches deeper strides than that one takes over from
+where it starts (LeViT: a conv stem, then token stages).
 
 The maps are read with *forward hooks* registered for the length of one
 forward call and removed in a ``finally`` block, so the learner's module is left
@@ -310,7 +311,14 @@ def find_stages(module: nn.Module, probe_size: int = 224, layout: str = "auto",
                             "{'C4': 'path', ...} naming the layers, a layout= ('nchw', 'nhwc', 'tokens'), or an "
                             "input_size= the network accepts")
     # the layout that explains the most strides; on a tie the one reaching deeper into the network
-    best = max(by_layout.values(), key=lambda d: (len(d), max(u.order for u in d.values())))
+    best = dict(max(by_layout.values(), key=lambda d: (len(d), max(u.order for u in d.values()))))
+    for other in by_layout.values():
+        # A network may change layout on the way down (LeViT: a conv stem to stride 16, then token stages to
+        # 64): a layout that goes deeper than the best one takes over each stride from where it runs later.
+        if max(other) > max(best):
+            for s, u in other.items():
+                if s not in best or u.order > best[s].order:
+                    best[s] = u
     strides = sorted(best)
     fine = [s for s in strides if s <= 32]
     keep = fine or strides
