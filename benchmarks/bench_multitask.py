@@ -5,13 +5,16 @@ ShapesWorld images: the multi-task model (three heads) and one single-task model
 (the same backbone, neck and head; ``recipes.single_task``).  Two protocols:
 
 * ``plateau`` -- each arm trains until its val metric stops improving (``recipes.PLATEAU``: a check
-  every 250 steps, stop once the last two checks add less than 0.5 points, for every head), with a cap;
+  every 150 steps, stop once the last two checks add less than 0.5 points, for every head), with a cap
+  (1500 steps; the cosine schedule runs over the cap);
 * ``budget`` -- every arm gets the recipe's 500 steps (what ``python -m course_lib.training multitask``
   records in the manifest for seed 0).
 
     python benchmarks/bench_multitask.py                   # print the saved table (benchmarks/multitask.json)
-    python benchmarks/bench_multitask.py --train           # measure: seeds 0 1 2, both protocols (~1 h on 1 core of an idle machine, more on a busy one)
-    python benchmarks/bench_multitask.py --train --protocols plateau --cap 1000 --seeds 0 1
+    python benchmarks/bench_multitask.py --train           # measure: seeds 0 1 2, both protocols (~2.5 h on 1 core of an idle machine)
+    python benchmarks/bench_multitask.py --train --protocols plateau --seeds 0 --json /tmp/s0.json   # one process
+    python benchmarks/bench_multitask.py --train --protocols plateau --seeds 1 --json /tmp/s1.json   # per core,
+    python benchmarks/bench_multitask.py --merge /tmp/s0.json /tmp/s1.json                           # then join
 
 Every finished run is written to ``benchmarks/multitask.json`` at once (machine, date, config, recipe,
 the plateau rule, and per run: arm, protocol, seed, metrics, steps reached, what stopped it, seconds,
@@ -77,6 +80,24 @@ def report(path: Path) -> str:
     return "\n".join(lines)
 
 
+def merge(parts: list[Path], path: Path) -> int:
+    """Join runs measured in several processes (each with its own ``--json``) into ``path``."""
+    loaded = [json.loads(f.read_text()) for f in parts]
+    rules = {json.dumps(d["plateau"], sort_keys=True) for d in loaded}
+    if len(rules) > 1:
+        raise SystemExit(f"the files were measured with different plateau rules: {sorted(rules)}")
+    new = [r for d in loaded for r in d["rows"]]
+    keys = {(r["arm"], r["protocol"], r["seed"]) for r in new}
+    if len(keys) < len(new):
+        raise SystemExit("the files measure the same arm, protocol and seed more than once")
+    old = json.loads(path.read_text())["rows"] if path.is_file() else []
+    rows = [r for r in old if (r["arm"], r["protocol"], r["seed"]) not in keys] + new
+    rows.sort(key=lambda r: (r["protocol"] != "plateau", r["seed"], ARMS.index(r["arm"])))
+    save(path, loaded[0]["machine"], loaded[0]["plateau"], rows)
+    print(report(path))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train", action="store_true", help="train the arms (otherwise: print the saved table)")
@@ -88,7 +109,11 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=str(SAVED), help="where to save (and, with --resume, what to extend)")
     p.add_argument("--resume", action="store_true", help="keep the saved runs and skip those already measured")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help=f"put the runs of these --json files into "
+                   f"{SAVED.name} (replacing its runs of the same arm, protocol and seed) and stop")
     a = p.parse_args()
+    if a.merge:
+        return merge([Path(f) for f in a.merge], SAVED)
     out = Path(a.json)
     if not a.train:
         print(report(out))

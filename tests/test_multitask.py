@@ -193,7 +193,7 @@ def test_sharing_verdict_names_a_direction_only_beyond_the_seeds_spread():
 def test_the_saved_sharing_benchmark_reads_back(tmp_path):
     from pathlib import Path
 
-    from course_lib.training import read_benchmark, sharing_table
+    from course_lib.training import ended_flat, read_benchmark, sharing_table
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "multitask.json"
     bench = read_benchmark(path)
@@ -206,6 +206,10 @@ def test_the_saved_sharing_benchmark_reads_back(tmp_path):
         table = sharing_table(bench, protocol)
         assert set(table) == {"cls_accuracy", "det_map50", "det_map50_small", "seg_miou"}
         assert all(r["seeds"] >= 3 for r in table.values())
+    # "to a plateau": every dense run ended flat (stopped by the rule, or flat at the cap)
+    dense = {"multitask": ["det_map50", "seg_miou"], "detection": ["det_map50"], "segmentation": ["seg_miou"]}
+    assert all(ended_flat(r, bench["plateau"], keys=dense[r["arm"]]) for r in bench["rows"]
+               if r["protocol"] == "plateau" and r["arm"] in dense)
     with pytest.raises(FileNotFoundError, match="bench_multitask"):
         read_benchmark(tmp_path / "multitask.json")
 

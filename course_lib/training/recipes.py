@@ -282,7 +282,7 @@ def train_arms(name_or_config: str | Mapping[str, Any], arms: Sequence[str] | No
 #: best of the last ``patience`` checks is less than ``min_delta`` (0.5 points) above the best before them,
 #: for every head; never beyond ``cap`` steps (the cosine schedule runs over the cap).  ``val_images``: how many
 #: val images each check scores (``None``: the whole split, as the final metrics do).
-PLATEAU: dict[str, Any] = {"every": 150, "min_delta": 0.005, "patience": 2, "cap": 600, "val_images": None}
+PLATEAU: dict[str, Any] = {"every": 150, "min_delta": 0.005, "patience": 2, "cap": 1500, "val_images": None}
 #: The val metric that decides each head's plateau (the keys :func:`~course_lib.training.evaluate` reports).
 PLATEAU_METRIC = {"classification": "cls_accuracy", "detection": "det_map50", "segmentation": "seg_miou"}
 
@@ -484,16 +484,19 @@ def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[s
     return table
 
 
-def ended_flat(run: Mapping[str, Any], rule: Mapping[str, Any] | None = None) -> bool:
+def ended_flat(run: Mapping[str, Any], rule: Mapping[str, Any] | None = None,
+               keys: Sequence[str] | None = None) -> bool:
     """Did a plateau-protocol run end on a plateau?  True when the rule stopped it, or when it reached the cap
     with every watched metric flat at its last check (:func:`plateaued` on its curve); False when it was
-    still improving at the cap.  ``run`` is a row of ``benchmarks/multitask.json`` (its ``arm`` and ``curve``)."""
+    still improving at the cap.  ``run`` is a row of ``benchmarks/multitask.json`` (its ``arm`` and ``curve``);
+    ``keys`` asks about those metrics only (e.g. a multi-task run's dense heads: ``["det_map50", "seg_miou"]``)."""
     rule = {**PLATEAU, **(rule or {})}
     if run.get("stopped_by") == "plateau":
         return True
     curve = run.get("curve") or []
-    tasks = list(PLATEAU_METRIC) if run.get("arm") == "multitask" else [run.get("arm")]
-    keys = [PLATEAU_METRIC[t] for t in tasks if t in PLATEAU_METRIC]
+    if keys is None:
+        tasks = list(PLATEAU_METRIC) if run.get("arm") == "multitask" else [run.get("arm")]
+        keys = [PLATEAU_METRIC[t] for t in tasks if t in PLATEAU_METRIC]
     return bool(keys) and all(plateaued([c[k] for c in curve], rule["min_delta"], rule["patience"]) for k in keys)
 
 
