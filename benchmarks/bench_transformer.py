@@ -49,7 +49,7 @@ CHECKPOINTS = ROOT / "benchmarks" / "checkpoints"
 
 #: Training CPU seconds per arm and seed.  The tiny CNN classifier leaves the floor of always answering one class
 #: after about 500 steps and levels off near 0.8 by about 1250 (measured here: 2000 steps, cosine schedule), so
-#: 300 s (about 1500 steps on one core) lets it get there.
+#: 300 s (about 2,400 of its steps on one core of this machine) lets it get there.
 CLS_BUDGET, DET_BUDGET = 300.0, 180.0
 CLOCK = "cpu"
 
