@@ -7,6 +7,10 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.course-installed
 # Jupyter refuses to start as root (containers, cloud VMs) unless told --allow-root.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+# `make lab COURSE_LANG=zh` opens the Chinese edition's lesson 00 (notebooks/zh/; `tools/translate.py` writes it).
+# (Not LANG: that is the shell's locale.)
+COURSE_LANG ?= en
+LESSON_DIR = notebooks$(if $(filter-out en,$(COURSE_LANG)),/$(COURSE_LANG))
 
 .PHONY: lab test lint bench site figures clean-venv
 
@@ -19,7 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)  ## open the course in JupyterLab
-	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_the_big_picture.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) $(LESSON_DIR)/00_the_big_picture.ipynb
 
 test: $(STAMP)  ## lint, unit and widget tests, every notebook (nbval), browser tests
 	$(BIN)/ruff check .

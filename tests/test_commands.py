@@ -21,8 +21,9 @@ def _script(folder: Path, name: str, body: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
-def _dry_run(target: str, tmp_path: Path, uid: int, installed: bool) -> list[str]:
-    """``make -n target`` as user ``uid`` (a stand-in ``id`` on PATH), with or without an installed .venv."""
+def _dry_run(target: str, tmp_path: Path, uid: int, installed: bool, extra: list[str] | None = None) -> list[str]:
+    """``make -n target`` as user ``uid`` (a stand-in ``id`` on PATH), with or without an installed .venv;
+    ``extra``: more ``NAME=value`` arguments."""
     fake = tmp_path / f"bin{uid}"
     fake.mkdir(exist_ok=True)
     _script(fake, "id", f'[ "$1" = "-u" ] && echo {uid} || /usr/bin/id "$@"')
@@ -33,7 +34,7 @@ def _dry_run(target: str, tmp_path: Path, uid: int, installed: bool) -> list[str
         os.utime(venv / ".course-installed", (4e9, 4e9))  # newer than pyproject.toml
     # a make of its own, not a sub-make of the `make test` that may be running these tests
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
-    out = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}"], cwd=ROOT,
+    out = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}", *(extra or [])], cwd=ROOT,
                          capture_output=True, text=True, env={**env, "PATH": f"{fake}:{os.environ['PATH']}"},
                          check=True).stdout
     return out.splitlines()
@@ -44,6 +45,13 @@ def test_make_lab_allows_root_only_for_root(tmp_path, uid, flag):
     (line,) = [x for x in _dry_run("lab", tmp_path, uid, installed=True) if "jupyter lab" in x]
     assert ("--allow-root" in line.split()) is flag, line
     assert line.split()[-1] == "notebooks/00_the_big_picture.ipynb"
+
+
+def test_make_lab_opens_the_chinese_lesson_00_when_asked(tmp_path):
+    lines = _dry_run("lab", tmp_path, 1000, installed=True, extra=["COURSE_LANG=zh"])
+    (line,) = [x for x in lines if "jupyter lab" in x]
+    assert line.split()[-1] == "notebooks/zh/00_the_big_picture.ipynb"
+    assert (ROOT / line.split()[-1]).is_file()
 
 
 @pytest.mark.parametrize("target,command", [("lab", "jupyter lab"), ("test", "pytest --nbval-lax"),

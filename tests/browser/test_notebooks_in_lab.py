@@ -23,7 +23,8 @@ import lab_driver as lab
 import pytest
 
 NOTEBOOKS_DIR = Path(os.environ.get("COURSE_NOTEBOOKS_DIR") or Path(__file__).resolve().parents[2] / "notebooks")
-NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9]*.ipynb"))
+# the English lessons, then the Chinese edition (notebooks/zh/, written by tools/translate.py)
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9]*.ipynb")) + sorted(NOTEBOOKS_DIR.glob("zh/[0-9]*.ipynb"))
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,7 +37,13 @@ BENIGN_CONSOLE = [
 def _params():
     if not NOTEBOOKS:
         return [pytest.param(None, marks=pytest.mark.skip(reason="no notebooks in notebooks/ yet"), id="none")]
-    return [pytest.param(p, id=p.stem) for p in NOTEBOOKS]
+    return [pytest.param(p, id=_name(p)) for p in NOTEBOOKS]
+
+
+def _name(notebook: Path) -> str:
+    """``00_the_big_picture``, or ``zh-00_the_big_picture`` for the Chinese edition."""
+    rel = notebook.relative_to(NOTEBOOKS_DIR)
+    return "-".join([*rel.parent.parts, rel.stem])
 
 
 @pytest.fixture
@@ -88,8 +95,9 @@ ALT_JS = """() => {
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("notebook", _params())
 def test_notebook_runs_and_widgets_respond(notebook: Path, page, lab_server, artifacts_dir, tmp_path):
-    rel = f"notebooks/{notebook.name}"
-    record: dict = {"notebook": notebook.name}
+    rel = f"notebooks/{notebook.relative_to(NOTEBOOKS_DIR).as_posix()}"
+    name = _name(notebook)
+    record: dict = {"notebook": rel}
     t0 = time.monotonic()
     lab.open_notebook(page, lab_server.url, rel)
     record["open_s"] = round(time.monotonic() - t0, 1)
@@ -98,7 +106,10 @@ def test_notebook_runs_and_widgets_respond(notebook: Path, page, lab_server, art
     record["run_all_s"] = round(time.monotonic() - t0, 1)
     saved = lab.save(page, lab_server.root / rel)
     rep = lab.report(saved)
-    page.screenshot(path=str(artifacts_dir / f"{notebook.stem}-run.png"))
+    page.screenshot(path=str(artifacts_dir / f"{name}-run.png"))
+    if notebook.parent.name == "zh":  # the Chinese edition renders its Chinese prose
+        title = page.locator(".jp-MarkdownOutput h1").first.inner_text()
+        assert re.match(r"第 \d\d 课", title), title
 
     assert rep.code_cells > 0, f"{notebook.name} has no code cells"
     assert not rep.errors, f"{notebook.name} shows errors after Run All:\n" + "\n".join(rep.errors)
@@ -143,8 +154,8 @@ def test_notebook_runs_and_widgets_respond(notebook: Path, page, lab_server, art
 
     if areas:
         page.locator(lab.WIDGET_AREAS).first.scroll_into_view_if_needed()
-    page.screenshot(path=str(artifacts_dir / f"{notebook.stem}-widgets.png"))
-    (artifacts_dir / f"{notebook.stem}.json").write_text(json.dumps(record, indent=1))
+    page.screenshot(path=str(artifacts_dir / f"{name}-widgets.png"))
+    (artifacts_dir / f"{name}.json").write_text(json.dumps(record, indent=1))
     # The kernel survived every move and upload, and nothing went wrong on the page.
     lab.wait_for_kernel_idle(page, timeout_s=120)
     log = lab.log_console_text(page)
