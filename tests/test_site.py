@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import html
-import importlib.util
 import json
 import re
 import sys
 from pathlib import Path
 
 import pytest
+from tool_scripts import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -24,11 +24,7 @@ IMG = re.compile(r'src="data:image/(?:png|jpeg|svg)')
 
 
 def _build_site_module():
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "tools" / "build_site.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("build_site")
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,16 @@ notebook in ``notebooks/zh/`` is what ``tools/translate.py`` writes: the English
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from tool_scripts import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _translate():
-    spec = importlib.util.spec_from_file_location("translate", ROOT / "tools" / "translate.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-tr = _translate()
+tr = load_tool("translate")
 LESSONS = tr.lessons("zh")
 
 
