@@ -485,18 +485,19 @@ def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[s
 
 
 def ended_flat(run: Mapping[str, Any], rule: Mapping[str, Any] | None = None,
-               keys: Sequence[str] | None = None) -> bool:
+               keys: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> bool:
     """Did a plateau-protocol run end on a plateau?  True when the rule stopped it, or when it reached the cap
     with every watched metric flat at its last check (:func:`plateaued` on its curve); False when it was
     still improving at the cap.  ``run`` is a row of ``benchmarks/multitask.json`` (its ``arm`` and ``curve``);
-    ``keys`` asks about those metrics only (e.g. a multi-task run's dense heads: ``["det_map50", "seg_miou"]``)."""
+    ``keys`` asks about those metrics only, ``tasks`` about those heads' metrics only (e.g. the dense heads,
+    ``("detection", "segmentation")``: a multi-task run's two, a single-task run's one, none of a classifier)."""
     rule = {**PLATEAU, **(rule or {})}
     if run.get("stopped_by") == "plateau":
         return True
     curve = run.get("curve") or []
     if keys is None:
-        tasks = list(PLATEAU_METRIC) if run.get("arm") == "multitask" else [run.get("arm")]
-        keys = [PLATEAU_METRIC[t] for t in tasks if t in PLATEAU_METRIC]
+        heads = list(PLATEAU_METRIC) if run.get("arm") == "multitask" else [run.get("arm")]
+        keys = [PLATEAU_METRIC[t] for t in heads if t in PLATEAU_METRIC and (tasks is None or t in tasks)]
     return bool(keys) and all(plateaued([c[k] for c in curve], rule["min_delta"], rule["patience"]) for k in keys)
 
 
