@@ -14,6 +14,7 @@ from __future__ import annotations
 from . import backbones, blocks, heads, necks, render, weights
 from .contract import Backbone, ContractError, FeatureSpec, Head, Neck, describe_specs
 from .images import ImageError, load_image, sample_images, to_uint8
+from .language import get_language, set_language
 from .model import Model, Trace, build_model
 from .zoo.torchvision_parts import as_course_model as from_torchvision
 
@@ -24,8 +25,8 @@ render.use_course_style()
 
 __all__ = [
     "Backbone", "ContractError", "FeatureSpec", "Head", "ImageError", "Model", "Neck", "Trace",
-    "backbones", "blocks", "build_model", "describe_specs", "from_torchvision", "heads", "load_image", "necks",
-    "render",
+    "backbones", "blocks", "build_model", "describe_specs", "from_torchvision", "get_language", "heads", "load_image",
+    "necks", "render", "set_language",
     "sample_images", "to_uint8", "weights",
 ]
 

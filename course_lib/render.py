@@ -52,6 +52,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .images import to_uint8
+from .language import tr
 
 # ---------------------------------------------------------------------------------------------- colours
 #: Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/), in the order classes get them:
@@ -238,8 +239,8 @@ def map_grid(maps: Sequence[np.ndarray | torch.Tensor], titles: Sequence[str] = 
         cb = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
         if label:
             cb.set_label(label)
-    scale = "one colour scale for all panels" if shared else "each panel on its own colour scale"
-    fig.suptitle(f"{title} ({scale})" if title else scale)
+    scale = tr("one colour scale for all panels") if shared else tr("each panel on its own colour scale")
+    fig.suptitle(tr("{title} ({scale})", title=title, scale=scale) if title else scale)
     return fig
 
 
@@ -267,8 +268,9 @@ def cjk_font_family() -> str | None:
 def course_rc() -> dict[str, Any]:
     """The course's matplotlib settings: text >= :data:`MIN_PT`, perceptual default map, Okabe-Ito lines.
 
-    ``font.sans-serif`` lists DejaVu Sans first and the CJK font after it: matplotlib falls back glyph by glyph,
-    so a title can mix English and 中文.
+    ``font.sans-serif`` lists DejaVu Sans first and the CJK font after it, and ``font.family`` names the CJK font
+    after ``sans-serif`` (matplotlib resolves a generic family to one font only, so the fallback must be a family
+    of its own): matplotlib falls back glyph by glyph, so a title can mix English and 中文.
     """
     from cycler import cycler
 
@@ -276,11 +278,18 @@ def course_rc() -> dict[str, Any]:
     return {
         "font.size": TEXT_PT, "axes.titlesize": TEXT_PT, "axes.labelsize": TEXT_PT, "figure.titlesize": TEXT_PT + 1,
         "xtick.labelsize": MIN_PT, "ytick.labelsize": MIN_PT, "legend.fontsize": MIN_PT,
-        "legend.title_fontsize": MIN_PT, "font.family": "sans-serif",
+        "legend.title_fontsize": MIN_PT, "font.family": ["sans-serif", cjk] if cjk else "sans-serif",
         "font.sans-serif": [LATIN_FONT, *([cjk] if cjk else [])],
         "image.cmap": SEQUENTIAL,
         "axes.prop_cycle": cycler(color=["#{:02x}{:02x}{:02x}".format(*c) for c in OKABE_ITO]),
     }
+
+
+def monospace() -> list[str]:
+    """``family=`` for monospaced text in a figure that may hold Chinese: the monospace font, then the CJK font
+    (the glyph-by-glyph fallback :func:`course_rc` sets up for ``sans-serif``)."""
+    cjk = cjk_font_family()
+    return ["monospace", *([cjk] if cjk else [])]
 
 
 def use_course_style() -> None:
@@ -491,16 +500,18 @@ def legend(names: Sequence[str], colours: Sequence[Sequence[int]] | None = None,
 
 def segmentation_panels(image: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray | None,
                         pred: torch.Tensor | np.ndarray, class_names: Sequence[str], scale: int = 2,
-                        opacity: float = 0.6, titles: Sequence[str] = ("image", "ground truth", "prediction"),
-                        ) -> Image.Image:
+                        opacity: float = 0.6, titles: Sequence[str] | None = None) -> Image.Image:
     """Image | ground truth | prediction, side by side, with a legend of the class colours underneath.
 
     One image ``(3, H, W)`` with ``(H, W)`` class maps, or a batch ``(N, 3, H, W)`` with ``(N, H, W)``
     maps (one row each).  ``truth=None`` leaves the ground-truth column out.  Masks are drawn with
     :func:`mask_overlay` (class colours over a grey photo, outlined), class ``k`` of ``class_names`` in
     :func:`mask_colour` ``(k)``; a caption above each panel says what it is, the prediction's says how
-    many pixels agree with the truth.
+    many pixels agree with the truth (``titles=None``: "image", "ground truth", "prediction", in the learner's
+    language).
     """
+    if titles is None:
+        titles = (tr("image"), tr("ground truth"), tr("prediction"))
     pred_t = _numpy(pred).astype(np.int64)
     truth_t = None if truth is None else _numpy(truth).astype(np.int64)
     batched = pred_t.ndim == 3
@@ -516,7 +527,7 @@ def segmentation_panels(image: torch.Tensor | np.ndarray, truth: torch.Tensor | 
             cols.append((titles[1], mask_overlay(img_i, truth_t[i], opacity).resize(size, Image.NEAREST)))
         cap = titles[2]
         if truth_t is not None:
-            cap += f": {float((pred_t[i] == truth_t[i]).mean()):.0%} of pixels right"
+            cap = tr("{title}: {p:.0%} of pixels right", title=cap, p=float((pred_t[i] == truth_t[i]).mean()))
         cols.append((cap, mask_overlay(img_i, pred_t[i], opacity).resize(size, Image.NEAREST)))
         rows.append(hstack([label(pic, text) for text, pic in cols]))
     body = vstack(rows)
@@ -642,10 +653,10 @@ def neck_diagram(levels: Sequence[str], paths: dict[str, bool], has_bottom_up: b
     f = font()
     cols = [12, 130, 248] if has_bottom_up else [40, 200]
     names = ["C", "P", "N"] if has_bottom_up else ["C", "P"]
-    d.text((cols[0], 4), "backbone", fill=BLACK, font=f)
-    d.text((cols[1], 4), "top-down", fill=BLACK, font=f)
+    d.text((cols[0], 4), tr("backbone"), fill=BLACK, font=f)
+    d.text((cols[1], 4), tr("top-down"), fill=BLACK, font=f)
     if has_bottom_up:
-        d.text((cols[2], 4), "bottom-up", fill=BLACK, font=f)
+        d.text((cols[2], 4), tr("bottom-up"), fill=BLACK, font=f)
     boxw = 62
     ys = {lv: 20 + (n - 1 - i) * row for i, lv in enumerate(levels)}  # coarsest on top
 
@@ -683,8 +694,8 @@ def neck_diagram(levels: Sequence[str], paths: dict[str, bool], has_bottom_up: b
         for lo, hi in zip(levels, levels[1:]):
             x = cols[2] + boxw / 2
             arrow((x, ys[lo] + 6), (x, ys[hi] + 30), paths.get("bottom_up", True), "s2")
-    d.text((4, img.height - 14), f"fusion: {'+ (add)' if fusion == 'add' else 'concat + C2f'}; grey = off",
-           fill=(90, 90, 90), font=f)
+    note = tr("fusion: + (add); grey = off") if fusion == "add" else tr("fusion: concat + C2f; grey = off")
+    d.text((4, img.height - 14), note, fill=(90, 90, 90), font=f)
     return img
 
 
@@ -716,9 +727,9 @@ def feature_grid(maps: torch.Tensor, channels: Sequence[int], ncols: int = 4, ce
     if not scale_bar:
         return out
     if shared:
-        bar = colorbar_strip(lo, hi, out.width, cmap, "one scale for all")
+        bar = colorbar_strip(lo, hi, out.width, cmap, tr("one scale for all"))
     else:
-        bar = colorbar_strip(0, 1, out.width, cmap, "each map on its own scale")
+        bar = colorbar_strip(0, 1, out.width, cmap, tr("each map on its own scale"))
     return vstack([out, bar], pad=0)
 
 
@@ -974,36 +985,35 @@ def c2f_diagram(n: int = 2, c: int | None = None, ax=None):
             ax.text((p0[0] + p1[0]) / 2, (p0[1] + p1[1]) / 2 + 0.12, text, ha="center", fontsize=MIN_PT, color="#1f5fa8")
 
     y_top, y_chunk, y_cat = 1.35, 0.0, -1.35
-    box(0.0, y_chunk, "input\nc_in", "conv", w=1.0)
-    box(1.5, y_chunk, "cv1\n1x1 conv\n-> 2c", "conv")
+    box(0.0, y_chunk, tr("input") + "\nc_in", "conv", w=1.0)
+    box(1.5, y_chunk, "cv1\n" + tr("1x1 conv") + "\n-> 2c", "conv")
     arrow((0.5, y_chunk), (0.85, y_chunk))
     for i, x in enumerate(xs):
         if i == 0:
-            box(x, y_chunk, f"chunk 0\n{width} (bypass)", "bypass")
-        elif i == 1:
-            box(x, y_chunk, f"chunk 1\n{width}", "chunk")
+            box(x, y_chunk, tr("chunk {i}", i=0) + "\n" + tr("{width} (bypass)", width=width), "bypass")
         else:
-            box(x, y_chunk, f"chunk {i}\n{width}", "bottleneck")
+            box(x, y_chunk, tr("chunk {i}", i=i) + f"\n{width}", "chunk" if i == 1 else "bottleneck")
         arrow((x, y_chunk - 0.31), (x, y_cat + 0.31))                         # every chunk joins the concat
     arrow((2.15, y_chunk), (xs[0] - 0.65, y_chunk))
-    ax.text(2.55, 0.62, "split in two", ha="center", fontsize=MIN_PT, color="#1f5fa8")
+    ax.text(2.55, 0.62, tr("split in two"), ha="center", fontsize=MIN_PT, color="#1f5fa8")
     ax.annotate("", xy=(xs[1] - 0.3, y_chunk + 0.31), xytext=(2.15, y_chunk + 0.2),
                 arrowprops=dict(arrowstyle="->", color="#1f5fa8", lw=1.2, connectionstyle="arc3,rad=-0.35"))
     for k in range(1, n + 1):                                                 # bottleneck k reads chunk k
         xb = (xs[k] + xs[k + 1]) / 2
-        box(xb, y_top, f"Bottleneck {k}\n3x3, 3x3", "bottleneck", w=1.4)
+        box(xb, y_top, tr("Bottleneck {k}", k=k) + "\n3x3, 3x3", "bottleneck", w=1.4)
         arrow((xs[k], y_chunk + 0.31), (xb - 0.35, y_top - 0.31))
         arrow((xb + 0.35, y_top - 0.31), (xs[k + 1], y_chunk + 0.31))
     cat_w = xs[-1] - xs[0] + 1.3
-    total = f"{(2 + n) * c} channels" if c is not None else f"{2 + n}c channels"
-    box((xs[0] + xs[-1]) / 2, y_cat, f"concat: {2 + n} chunks x {width} = {total}", "cat", w=cat_w)
-    box(x_cv2, y_cat, "cv2\n1x1 conv\n-> c_out", "conv")
+    total = tr("{c} channels", c=(2 + n) * c if c is not None else f"{2 + n}c")
+    box((xs[0] + xs[-1]) / 2, y_cat, tr("concat: {k} chunks x {width} = {total}", k=2 + n, width=width, total=total),
+        "cat", w=cat_w)
+    box(x_cv2, y_cat, "cv2\n" + tr("1x1 conv") + "\n-> c_out", "conv")
     arrow((xs[-1] + 0.65, y_cat), (x_cv2 - 0.65, y_cat))
     ax.set_xlim(-0.7, x_cv2 + 0.8)
     ax.set_ylim(y_cat - 0.6, y_top + 0.6)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"C2f with n = {n}: chunk 0 skips every bottleneck; all {2 + n} chunks are concatenated",
+    ax.set_title(tr("C2f with n = {n}: chunk 0 skips every bottleneck; all {k} chunks are concatenated", n=n, k=2 + n),
                  fontsize=TEXT_PT)
     return fig
 
@@ -1070,7 +1080,8 @@ def image_map_rows(rows: Sequence[tuple[Any, Sequence[np.ndarray | torch.Tensor]
                 m = _numpy(maps[j]).astype(np.float32)
                 add_colorbar(ax.imshow(m, **imshow_kwargs(m, signed)), ax, label)
                 ax.set_title(titles[j] if j < len(titles) else "")
-    fig.suptitle(f"{title} (each map on its own colour scale)" if title else "each map on its own colour scale")
+    fig.suptitle(tr("{title} (each map on its own colour scale)", title=title) if title
+                 else tr("each map on its own colour scale"))
     fig.tight_layout()
     return fig
 
@@ -1116,15 +1127,15 @@ def fpn_diagram(ax=None, levels: Sequence[str] = ("C3", "C4", "C5"), channels: S
         arrow((x_sum + 0.26, y), (x_p - 0.65, y), "3x3")
     for hi, lo in zip(levels[::-1], levels[::-1][1:]):
         arrow((x_sum, ys[hi] - 0.26), (x_sum, ys[lo] + 0.26))
-        ax.text(x_sum + 0.12, (ys[hi] + ys[lo]) / 2, "upsample 2x\n(top-down)", ha="left", va="center",
+        ax.text(x_sum + 0.12, (ys[hi] + ys[lo]) / 2, tr("upsample 2x\n(top-down)"), ha="left", va="center",
                 fontsize=MIN_PT, color=blue)
     ax.set_xlim(-0.8, x_p + 0.8)
-    ax.text((x_c + x_p) / 2, min(ys.values()) - 0.62, "1x1 = lateral, 3x3 = smoothing", ha="center",
+    ax.text((x_c + x_p) / 2, min(ys.values()) - 0.62, tr("1x1 = lateral, 3x3 = smoothing"), ha="center",
             va="top", fontsize=MIN_PT, color=blue)
     ax.set_ylim(min(ys.values()) - 1.0, max(ys.values()) + 0.9)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title("FPN wiring: lateral, top-down add, smooth")
+    ax.set_title(tr("FPN wiring: lateral, top-down add, smooth"))
     return fig
 
 
@@ -1145,32 +1156,39 @@ def fpn_figure(image, boxes, classes, on: dict[str, Any], off: dict[str, Any], *
     fig = plt.figure(figsize=(3.0 + 2.5 * (len(levels) + 1) + 0.8, 5.0))
     gs = fig.add_gridspec(2, len(levels) + 3, width_ratios=[1.7, 1, *([1] * len(levels)), 0.07])
     fpn_diagram(fig.add_subplot(gs[:, 0]), [f"C{k[1:]}" for k in levels], channels, on[levels[0]].shape[0])
-    _show_image(fig.add_subplot(gs[0, 1]), image, boxes, classes, "input")
+    _show_image(fig.add_subplot(gs[0, 1]), image, boxes, classes, tr("input"))
     kw_on, kw_d = imshow_kwargs(s_on, signed=False), imshow_kwargs(diff, signed=True)
-    rows = [(s_on, kw_on, "{k}: strength"), (diff, kw_d, "{k}: top-down adds")]
-    for r, (maps, kw, fmt) in enumerate(rows):
+    rows = [(s_on, kw_on, lambda k: tr("{k}: strength", k=k), tr("|P| (one scale)")),
+            (diff, kw_d, lambda k: tr("{k}: top-down adds", k=k), tr("|P| on - off (one scale)"))]
+    for r, (maps, kw, name, bar_label) in enumerate(rows):
         for j, (k, m) in enumerate(zip(levels, maps)):
             ax = fig.add_subplot(gs[r, 2 + j])
             im = ax.imshow(m, **kw)
-            ax.set_title(fmt.format(k=k))
+            ax.set_title(name(k))
             ax.axis("off")
-        fig.colorbar(im, cax=fig.add_subplot(gs[r, -1]),
-                     label="|P| (one scale)" if r == 0 else "|P| on - off (one scale)")
+        fig.colorbar(im, cax=fig.add_subplot(gs[r, -1]), label=bar_label)
     leg = fig.add_subplot(gs[1, 1])
     leg.axis("off")
-    leg.text(0.0, 0.5, "bottom row:\n|P| with top-down\nminus without;\nred = stronger,\nwhite = unchanged",
+    leg.text(0.0, 0.5, tr("bottom row:\n|P| with top-down\nminus without;\nred = stronger,\nwhite = unchanged"),
              fontsize=MIN_PT, va="center", transform=leg.transAxes)
-    fig.suptitle(title or "A trained FPN: what the top-down path adds at each level")
+    fig.suptitle(title or tr("A trained FPN: what the top-down path adds at each level"))
     fig.tight_layout()
     return fig
 
 
-#: What switching each path off leaves, in words (the first column of :func:`fusion_rows`).
-PATH_OFF_TEXT: dict[str, str] = {
-    "lateral": "lateral off:\neach level gets only\nwhat comes down\nfrom above",
-    "top_down": "top-down off:\neach level is only\nits own lateral",
-    "bottom_up": "bottom-up off:\nno short way up\nfrom the fine levels",
-}
+def path_off_text(path: str) -> str:
+    """What switching ``path`` off leaves, in words, in the learner's language (the first column of
+    :func:`fusion_rows`)."""
+    return {
+        "lateral": tr("lateral off:\neach level gets only\nwhat comes down\nfrom above"),
+        "top_down": tr("top-down off:\neach level is only\nits own lateral"),
+        "bottom_up": tr("bottom-up off:\nno short way up\nfrom the fine levels"),
+    }.get(path) or path_off_title(path)
+
+
+def path_off_title(path: str) -> str:
+    """``"top-down off"``: the title of a path's row in :func:`fusion_rows`."""
+    return tr("{path} off", path=path.replace("_", "-"))
 
 
 def fusion_rows(image, levels: Sequence[str], out: Sequence[np.ndarray], carried: dict[str, Sequence[np.ndarray]],
@@ -1187,27 +1205,27 @@ def fusion_rows(image, levels: Sequence[str], out: Sequence[np.ndarray], carried
     n = len(levels)
     fig, axes = plt.subplots(1 + len(carried), n + 1, figsize=(2.5 * (n + 1) + 0.8, 2.1 * (1 + len(carried))),
                              squeeze=False)
-    _show_image(axes[0, 0], image, title="input")
+    _show_image(axes[0, 0], image, title=tr("input"))
     kw = imshow_kwargs(list(out), signed=False)
     for j, (lv, m) in enumerate(zip(levels, out), start=1):
         im = axes[0, j].imshow(m, **kw)
-        axes[0, j].set_title(f"{lv}: strength, all on")
+        axes[0, j].set_title(tr("{level}: strength, all on", level=lv))
         axes[0, j].axis("off")
-    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03, pad=0.02, label="|P| (one scale)")
+    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03, pad=0.02, label=tr("|P| (one scale)"))
     if carried:
         kw = imshow_kwargs([m for ms in carried.values() for m in ms], signed=False)
         for i, (path, maps) in enumerate(carried.items(), start=1):
-            axes[i, 0].text(0.5, 0.5, PATH_OFF_TEXT.get(path, f"{path} off"), ha="center", va="center",
+            axes[i, 0].text(0.5, 0.5, path_off_text(path), ha="center", va="center",
                             fontsize=TEXT_PT, transform=axes[i, 0].transAxes)
-            axes[i, 0].set_title(f"{path.replace('_', '-')} off")
+            axes[i, 0].set_title(path_off_title(path))
             axes[i, 0].axis("off")
             for j, (lv, m) in enumerate(zip(levels, maps), start=1):
                 im = axes[i, j].imshow(m, **kw)
-                axes[i, j].set_title(f"{lv}: {path.replace('_', '-')} carried")
+                axes[i, j].set_title(tr("{level}: {path} carried", level=lv, path=path.replace("_", "-")))
                 axes[i, j].axis("off")
         fig.colorbar(im, ax=axes[1:].ravel().tolist(), fraction=0.03, pad=0.02,
-                     label="mean |on - off| (one scale)")
-    fig.suptitle(title or "What each path carries to each level")
+                     label=tr("mean |on - off| (one scale)"))
+    fig.suptitle(title or tr("What each path carries to each level"))
     return fig
 
 
@@ -1228,9 +1246,16 @@ def tap_markers(img: Image.Image, points: Sequence[tuple[float, float]], inside:
     return img
 
 
-#: What :func:`tap_markers` and the field-of-view box mean, for :func:`legend`.
+#: What :func:`tap_markers` and the field-of-view box mean, for :func:`legend` (in English; :func:`tap_legend`
+#: gives the names in the learner's language).
 TAP_LEGEND: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("tap inside the map (dot)", BLUE), ("tap in the zero padding (ring, x)", RED), ("field of view", ORANGE))
+
+
+def tap_legend() -> tuple[list[str], list[tuple[int, int, int]]]:
+    """The names (in the learner's language) and colours of :data:`TAP_LEGEND`, for :func:`legend`."""
+    names = [tr("tap inside the map (dot)"), tr("tap in the zero padding (ring, x)"), tr("field of view")]
+    return names, [c for _, c in TAP_LEGEND]
 
 
 def attention_probe_figure(image, label: int, spatial: np.ndarray | torch.Tensor,
@@ -1244,18 +1269,18 @@ def attention_probe_figure(image, label: int, spatial: np.ndarray | torch.Tensor
 
     sp = _numpy(spatial)
     fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.0), gridspec_kw={"width_ratios": [1, 1.2, 2.8]})
-    _show_image(axes[0], image, title=f"a picture, label {int(label)}")
+    _show_image(axes[0], image, title=tr("a picture, label {label}", label=int(label)))
     add_colorbar(axes[1].imshow(sp, cmap=HEAT, vmin=0, vmax=1), axes[1])
-    axes[1].set_title(f"spatial weights {sp.min():.3f}..{sp.max():.3f}:\nalmost flat, idle")
+    axes[1].set_title(tr("spatial weights {lo:.3f}..{hi:.3f}:\nalmost flat, idle", lo=sp.min(), hi=sp.max()))
     axes[1].axis("off")
     ch = _numpy(channel)
     add_colorbar(axes[2].imshow(ch, aspect="auto", cmap=HEAT, vmin=0, vmax=1, interpolation="nearest"), axes[2],
-                 "weight")
+                 tr("weight"))
     axes[2].axhline(n_positive - 0.5, color="white", lw=1.5, ls="--")
-    axes[2].set_title(f"channel weights of {len(ch)} validation pictures\n"
-                      f"(above the dashed line: the {n_positive} with a red square)")
-    axes[2].set_xlabel("channel")
-    axes[2].set_ylabel("picture")
+    axes[2].set_title(tr("channel weights of {n} validation pictures\n(above the dashed line: the {k} with a red "
+                         "square)", n=len(ch), k=n_positive))
+    axes[2].set_xlabel(tr("channel"))
+    axes[2].set_ylabel(tr("picture"))
     fig.tight_layout()
     return fig
 
@@ -1268,7 +1293,7 @@ def tap_legend_handles() -> tuple[list, list[str]]:
     handles = [Line2D([], [], ls="", marker="o", ms=8, mfc=rgb(BLUE), mec="white"),
                Line2D([], [], ls="", marker="$\\otimes$", ms=10, color=rgb(RED)),
                Line2D([], [], ls="", marker="s", ms=10, mfc="none", mec=rgb(ORANGE), mew=2)]
-    return handles, [name for name, _ in TAP_LEGEND]
+    return handles, tap_legend()[0]
 
 
 def labelled_scatter(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], xlabel: str, ylabel: str,
@@ -1374,7 +1399,8 @@ def layer_graph(rows: Sequence[dict[str, Any]], ax=None, title: str = ""):
     split = max((k for k, r in enumerate(neck) if r["stride"] == fine), default=-1)
     columns: list[list[dict[str, Any]]] = [[r for r in rows if r["part"] == "backbone"], neck[:split + 1],
                                            neck[split + 1:], [r for r in rows if r["part"] == "head"]]
-    names = ["backbone", "neck: top-down", "neck: bottom-up", "head"]
+    names = ["backbone", "neck: top-down", "neck: bottom-up", "head"]   # the colour follows the part before ":"
+    shown = [tr("backbone"), tr("neck: top-down"), tr("neck: bottom-up"), tr("head")]
     pos: dict[int, tuple[float, float]] = {}
     bottom = max(len(columns[0]) - 1, 0)
     for k, r in enumerate(columns[0]):
@@ -1411,8 +1437,8 @@ def layer_graph(rows: Sequence[dict[str, Any]], ax=None, title: str = ""):
         params = f"{r['params'] / 1e3:.0f}k" if r["params"] >= 1000 else f"{r['params']}"
         ax.text(x, y - 0.13, f"{r['index']}  {r['module']}", ha="center", va="center", fontsize=TEXT_PT,
                 fontweight="bold")
-        ax.text(x, y + 0.19, f"{r['channels']} ch  /{stride}  {params} params", ha="center", va="center",
-                fontsize=MIN_PT)
+        ax.text(x, y + 0.19, tr("{ch} ch  /{stride}  {params} params", ch=r["channels"], stride=stride, params=params),
+                ha="center", va="center", fontsize=MIN_PT)
     skip = np.array(mpl_colour(ORANGE)) * 0.85
     n_skips = 0
     for r in rows:
@@ -1444,14 +1470,14 @@ def layer_graph(rows: Sequence[dict[str, Any]], ax=None, title: str = ""):
             n_skips += is_skip
     for c, name in enumerate(names):
         if columns[c]:
-            ax.text(xs[c], -0.95, name, ha="center", va="center", fontsize=TEXT_PT + 1, fontweight="bold",
+            ax.text(xs[c], -0.95, shown[c], ha="center", va="center", fontsize=TEXT_PT + 1, fontweight="bold",
                     color=np.array(mpl_colour(part_colour.get(name.split(":")[0], GREY))) * 0.7)
-    ax.text(xs[3], bottom + 0.2, "orange arrows: skip connections\n(concat inputs, head inputs)\n"
-            "ch = output channels, /s = stride", ha="center", va="center", fontsize=MIN_PT, color=(0.3, 0.3, 0.3))
+    ax.text(xs[3], bottom + 0.2, tr("orange arrows: skip connections\n(concat inputs, head inputs)\n"
+                                    "ch = output channels, /s = stride"), ha="center", va="center", fontsize=MIN_PT, color=(0.3, 0.3, 0.3))
     ax.set_xlim(-w / 2 - 0.2, xs[3] + w / 2 + 0.5)
     ax.set_ylim(bottom + 1.3, -1.4)
     ax.axis("off")
-    ax.set_title(title or f"{len(rows)} layers, {n_skips} skip connections", fontsize=TEXT_PT + 1)
+    ax.set_title(title or tr("{n} layers, {k} skip connections", n=len(rows), k=n_skips), fontsize=TEXT_PT + 1)
     fig.n_skips = n_skips
     return fig
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..language import tr
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -85,25 +87,26 @@ class Exercise:
         """Whether ``value`` is right, as a :class:`Verdict` (the question once, then ✓ or ✗ with a hint).
 
         After each wrong try the next hint is given; a blank answer (``None`` or ``...``) gets the first hint.
+        Everything it says follows :func:`course_lib.language.set_language`.
         """
-        question = f"[{self.id}] {self.question}"
+        question = f"[{self.id}] {tr(self.question)}"
         if value is None or value is ...:
-            hint = f" Hint: {self.hints[0]}" if self.hints else ""
-            return Verdict(False, question, f"✗ Not answered yet: replace None with your answer.{hint}")
+            hint = tr(" Hint: {hint}", hint=tr(self.hints[0])) if self.hints else ""
+            return Verdict(False, question, tr("✗ Not answered yet: replace None with your answer.") + hint)
         ok = self.is_correct(value)
         if ok:
-            return Verdict(True, question, f"✓ Correct! {self.explanation}".rstrip())
-        hint = self.hints[min(self.tries, len(self.hints) - 1)] if self.hints else "read the lesson again"
+            return Verdict(True, question, tr("✓ Correct! {explanation}", explanation=tr(self.explanation)).rstrip())
+        hint = tr(self.hints[min(self.tries, len(self.hints) - 1)]) if self.hints else tr("read the lesson again")
         self.tries += 1
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-        return Verdict(False, question, f"✗ Not quite: {shown}. Hint: {hint}")
+        return Verdict(False, question, tr("✗ Not quite: {shown}. Hint: {hint}", shown=shown, hint=hint))
 
     def solution(self) -> Any:
         """The reference answer (peek only after trying)."""
         return self.answer
 
     def __repr__(self) -> str:
-        return f"Exercise {self.id}: {self.question}"
+        return tr("Exercise {id}: {question}", id=self.id, question=tr(self.question))
 
 
 class LazyExercise(Exercise):

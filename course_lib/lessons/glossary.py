@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..language import tr
+
 
 @dataclass(frozen=True)
 class Term:
@@ -127,7 +129,8 @@ def missing_from_lessons(terms: list[Term] | None = None, root: str | Path | Non
 
 
 def table_markdown(terms: list[Term] | None = None) -> str:
-    """The glossary as a markdown table."""
-    rows = ["| English | 中文 | meaning | lesson |", "|---|---|---|---|"]
-    rows += [f"| {t.english} | {' / '.join(t.chinese_names)} | {t.definition} | {t.lesson} |" for t in (terms or TERMS)]
+    """The glossary as a markdown table, its meanings in the learner's language (:func:`~course_lib.set_language`)."""
+    rows = [tr("| English | 中文 | meaning | lesson |"), "|---|---|---|---|"]
+    rows += [f"| {t.english} | {' / '.join(t.chinese_names)} | {tr(t.definition)} | {t.lesson} |"
+             for t in (terms or TERMS)]
     return "\n".join(rows)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..language import tr
+
 
 @dataclass
 class History:
@@ -103,9 +105,9 @@ def accuracy_baselines(labels: Sequence[int] | np.ndarray | object, names: Seque
     def name(c: int) -> str:
         return str(names[c]) if names is not None else str(c)
 
-    out = {f"majority class (always '{name(major)}')": float(counts[major] / y.size)}
+    out = {tr("majority class (always '{name}')", name=name(major)): float(counts[major] / y.size)}
     if minor != major:
-        out[f"minority class (always '{name(minor)}')"] = float(counts[minor] / y.size)
+        out[tr("minority class (always '{name}')", name=name(minor))] = float(counts[minor] / y.size)
     return out
 
 
@@ -166,7 +168,7 @@ def draw_curves(axes: Sequence, runs: Mapping[str, History], panels: Sequence[Se
             ax.set_ylim(0, 1.02)
             if baselines:
                 draw_baselines(ax, baselines)
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(tr("epoch") if xlabel == "epoch" else tr("optimizer step"))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(" / ".join(names) if len(runs) > 1 or len(names) > 1 else names[0] if names else "")
         ax.grid(alpha=0.3)

@@ -15,10 +15,11 @@ from .. import render
 from ..backbones.custom import first_tensor
 from ..hooks import forward_hooks
 from ..images import to_uint8
+from ..language import tr
 from ..measure import count_params, evaluating
 from ..model import Model
 from ..zoo.torchvision_parts import split_torchvision, trace_torchvision
-from .base import PICTURE_PX, Explorer, as_image, picture
+from .base import PICTURE_PX, Explorer, as_image, caption, picture
 
 
 def model_parts(model: nn.Module) -> OrderedDict[str, nn.Module]:
@@ -74,7 +75,8 @@ class ArchitectureBrowser(Explorer):
     summary and the chosen layer's output.
     """
 
-    ALT = "Architecture browser: one model split into backbone, neck and head, with the output of the chosen layer"
+    ALT = caption(lambda: tr("Architecture browser: one model split into backbone, neck and head, with the output of "
+                             "the chosen layer"))
 
     def __init__(self, builders: Mapping[str, Callable[[], nn.Module]] | nn.Module, image: Any = None, *,
                  picker: Any = None, size: int = 256, depth: int = 2):
@@ -86,7 +88,7 @@ class ArchitectureBrowser(Explorer):
         self.depth = depth
         self._models: dict[str, nn.Module] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {}
-        self.model_dropdown = W.Dropdown(options=list(self.builders), description="Model:")
+        self.model_dropdown = W.Dropdown(options=list(self.builders), description=tr("Model:"))
         self.tree = W.Select(options=[], rows=16, layout=W.Layout(width=f"{PICTURE_PX}px"))
         self.summary = ""
         self.image_widget = picture()
@@ -117,7 +119,7 @@ class ArchitectureBrowser(Explorer):
         rows = self._rows[name]
         totals = {r["part"]: r["params"] for r in rows if r["depth"] == 0}
         total = sum(totals.values())
-        self.summary = f"<b>{name}</b>: {total:,} parameters — " + ", ".join(
+        self.summary = tr("<b>{name}</b>: {total:,} parameters — ", name=name, total=total) + ", ".join(
             f"{p} {n / 1e6:.2f} M ({n / max(total, 1):.0%})" for p, n in totals.items())
         with self._quietly():
             self.tree.options = [(self._label(r), r["path"]) for r in rows]
@@ -143,7 +145,7 @@ class ArchitectureBrowser(Explorer):
         """A layer's output: mean |activation| over the photo and its first maps, or its largest entries."""
         out = r["output"]
         if out is None:
-            return render.bars(["(no output recorded)"], [0.0])
+            return render.bars([tr("(no output recorded)")], [0.0])
         if out.ndim == 4:
             heat = out[0].float().abs().mean(0)
             pic = render.overlay(self.x[0], heat, alpha=0.55)
@@ -162,10 +164,10 @@ class ArchitectureBrowser(Explorer):
         r = self.layer(self.tree.value)
         out = r["output"]
         if out is None:
-            what = f"<code>{r['path']}</code> ({r['type']}) produced no tensor"
+            what = tr("<code>{path}</code> ({type}) produced no tensor", path=r["path"], type=r["type"])
         else:
-            what = (f"<code>{r['path']}</code> — {r['type']}, {r['params']:,} parameters, output "
-                    f"<b>{tuple(out.shape)}</b>")
+            what = tr("<code>{path}</code> — {type}, {params:,} parameters, output <b>{shape}</b>", path=r["path"],
+                      type=r["type"], params=r["params"], shape=tuple(out.shape))
         self.info.value = f"{self.summary}<br>{what}"
         self.image_widget.value = render.png_bytes(self.layer_picture(r))
         self.n_redraw += 1
@@ -191,7 +193,7 @@ class ArchitectureBrowser(Explorer):
         parts = {r["part"]: r for r in rows if r["depth"] == 0}
         fig, axes = plt.subplots(1, 1 + len(parts), figsize=(3.4 * (1 + len(parts)), 3.3))
         axes[0].imshow(to_uint8(self.x[0]))
-        axes[0].set_title("input")
+        axes[0].set_title(tr("input"))
         axes[0].axis("off")
         for ax, (part, r) in zip(axes[1:], parts.items()):
             out, where = r["output"], part
@@ -199,7 +201,8 @@ class ArchitectureBrowser(Explorer):
                 maps = [x for x in rows if x["part"] == part and x["output"] is not None and x["output"].ndim == 4]
                 deepest = min(maps, key=lambda x: (x["output"].shape[-1], -maps.index(x)), default=r)
                 out, where = deepest["output"], deepest["path"]
-            title = f"{where}: {tuple(out.shape) if out is not None else '-'}\n{r['params'] / 1e6:.2f} M params"
+            title = tr("{where}: {shape}\n{m:.2f} M params", where=where,
+                       shape=tuple(out.shape) if out is not None else "-", m=r["params"] / 1e6)
             self._part_panel(ax, part, out, title)
         fig.suptitle(f"{name} ({weights})" if weights else name)
         fig.tight_layout()
@@ -210,19 +213,19 @@ class ArchitectureBrowser(Explorer):
         if out is not None and out.ndim == 4:
             heat = out[0].float().abs().mean(0).cpu().numpy()
             im = ax.imshow(heat, cmap=render.SEQUENTIAL)
-            render.add_colorbar(im, ax, "mean |activation|")
+            render.add_colorbar(im, ax, tr("mean |activation|"))
             ax.set_title(title, fontsize=render.MIN_PT)
             ax.axis("off")
             return
         labels, values, what = self._head_answer(out) if part == "head" else self._largest(out)
         if out is not None and out.ndim == 3 and part == "head" and labels is None:   # a dense detector's grid
             im = ax.imshow(values, cmap=render.HEAT, vmin=0, vmax=1)
-            render.add_colorbar(im, ax, "best class score")
+            render.add_colorbar(im, ax, tr("best class score"))
             ax.set_title(f"{title}\n{what}", fontsize=render.MIN_PT)
             ax.axis("off")
             return
         if labels is None:
-            ax.text(0.5, 0.5, "(no output recorded)", ha="center", va="center", fontsize=render.MIN_PT)
+            ax.text(0.5, 0.5, tr("(no output recorded)"), ha="center", va="center", fontsize=render.MIN_PT)
             ax.axis("off")
         else:
             ys = list(range(len(values)))[::-1]
@@ -239,7 +242,8 @@ class ArchitectureBrowser(Explorer):
             return None, [], ""
         flat = out[0].float().flatten()
         top = flat.topk(min(k, flat.numel()))
-        return [f"#{i}" for i in top.indices.tolist()], top.values.tolist(), f"largest {len(top.values)} of {flat.numel()}"
+        return ([f"#{i}" for i in top.indices.tolist()], top.values.tolist(),
+                tr("largest {k} of {n}", k=len(top.values), n=flat.numel()))
 
     def _head_answer(self, out: torch.Tensor | None, k: int = 5):
         """The head's answer as (labels, values, caption); labels ``None`` with a 2-D grid for a dense detector."""
@@ -251,17 +255,17 @@ class ArchitectureBrowser(Explorer):
         if out.ndim == 2:                               # a classifier: probabilities of the top classes
             p = out[0].softmax(0)
             top = p.topk(min(k, p.numel()))
-            lab = [names[i] if i < len(names) else f"class {i}" for i in top.indices.tolist()]
-            return lab, top.values.tolist(), "top class probabilities"
+            lab = [names[i] if i < len(names) else tr("class {i}", i=i) for i in top.indices.tolist()]
+            return lab, top.values.tolist(), tr("top class probabilities")
         nc = getattr(head, "num_classes", None)
         strides = getattr(head, "strides", None)
         if out.ndim == 3 and nc and strides and out.shape[1] == 4 + nc:   # (B, 4 + classes, points), dense
             g = self.size // int(strides[0])
             score = out[0, 4:, : g * g].amax(0).reshape(g, g)
             score = score if float(score.min()) >= 0 and float(score.max()) <= 1 else score.sigmoid()
-            return None, score.cpu().numpy(), f"best class score per stride-{strides[0]} cell"
+            return None, score.cpu().numpy(), tr("best class score per stride-{s} cell", s=strides[0])
         if out.ndim == 3:                               # (B, queries or points, classes): the best ones
             best = out[0].sigmoid().amax(-1)
             top = best.topk(min(k, best.numel()))
-            return [f"#{i}" for i in top.indices.tolist()], top.values.tolist(), "best scores (sigmoid)"
+            return [f"#{i}" for i in top.indices.tolist()], top.values.tolist(), tr("best scores (sigmoid)")
         return self._largest(out)

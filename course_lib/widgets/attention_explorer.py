@@ -17,7 +17,8 @@ from PIL import Image
 from torch import nn
 
 from .. import explain, render
-from .base import Explorer, as_image, on_click, picture
+from ..language import tr
+from .base import Explorer, as_image, caption, on_click, picture
 
 CLS, PATCH = "class token", "patch"
 
@@ -31,7 +32,8 @@ class AttentionExplorer(Explorer):
     ``info``.  ``n_forward`` counts forward passes: one per image.
     """
 
-    ALT = "Attention explorer: where one query of a vision transformer looks, as a heat map over the photo"
+    ALT = caption(lambda: tr("Attention explorer: where one query of a vision transformer looks, as a heat map over "
+                             "the photo"))
 
     def __init__(self, model: nn.Module, image: Any = None, *, picker: Any = None, max_side: int = 256,
                  width: int = 384):
@@ -40,18 +42,19 @@ class AttentionExplorer(Explorer):
         self.model = model
         self.max_side, self.width = max_side, width
         self.maps: explain.AttentionMaps | None = None
-        self.layer = W.Dropdown(description="Layer:")
-        self.head = W.Dropdown(description="Head:")
-        self.query = W.ToggleButtons(options=[PATCH, CLS], value=PATCH, description="Query:")
-        self.qy = W.IntSlider(value=0, min=0, max=1, description="cell y:", continuous_update=False)
-        self.qx = W.IntSlider(value=0, min=0, max=1, description="cell x:", continuous_update=False)
-        self.opacity = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="Opacity:")
+        self.layer = W.Dropdown(description=tr("Layer:"))
+        self.head = W.Dropdown(description=tr("Head:"))
+        self.query = W.ToggleButtons(options=[(tr("patch"), PATCH), (tr("class token"), CLS)], value=PATCH,
+                                     description=tr("Query:"))
+        self.qy = W.IntSlider(value=0, min=0, max=1, description=tr("cell y:"), continuous_update=False)
+        self.qx = W.IntSlider(value=0, min=0, max=1, description=tr("cell x:"), continuous_update=False)
+        self.opacity = W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description=tr("Opacity:"))
         self.image_widget = picture()
         self.key_widget = picture()
         self._observe(self.layer, self.head, self.query, self.qy, self.qx, self.opacity)
         self._click = on_click(self.image_widget, self.click)
         self._start(image, [self.layer, self.head, self.query, self.qy, self.qx,
-                            W.HTML("<small>or click the picture to pick the query patch</small>"), self.opacity],
+                            W.HTML("<small>" + tr("or click the picture to pick the query patch") + "</small>"), self.opacity],
                     [self.image_widget, self.key_widget])
 
     # -- once per image -------------------------------------------------------------
@@ -66,7 +69,7 @@ class AttentionExplorer(Explorer):
             if list(self.layer.options) != layers:
                 self.layer.options = layers
                 self.layer.value = len(layers) - 1
-            heads = ["mean", *range(self.maps.num_heads)]
+            heads = [(tr("mean"), "mean"), *((str(h), h) for h in range(self.maps.num_heads))]
             if list(self.head.options) != heads:
                 self.head.options = heads
                 self.head.value = "mean"
@@ -118,13 +121,20 @@ class AttentionExplorer(Explorer):
         row = m.row(li, self.head.value, self.query_cell())
         grid = explain.row_to_grid(row, m.grid, m.prefix)
         ty, tx = np.unravel_index(int(grid.argmax()), tuple(grid.shape))
-        who = "the class token" if self.query.value == CLS else f"patch ({self.qy.value}, {self.qx.value})"
-        head = "all heads (mean)" if self.head.value == "mean" else f"head {self.head.value}"
-        cls_share = f"; {float(row[:m.prefix].sum()):.0%} to the class token" if m.prefix else ""
+        who = self._who()
+        head = tr("all heads (mean)") if self.head.value == "mean" else tr("head {h}", h=self.head.value)
+        cls_share = tr("; {share:.0%} to the class token", share=float(row[:m.prefix].sum())) if m.prefix else ""
         dist = m.mean_distance(li, self.head.value)
-        return (f"<b>layer {li}</b>, {head}: {who} looks most at patch ({ty}, {tx}) "
-                f"({float(grid.max()):.0%} of its attention{cls_share}). Mean attention distance of this "
-                f"layer and head, over every patch: {dist:.0f} px ({m.grid[0]}×{m.grid[1]} patches of {m.patch} px)")
+        return tr("<b>layer {li}</b>, {head}: {who} looks most at patch ({ty}, {tx}) ({top:.0%} of its "
+                  "attention{cls_share}). Mean attention distance of this layer and head, over every patch: "
+                  "{dist:.0f} px ({gh}×{gw} patches of {p} px)", li=li, head=head, who=who, ty=ty, tx=tx,
+                  top=float(grid.max()), cls_share=cls_share, dist=dist, gh=m.grid[0], gw=m.grid[1], p=m.patch)
+
+    def _who(self) -> str:
+        """The query in words: the class token, or the patch at its cell."""
+        if self.query.value == CLS:
+            return tr("the class token")
+        return tr("patch ({y}, {x})", y=self.qy.value, x=self.qx.value)
 
     def redraw(self) -> None:
         """Draw the current view and its explanation from the cache."""
@@ -133,7 +143,7 @@ class AttentionExplorer(Explorer):
         self.qy.disabled = self.qx.disabled = self.query.value == CLS  # the class token has no cell
         self.image_widget.value = render.png_bytes(self.render())
         self.key_widget.value = render.png_bytes(render.colorbar_strip(
-            0, 1, self._base.shape[1], render.HEAT, "attention, relative (white box: the query)"))
+            0, 1, self._base.shape[1], render.HEAT, tr("attention, relative (white box: the query)")))
         self.info.value = self.describe()
         self.n_redraw += 1
 
@@ -157,11 +167,11 @@ class AttentionExplorer(Explorer):
                 ax.imshow(self.render(li, h, base))
                 ax.set_xticks([])
                 ax.set_yticks([])
-                ax.set_title(f"layer {li} {'mean' if h == 'mean' else f'head {h}'}", fontsize=render.MIN_PT)
-        who = "the class token" if self.query.value == CLS else f"patch ({self.qy.value}, {self.qx.value})"
-        fig.suptitle(f"Where {who} looks, layer by layer (each panel on its own scale: 0 to its largest weight)",
-                     fontsize=render.TEXT_PT)
+                which = tr("mean") if h == "mean" else tr("head {h}", h=h)
+                ax.set_title(tr("layer {li} {which}", li=li, which=which), fontsize=render.MIN_PT)
+        fig.suptitle(tr("Where {who} looks, layer by layer (each panel on its own scale: 0 to its largest weight)",
+                        who=self._who()), fontsize=render.TEXT_PT)
         fig.tight_layout()
         bar = plt.cm.ScalarMappable(cmap=render.HEAT, norm=plt.Normalize(0, 1))
-        fig.colorbar(bar, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02).set_label("attention / panel's largest")
+        fig.colorbar(bar, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02).set_label(tr("attention / panel's largest"))
         return fig

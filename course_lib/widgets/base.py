@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as W
@@ -36,6 +37,7 @@ import torch
 
 from .. import render
 from ..images import load_image
+from ..language import tr
 
 #: The widest a picture is shown, in screen pixels: room for the controls beside it on a laptop.
 PICTURE_PX = 512
@@ -140,6 +142,21 @@ def pictures_figure(images: Sequence[Any], titles: Sequence[str] = (), ncols: in
     return fig
 
 
+class caption:
+    """A class attribute in the learner's language, read when it is used: ``ALT = caption(lambda: tr("..."))``.
+
+    Reading it (on the class or on an instance) gives a plain ``str``, translated then -- after
+    :func:`course_lib.set_language`, not when the module was imported -- and the text stays a literal that
+    ``tools/translate.py --strings`` finds.
+    """
+
+    def __init__(self, text: Callable[[], str]):
+        self._text = text
+
+    def __get__(self, obj: Any, owner: type | None = None) -> str:
+        return self._text()
+
+
 class Panel:
     """Something the notebook displays: a root ``widget``, one ``info`` text field and a ``static_figure()``."""
 
@@ -151,7 +168,7 @@ class Panel:
         raise NotImplementedError(f"{type(self).__name__} must define static_figure()")
 
     #: What this panel draws, in one sentence: the start of its static figure's alt text.
-    ALT = "An interactive picture of the model"
+    ALT = caption(lambda: tr("An interactive picture of the model"))
 
     def __init_subclass__(cls, **kwargs):
         """Every ``static_figure`` a subclass defines returns a figure with alt text (:meth:`alt_text`)."""
@@ -174,7 +191,9 @@ class Panel:
         if fig is not None and render.alt_text(fig):
             return render.alt_text(fig)
         titles = render.figure_titles(fig) if fig is not None else []
-        return f"{self.ALT}." + (f" Shown: {'; '.join(titles)}." if titles else "")
+        if titles:
+            return tr("{alt}. Shown: {titles}.", alt=self.ALT, titles="; ".join(titles))
+        return tr("{alt}.", alt=self.ALT)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The live widget for JupyterLab plus the static figure as a PNG (with its alt text) for everywhere else."""
@@ -286,6 +305,17 @@ def as_gallery(images: Any, max_side: int | None = None) -> dict[str, torch.Tens
     return {k: as_image(v, None if isinstance(v, torch.Tensor) else max_side) for k, v in named.items()}
 
 
+def gallery_label(name: str) -> str:
+    """How a gallery picture's name is shown: the names the course gives (``"picked"``, ``"image"``,
+    ``"image 3"``) in the learner's language, any other name as it is."""
+    if name == "picked":
+        return tr("picked")
+    if name == "image":
+        return tr("image")
+    m = re.fullmatch(r"image (\d+)", name)
+    return tr("image {i}", i=int(m.group(1))) if m else name
+
+
 class GalleryExplorer(Explorer):
     """An explorer over several named pictures: the ``gallery`` dropdown picks one, ``image`` is that picture.
 
@@ -297,7 +327,7 @@ class GalleryExplorer(Explorer):
         super().__init__(source, image, picker=picker)
         self.max_side = max_side
         self.images: dict[str, torch.Tensor] = as_gallery(image, max_side) if image is not None else {}
-        self.gallery = W.Dropdown(options=list(self.images), description="Image:")
+        self.gallery = W.Dropdown(options=self._gallery_options(), description=tr("Image:"))
         self._observe(self.gallery)
 
     @property
@@ -310,7 +340,7 @@ class GalleryExplorer(Explorer):
             self.picker.on_change(self._on_picker)
             if not self.images:
                 self.images.update(as_gallery({"picked": self.picker.image}, self.max_side))
-                self.gallery.options = list(self.images)
+                self.gallery.options = self._gallery_options()
             # one picker: the gallery's pictures join the picker's list, and the gallery dropdown is not shown
             for name, img in self.images.items():
                 if name != "picked":
@@ -334,10 +364,15 @@ class GalleryExplorer(Explorer):
         self.images[name] = as_gallery({name: image}, self.max_side)[name]
         self._forget(name)
         with self._quietly():
-            if list(self.gallery.options) != list(self.images):
-                self.gallery.options = list(self.images)
+            if list(self.gallery.options) != self._gallery_options():
+                self.gallery.options = self._gallery_options()
             self.gallery.value = name
         self.redraw()
+
+    def _gallery_options(self) -> list[tuple[str, str]]:
+        """The gallery dropdown's ``(label, name)`` pairs: the names stay as they are, the label a learner reads
+        is in their language (``"picked"`` and ``"image 0"`` are the course's names, a dict's keys are the user's)."""
+        return [(gallery_label(name), name) for name in self.images]
 
     def _forget(self, name: str) -> None:
         """Drop everything cached for the picture ``name`` (it was replaced)."""

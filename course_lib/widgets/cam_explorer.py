@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from .. import explain, render
-from .base import Explorer, as_image, picture
+from ..language import tr
+from .base import Explorer, as_image, caption, picture
 
 
 class CAMExplorer(Explorer):
@@ -28,7 +29,8 @@ class CAMExplorer(Explorer):
     :func:`course_lib.images.imagenet_view`).
     """
 
-    ALT = "Class activation explorer: a heat map over the photo of where the evidence for one class lies"
+    ALT = caption(lambda: tr("Class activation explorer: a heat map over the photo of where the evidence for one "
+                             "class lies"))
 
     def __init__(self, model: nn.Module, image: Any = None, *, picker: Any = None,
                  prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, top_k: int = 5,
@@ -41,9 +43,9 @@ class CAMExplorer(Explorer):
         self.width = width
         self.maps: explain.ClassMaps | None = None
         methods = ["CAM", "Grad-CAM"] if explain.supports_cam(model) else ["Grad-CAM"]
-        self.cls = W.Dropdown(description="Class:")
-        self.method = W.ToggleButtons(options=methods, value=methods[0], description="Method:")
-        self.opacity = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="Opacity:")
+        self.cls = W.Dropdown(description=tr("Class:"))
+        self.method = W.ToggleButtons(options=methods, value=methods[0], description=tr("Method:"))
+        self.opacity = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description=tr("Opacity:"))
         self.method.disabled = len(methods) == 1  # Grad-CAM only: nothing to switch
         self.view = picture()
         self.key_widget = picture()
@@ -80,13 +82,14 @@ class CAMExplorer(Explorer):
             img = img.resize((self.width, max(1, round(img.height * self.width / img.width))))
         self.view.value = render.png_bytes(img)
         self.key_widget.value = render.png_bytes(render.colorbar_strip(0, 1, img.width, render.HEAT,
-                                                                       "evidence for the class"))
+                                                                       tr("evidence for the class")))
         r = self.cls.value
         c = self.maps.classes[r]
         h = self.heat()
         y, x = np.unravel_index(int(h.argmax()), tuple(h.shape))
-        self.info.value = (f"<b>{self.maps.names[r]}</b> (class {c}, p = {float(self.maps.probs[c]):.1%}) by "
-                           f"{self.method.value} on <code>{self.maps.layer}</code>: hottest at x = {x}, y = {y}")
+        self.info.value = tr("<b>{name}</b> (class {c}, p = {p:.1%}) by {method} on <code>{layer}</code>: hottest at "
+                             "x = {x}, y = {y}", name=self.maps.names[r], c=c, p=float(self.maps.probs[c]),
+                             method=self.method.value, layer=self.maps.layer, x=x, y=y)
         self.n_redraw += 1
 
     def static_figure(self, k: int = 2):
@@ -97,7 +100,7 @@ class CAMExplorer(Explorer):
         h, w = self.maps.image.shape[-2:]
         fig, axes = plt.subplots(1, k + 1, figsize=(3.4 * (k + 1), 3.4 * h / w + 0.6), squeeze=False)
         axes[0, 0].imshow(np.clip(self.maps.image.permute(1, 2, 0).cpu().numpy(), 0, 1))
-        axes[0, 0].set_title("input", fontsize=render.MIN_PT)
+        axes[0, 0].set_title(tr("input"), fontsize=render.MIN_PT)
         for j in range(k):
             c = self.maps.classes[j]
             axes[0, j + 1].imshow(self.picture(j))

@@ -20,7 +20,8 @@ from torch import nn
 
 from .. import render
 from ..backbones.receptive_field import ERF, stage_receptive_fields
-from .base import Explorer, as_image, picture, pictures_figure
+from ..language import tr
+from .base import Explorer, as_image, caption, picture, pictures_figure
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class DilationExplorer(Explorer):
     inside the map, and the field of view in pixels.
     """
 
-    ALT = "Dilation explorer: the nine sampling points of a dilated 3x3 convolution drawn over the photo, and the map it makes"
+    ALT = caption(lambda: tr("Dilation explorer: the nine sampling points of a dilated 3x3 convolution drawn over the "
+                             "photo, and the map it makes"))
 
     def __init__(self, backbone: nn.Module | None, image: Any = None, *, picker: Any = None, level: str = "C4",
                  rates: Sequence[int] = (1, 3, 6, 12, 18, 24), max_side: int = 320, margin: int = 96):
@@ -102,9 +104,9 @@ class DilationExplorer(Explorer):
         self.stride = self.backbone.out_specs[level].stride
         self.rf = stage_receptive_fields(self.backbone)[level]
         self.state: dict[str, Any] = {}
-        self.rate = W.Dropdown(options=list(rates), value=6 if 6 in rates else rates[0], description="Rate:")
-        self.cell_y = W.IntSlider(value=0, min=0, max=1, description="Cell y:")
-        self.cell_x = W.IntSlider(value=0, min=0, max=1, description="Cell x:")
+        self.rate = W.Dropdown(options=list(rates), value=6 if 6 in rates else rates[0], description=tr("Rate:"))
+        self.cell_y = W.IntSlider(value=0, min=0, max=1, description=tr("Cell y:"))
+        self.cell_x = W.IntSlider(value=0, min=0, max=1, description=tr("Cell x:"))
         self.image_widget = picture()
         self.key_widget = picture()
         self._observe(self.rate, self.cell_x, self.cell_y)
@@ -164,13 +166,14 @@ class DilationExplorer(Explorer):
             points.append((x, y))
             pinned.append((x, y) != (t.pixel[0] + m, t.pixel[1] + m))
         render.tap_markers(canvas, points, [t.inside for t in taps], pinned)
-        return render.badge(canvas, (2, 2), f"rate {rate} on {self.level} (/{self.stride}): taps "
-                                            f"{rate * self.stride}px apart", bg=None)
+        return render.badge(canvas, (2, 2), tr("rate {rate} on {level} (/{stride}): taps {gap}px apart", rate=rate,
+                                               level=self.level, stride=self.stride, gap=rate * self.stride), bg=None)
 
     @staticmethod
     def legend(width: int) -> Image.Image:
         """The key under the picture: taps inside the map, taps in the zero padding, the field of view."""
-        return render.legend([name for name, _ in render.TAP_LEGEND], [c for _, c in render.TAP_LEGEND], width=width)
+        names, colours = render.tap_legend()
+        return render.legend(names, colours, width=width)
 
     def redraw(self) -> None:
         """Redraw for the current controls (no network)."""
@@ -183,11 +186,12 @@ class DilationExplorer(Explorer):
         self.key_widget.value = render.png_bytes(self.legend(pic.width))
         self.state = {"rate": rate, "cell": (self.cell_y.value, self.cell_x.value), "taps": taps,
                       "inside": inside, "gap_px": rate * self.stride, "field_px": fov}
-        self.info.value = (
-            f"3x3 conv, dilation <b>{rate}</b> on {self.level} ({self.map_hw[0]}x{self.map_hw[1]} cells, stride "
-            f"{self.stride}): taps {rate * self.stride} px apart; field of view {fov} px "
-            f"(= 2&middot;{rate}&middot;{self.stride} + the backbone's {self.rf.size} px); "
-            f"<b>{inside}/9</b> taps inside the map (rings with a cross read zero padding).")
+        self.info.value = tr(
+            "3x3 conv, dilation <b>{rate}</b> on {level} ({mh}x{mw} cells, stride {stride}): taps {gap} px apart; "
+            "field of view {fov} px (= 2&middot;{rate}&middot;{stride} + the backbone's {rf} px); <b>{inside}/9</b> "
+            "taps inside the map (rings with a cross read zero padding).", rate=rate, level=self.level,
+            mh=self.map_hw[0], mw=self.map_hw[1], stride=self.stride, gap=rate * self.stride, fov=fov,
+            rf=self.rf.size, inside=inside)
         self.n_redraw += 1
 
     def static_figure(self, rates: Sequence[int] = (6, 12, 18)):
@@ -197,8 +201,8 @@ class DilationExplorer(Explorer):
         many of the 9 taps fall inside the map.
         """
         pics = [self.render(rate=r) for r in rates]
-        titles = [f"rate {r}: taps {r * self.stride}px apart, {sum(t.inside for t in self.taps(r))}/9 inside"
-                  for r in rates]
+        titles = [tr("rate {r}: taps {gap}px apart, {inside}/9 inside", r=r, gap=r * self.stride,
+                     inside=sum(t.inside for t in self.taps(r))) for r in rates]
         fig = pictures_figure(pics, titles, ncols=len(rates), legend_in=0.45)
         fig.legend(*render.tap_legend_handles(), loc="lower center", ncol=3, frameon=False)
         return fig

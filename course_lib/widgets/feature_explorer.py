@@ -18,8 +18,9 @@ from PIL import Image
 from torch import nn
 
 from .. import render
+from ..language import tr
 from ..measure import evaluating
-from .base import Explorer, as_image, picture
+from .base import Explorer, as_image, caption, picture
 
 
 def check_backbone(backbone: Any) -> nn.Module:
@@ -45,7 +46,7 @@ class FeatureExplorer(Explorer):
     control move redraws from the cached maps with :mod:`course_lib.render`.
     """
 
-    ALT = "Feature explorer: feature maps of one backbone stage, alone or over the photo"
+    ALT = caption(lambda: tr("Feature explorer: feature maps of one backbone stage, alone or over the photo"))
 
     def __init__(self, backbone: nn.Module, image: Any = None, *, picker: Any = None, max_side: int = 320,
                  width: int = 448):
@@ -53,11 +54,12 @@ class FeatureExplorer(Explorer):
         self.backbone = self.source
         self.max_side, self.width = max_side, width
         stages = [k for k, s in self.backbone.out_specs.items() if s.stride is not None]  # maps, not vectors
-        self.stage = W.Dropdown(options=stages, value=stages[min(1, len(stages) - 1)], description="Stage:")
-        self.mode = W.ToggleButtons(options=["channel", "top-k"], value="channel", description="Show:")
-        self.channel = W.IntSlider(value=0, min=0, max=1, description="Channel:", continuous_update=True)
-        self.top_k = W.IntSlider(value=8, min=1, max=16, description="Top k:", continuous_update=True)
-        self.overlay = W.Checkbox(value=True, description="over the photo")
+        self.stage = W.Dropdown(options=stages, value=stages[min(1, len(stages) - 1)], description=tr("Stage:"))
+        self.mode = W.ToggleButtons(options=[(tr("channel"), "channel"), (tr("top-k"), "top-k")], value="channel",
+                                    description=tr("Show:"))
+        self.channel = W.IntSlider(value=0, min=0, max=1, description=tr("Channel:"), continuous_update=True)
+        self.top_k = W.IntSlider(value=8, min=1, max=16, description=tr("Top k:"), continuous_update=True)
+        self.overlay = W.Checkbox(value=True, description=tr("over the photo"))
         self.image_widget = picture("jpeg")
         self.key_widget = picture()
         self._observe(self.stage, self.mode, self.channel, self.top_k, self.overlay)
@@ -121,15 +123,17 @@ class FeatureExplorer(Explorer):
         maps = self.features[self.stage.value]
         spec = self.backbone.out_specs.get(self.stage.value)
         c, h, w = maps.shape
-        where = f"stride {spec.stride}, " if spec is not None and spec.stride else ""
+        where = tr("stride {s}, ", s=spec.stride) if spec is not None and spec.stride else ""
         if self.mode.value == "channel":
             m = maps[self.channel.value]
             rank = int((self._ranking[self.stage.value] == self.channel.value).nonzero()[0, 0]) + 1
-            what = (f"channel {self.channel.value} of {c} (rank {rank} by mean activation; "
-                    f"min {float(m.min()):.2f}, max {float(m.max()):.2f})")
+            what = tr("channel {ch} of {c} (rank {rank} by mean activation; min {lo:.2f}, max {hi:.2f})",
+                      ch=self.channel.value, c=c, rank=rank, lo=float(m.min()), hi=float(m.max()))
         else:
-            what = f"the {self.top_k.value} most active of {c} channels: {self.top_channels()}"
-        return f"<b>{self.stage.value}</b>: map {c}×{h}×{w} ({where}one cell per {self.image.shape[-1] // w} px) — {what}"
+            what = tr("the {k} most active of {c} channels: {chans}", k=self.top_k.value, c=c,
+                      chans=self.top_channels())
+        return tr("<b>{stage}</b>: map {c}×{h}×{w} ({where}one cell per {px} px) — {what}", stage=self.stage.value,
+                  c=c, h=h, w=w, where=where, px=self.image.shape[-1] // w, what=what)
 
     def redraw(self) -> None:
         """Draw the current view and its explanation from the cache."""
@@ -139,7 +143,7 @@ class FeatureExplorer(Explorer):
         self.image_widget.value = render.jpeg_bytes(pic)
         cmap = render.HEAT if self.overlay.value else render.SEQUENTIAL
         self.key_widget.value = render.png_bytes(render.colorbar_strip(
-            0, 1, pic.width, cmap, "activation, low → high (each map on its own scale)"))
+            0, 1, pic.width, cmap, tr("activation, low → high (each map on its own scale)")))
         self.info.value = self.describe()
         self.n_redraw += 1
 
@@ -161,12 +165,13 @@ class FeatureExplorer(Explorer):
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_title(f"{s} #{c}", fontsize=render.MIN_PT)
-        fig.suptitle("Most active channels per stage (edges and colours -> textures -> parts)", fontsize=render.TEXT_PT)
+        fig.suptitle(tr("Most active channels per stage (edges and colours -> textures -> parts)"),
+                     fontsize=render.TEXT_PT)
         fig.tight_layout()
         from matplotlib.cm import ScalarMappable
 
         bar = fig.colorbar(ScalarMappable(cmap=render.HEAT), ax=axes.ravel().tolist(), fraction=0.02, pad=0.01,
                            ticks=[0, 1])
-        bar.ax.set_yticklabels(["its lowest", "its highest"])
-        bar.set_label("each panel on its own scale")
+        bar.ax.set_yticklabels([tr("its lowest"), tr("its highest")])
+        bar.set_label(tr("each panel on its own scale"))
         return fig

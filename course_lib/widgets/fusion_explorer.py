@@ -21,14 +21,25 @@ from torch import nn
 
 from .. import render
 from ..images import to_uint8
+from ..language import tr
 from ..measure import evaluating
-from .base import GalleryExplorer, picture
+from .base import GalleryExplorer, caption, picture
 
 NECK_CHOICES: dict[str, tuple[str, dict]] = {
     "FPN": ("fpn", {}),
     "PAN (add)": ("pan", {"fusion": "add"}),
     "PAN (concat)": ("pan", {"fusion": "concat"}),
 }
+
+
+def neck_choice_label(name: str) -> str:
+    """A key of :data:`NECK_CHOICES` as a learner reads it (the key itself stays the dropdown's value)."""
+    return {"PAN (add)": tr("PAN (add)"), "PAN (concat)": tr("PAN (concat)")}.get(name, name)
+
+
+def paths_text(paths: Mapping[str, bool]) -> str:
+    """``"lateral on, top_down OFF"`` in the learner's language (the path names stay as the code spells them)."""
+    return ", ".join(tr("{path} on", path=k) if v else tr("{path} OFF", path=k) for k, v in paths.items())
 
 
 class FusionExplorer(GalleryExplorer):
@@ -48,7 +59,8 @@ class FusionExplorer(GalleryExplorer):
     ``info``; ``state`` holds the shapes and maps drawn last.
     """
 
-    ALT = "Fusion explorer: each pyramid level before and after the neck's fusion, with the neck's wiring"
+    ALT = caption(lambda: tr("Fusion explorer: each pyramid level before and after the neck's fusion, with the "
+                             "neck's wiring"))
 
     def __init__(self, backbone: nn.Module | None, image: Any = None, *, picker: Any = None, out_channels: int = 64,
                  max_side: int = 320, seed: int = 0, tile: int = 200):
@@ -73,18 +85,19 @@ class FusionExplorer(GalleryExplorer):
         self.state: dict[str, Any] = {}
         self._memo: dict[tuple, Any] = {}  # derived arrays and pictures, keyed by what they depend on
 
-        self.neck = W.Dropdown(options=list(self.necks), description="Neck:")
-        self.lateral = W.Checkbox(value=True, description="lateral", indent=False)
-        self.top_down = W.Checkbox(value=True, description="top-down", indent=False)
-        self.bottom_up = W.Checkbox(value=True, description="bottom-up", indent=False)
-        self.level = W.ToggleButtons(options=["P3", "P4", "P5"], value="P3", description="Level:")
-        self.reduce = W.ToggleButtons(options=["mean", "channel"], value="mean", description="Show:")
-        self.channel = W.IntSlider(value=0, min=0, max=out_channels - 1, description="Channel:")
+        self.neck = W.Dropdown(options=[(neck_choice_label(k), k) for k in self.necks], description=tr("Neck:"))
+        self.lateral = W.Checkbox(value=True, description=tr("lateral"), indent=False)
+        self.top_down = W.Checkbox(value=True, description=tr("top-down"), indent=False)
+        self.bottom_up = W.Checkbox(value=True, description=tr("bottom-up"), indent=False)
+        self.level = W.ToggleButtons(options=["P3", "P4", "P5"], value="P3", description=tr("Level:"))
+        self.reduce = W.ToggleButtons(options=[(tr("mean"), "mean"), (tr("channel"), "channel")], value="mean",
+                                      description=tr("Show:"))
+        self.channel = W.IntSlider(value=0, min=0, max=out_channels - 1, description=tr("Channel:"))
         self.image_widget = picture()
         self.diagram_widget = picture()
         self._observe(self.neck, self.lateral, self.top_down, self.bottom_up, self.level, self.reduce, self.channel)
         controls = [self.gallery, self.neck,
-                    W.HBox([W.HTML("<b>Paths:</b>&nbsp;"), self.lateral, self.top_down, self.bottom_up]),
+                    W.HBox([W.HTML("<b>" + tr("Paths:") + "</b>&nbsp;"), self.lateral, self.top_down, self.bottom_up]),
                     self.level, self.reduce, self.channel]
         self._start(image, controls, [self.image_widget, self.diagram_widget])
 
@@ -152,17 +165,18 @@ class FusionExplorer(GalleryExplorer):
             diff = np.abs(ref[lv][0].numpy() - after[0].numpy())
             self._memo[("carried", *setting)] = (diff.mean(axis=0), float(diff.mean()))
         c_map, carried = self._memo[("carried", *setting)]
-        which = "mean over channels" if self.reduce.value == "mean" else f"channel {self.channel.value}"
+        which = tr("mean over channels") if self.reduce.value == "mean" else tr("channel {i}", i=self.channel.value)
         panels = [
             render.label(Image.fromarray(to_uint8(self.images[name])).resize(
-                (self.tile, round(self.tile * before.shape[-2] / before.shape[-1]))), "input"),
-            render.label(render.tile(b_map, self.tile), f"before: {c_name} {tuple(before.shape[1:])}"),
-            render.label(render.tile(a_map, self.tile), f"after: {lv} {tuple(after.shape[1:])}"),
+                (self.tile, round(self.tile * before.shape[-2] / before.shape[-1]))), tr("input")),
+            render.label(render.tile(b_map, self.tile),
+                         tr("before: {c} {shape}", c=c_name, shape=tuple(before.shape[1:]))),
+            render.label(render.tile(a_map, self.tile), tr("after: {p} {shape}", p=lv, shape=tuple(after.shape[1:]))),
         ]
         if not all(paths.values()):
-            panels.append(render.label(render.tile(c_map, self.tile, render.HEAT), f"|all on - now| at {lv}"))
+            panels.append(render.label(render.tile(c_map, self.tile, render.HEAT), tr("|all on - now| at {p}", p=lv)))
         pics = render.grid(panels, ncols=2, pad=4)
-        bar = render.colorbar_strip(0, 1, pics.width, render.SEQUENTIAL, "low → high, each map on its own scale")
+        bar = render.colorbar_strip(0, 1, pics.width, render.SEQUENTIAL, tr("low → high, each map on its own scale"))
         self.image_widget.value = render.png_bytes(render.vstack([pics, bar], pad=2))
         if ("diagram", *setting[1:]) not in self._memo:
             self._memo[("diagram", *setting[1:])] = render.png_bytes(render.neck_diagram(
@@ -173,10 +187,10 @@ class FusionExplorer(GalleryExplorer):
                       "after_shape": tuple(after.shape), "paths": dict(paths), "before_map": b_map,
                       "after_map": a_map, "carried": carried, "steps": steps}
         self.info.value = (
-            f"<code>{c_name}</code> {tuple(before.shape)} &rarr; <b>{label}</b> &rarr; <code>{lv}</code> "
-            f"{tuple(after.shape)} ({which})<br>paths: {neck.describe_paths()}"
-            f"<br><small>steps at {lv}: {'; '.join(steps) if steps else '(none: this level is the top lateral)'}"
-            f"</small>")
+            f"<code>{c_name}</code> {tuple(before.shape)} &rarr; <b>{neck_choice_label(label)}</b> &rarr; <code>{lv}</code> "
+            f"{tuple(after.shape)} ({which})<br>" + tr("paths: {paths}", paths=paths_text(neck.paths)) + "<br><small>"
+            + tr("steps at {p}: {steps}", p=lv,
+                 steps="; ".join(steps) if steps else tr("(none: this level is the top lateral)")) + "</small>")
         self.n_redraw += 1
 
     def static_figure(self, neck_label: str = "PAN (add)", image: str | None = None):
@@ -197,9 +211,10 @@ class FusionExplorer(GalleryExplorer):
             out, _ = self.fused(name, label, {**on, k: False})
             carried[k] = [np.abs(ref[lv][0].numpy() - out[lv][0].numpy()).mean(0) for lv in levels]
         fig = render.fusion_rows(self.images[name], levels, [render.strength(ref[lv][0]) for lv in levels],
-                                 carried, title=f"{label}, untrained, on pretrained features: what each path carries")
+                                 carried, title=tr("{neck}, untrained, on pretrained features: what each path carries",
+                                                   neck=neck_choice_label(label)))
         for j, lv in enumerate(levels, start=1):
             c = neck.in_keys[j - 1]
-            fig.axes[j].set_title(f"{lv} (from {c} {feats[c].shape[1]}ch)")
+            fig.axes[j].set_title(tr("{p} (from {c} {ch}ch)", p=lv, c=c, ch=feats[c].shape[1]))
         self.redraw()  # leave the necks as the controls say
         return fig

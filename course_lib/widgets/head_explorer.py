@@ -20,9 +20,10 @@ from PIL import Image
 
 from .. import render
 from ..images import to_uint8
+from ..language import tr
 from ..measure import evaluating
 from ..model import Model
-from .base import GalleryExplorer, on_click, picture, pictures_figure
+from .base import GalleryExplorer, caption, gallery_label, on_click, picture, pictures_figure
 
 
 class HeadExplorer(GalleryExplorer):
@@ -34,7 +35,7 @@ class HeadExplorer(GalleryExplorer):
     picture of boxes (:meth:`click`) picks an image cell: ``info`` then lists each level's class scores there.
     """
 
-    ALT = "Head explorer: a detector's boxes, score maps and counts on one image"
+    ALT = caption(lambda: tr("Head explorer: a detector's boxes, score maps and counts on one image"))
 
     def __init__(self, detector: Model, image: Any = None, *, picker: Any = None, segmenter: Model | None = None,
                  scale: int = 2):
@@ -51,18 +52,19 @@ class HeadExplorer(GalleryExplorer):
 
         style = {"description_width": "initial"}
         self.gallery.style = style
-        self.level = W.Dropdown(options=["all", *self.head.levels], value="all", description="level", style=style)
-        self.cls = W.Dropdown(options=[("all", -1)] + [(n, i) for i, n in enumerate(self.head.class_names)],
-                              value=-1, description="class", style=style)
-        self.score = W.FloatSlider(value=0.3, min=0.05, max=0.95, step=0.05, description="score ≥", style=style)
-        self.iou = W.FloatSlider(value=0.5, min=0.1, max=0.9, step=0.05, description="NMS IoU >", style=style)
-        self.opacity = W.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.1, description="mask opacity",
+        self.level = W.Dropdown(options=[(tr("all"), "all"), *((lv, lv) for lv in self.head.levels)], value="all",
+                                description=tr("level"), style=style)
+        self.cls = W.Dropdown(options=[(tr("all"), -1)] + [(n, i) for i, n in enumerate(self.head.class_names)],
+                              value=-1, description=tr("class"), style=style)
+        self.score = W.FloatSlider(value=0.3, min=0.05, max=0.95, step=0.05, description=tr("score ≥"), style=style)
+        self.iou = W.FloatSlider(value=0.5, min=0.1, max=0.9, step=0.05, description=tr("NMS IoU >"), style=style)
+        self.opacity = W.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.1, description=tr("mask opacity"),
                                      style=style, disabled=segmenter is None)
         self.image_widget = picture()
         self._observe(self.level, self.cls, self.score, self.iou, self.opacity)
         self._click = on_click(self.image_widget, self.click)
         self._start(image, [self.gallery, self.level, self.cls, self.score, self.iou, self.opacity,
-                            W.HTML("<small>click a picture of boxes to read the scores of a cell</small>")],
+                            W.HTML("<small>" + tr("click a picture of boxes to read the scores of a cell") + "</small>")],
                     [self.image_widget])
 
     # ------------------------------------------------------------------ cache
@@ -134,12 +136,12 @@ class HeadExplorer(GalleryExplorer):
         colours (boxes and masks share them) over the score maps' colour bar (0 to 1)."""
         before, after = self.detections(nms=False), self.detections(nms=True)
         self.n_before, self.n_after = len(before["boxes"]), len(after["boxes"])
-        left = self._boxes_picture(before, f"before NMS: {self.n_before}")
-        mid = self._boxes_picture(after, f"after NMS: {self.n_after}")
+        left = self._boxes_picture(before, tr("before NMS: {n}", n=self.n_before))
+        mid = self._boxes_picture(after, tr("after NMS: {n}", n=self.n_after))
         maps = self._maps_picture(left.height)
         names = list(self.head.class_names)
         key = render.legend(names, [render.class_colour(i) for i in range(len(names))], width=mid.width)
-        bar = render.colorbar_strip(0, 1, mid.width, render.HEAT, "class score")
+        bar = render.colorbar_strip(0, 1, mid.width, render.HEAT, tr("class score"))
         return render.vstack([render.hstack([left, mid]), render.hstack([maps, render.vstack([key, bar], pad=2)])],
                              pad=6)
 
@@ -169,16 +171,18 @@ class HeadExplorer(GalleryExplorer):
             p = det[f"cls.{lv}"][0].sigmoid()
             gy, gx = min(int(y * p.shape[1] / h), p.shape[1] - 1), min(int(x * p.shape[2] / w), p.shape[2] - 1)
             scores = ", ".join(f"{n} {float(p[i, gy, gx]):.2f}" for i, n in enumerate(self.head.class_names))
-            parts.append(f"{lv} cell ({gy}, {gx}): {scores}")
-        return f"<br>At pixel (x = {x}, y = {y}): " + "; ".join(parts)
+            parts.append(tr("{level} cell ({gy}, {gx}): {scores}", level=lv, gy=gy, gx=gx, scores=scores))
+        return "<br>" + tr("At pixel (x = {x}, y = {y}): ", x=x, y=y) + "; ".join(parts)
 
     def redraw(self) -> None:
         """Re-decode the cached outputs under the current controls and draw them."""
         self.image_widget.value = render.png_bytes(self.picture())
-        what = "every class" if self.cls.value < 0 else self.head.class_names[self.cls.value]
-        self.info.value = (f"<b>{self.n_before}</b> boxes score ≥ {self.score.value:.2f} ({what}, level "
-                           f"{self.level.value}); NMS at IoU > {self.iou.value:.2f} keeps <b>{self.n_after}</b>. "
-                           f"Forward passes so far: {self.n_forward}.{self.cell_scores()}")
+        what = tr("every class") if self.cls.value < 0 else self.head.class_names[self.cls.value]
+        level = tr("all") if self.level.value == "all" else self.level.value
+        self.info.value = tr("<b>{before}</b> boxes score ≥ {score:.2f} ({what}, level {level}); NMS at IoU > "
+                             "{iou:.2f} keeps <b>{after}</b>. Forward passes so far: {n}.", before=self.n_before,
+                             score=self.score.value, what=what, level=level, iou=self.iou.value, after=self.n_after,
+                             n=self.n_forward) + self.cell_scores()
         self.n_redraw += 1
 
     def static_figure(self, images: Sequence[int | str] | None = None):
@@ -197,8 +201,9 @@ class HeadExplorer(GalleryExplorer):
                 for name in names:
                     self.gallery.value = name
                     pics.append(self.picture())
-                    titles.append(f"{name}: {self.n_before} boxes before NMS, {self.n_after} after "
-                                  f"(score ≥ {self.score.value:.2f}, IoU > {self.iou.value:.2f})")
+                    titles.append(tr("{name}: {before} boxes before NMS, {after} after (score ≥ {score:.2f}, IoU > "
+                                     "{iou:.2f})", name=gallery_label(name), before=self.n_before,
+                                     after=self.n_after, score=self.score.value, iou=self.iou.value))
         finally:
             with self._quietly():
                 self.gallery.value = old

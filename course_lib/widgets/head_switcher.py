@@ -12,8 +12,9 @@ from PIL import Image
 
 from .. import render
 from ..images import to_uint8
+from ..language import tr
 from ..model import Model
-from .base import GalleryExplorer, picture
+from .base import GalleryExplorer, caption, gallery_label, picture
 
 
 class HeadSwitcher(GalleryExplorer):
@@ -25,15 +26,16 @@ class HeadSwitcher(GalleryExplorer):
     switching heads or the score threshold only redraws from the cached outputs.
     """
 
-    ALT = "Head switcher: one backbone and neck read by several heads, each head's answer on the same image"
+    ALT = caption(lambda: tr("Head switcher: one backbone and neck read by several heads, each head's answer on the "
+                             "same image"))
 
     def __init__(self, model: Model, image: Any = None, *, picker: Any = None, scale: int = 3):
         super().__init__(model.eval(), image, picker=picker)
         self.model = model
         self.scale = scale
         self._traces: dict[str, Any] = {}
-        self.head = W.ToggleButtons(options=list(model.heads), description="Head:")
-        self.score = W.FloatSlider(value=0.4, min=0.05, max=0.95, step=0.05, description="Score ≥")
+        self.head = W.ToggleButtons(options=list(model.heads), description=tr("Head:"))
+        self.score = W.FloatSlider(value=0.4, min=0.05, max=0.95, step=0.05, description=tr("Score ≥"))
         self.image_widget = picture()
         self._observe(self.head, self.score)
         self._start(image, [self.gallery, self.head, self.score], [self.image_widget])
@@ -58,21 +60,22 @@ class HeadSwitcher(GalleryExplorer):
         head = self.model.heads[task]
         if task == "classification":
             top = head.decode(out, k=len(head.class_names))[0]
-            text = f"classification: <b>{top[0].name}</b> covers the most pixels ({top[0].prob:.0%} sure)"
+            text = tr("classification: <b>{name}</b> covers the most pixels ({p:.0%} sure)", name=top[0].name,
+                      p=top[0].prob)
             pic = Image.fromarray(to_uint8(img)).resize((img.shape[-1] * self.scale,) * 2, Image.NEAREST)
             bars = render.bars([c.name for c in top], [c.prob for c in top], width=pic.width)
             return render.vstack([pic, bars]), text
         if task == "detection":
             det = head.decode(out, score_threshold=self.score.value)[0]
             names = [head.class_names[int(i)] for i in det["labels"]]
-            text = f"detection: {len(det['boxes'])} boxes with score ≥ {self.score.value:.2f}"
+            text = tr("detection: {n} boxes with score ≥ {score:.2f}", n=len(det["boxes"]), score=self.score.value)
             pic = render.draw_boxes(img, det["boxes"], names, det["scores"].tolist(), classes=det["labels"],
                                     scale=self.scale)
             return render.vstack([pic, render.legend(list(head.class_names), width=pic.width)], pad=2), text
         classes = head.decode(out)[0]
         counts = torch.bincount(classes.flatten(), minlength=len(head.class_names))
-        text = "segmentation: pixels per class " + ", ".join(
-            f"{n}: {int(c)}" for n, c in zip(head.class_names, counts))
+        text = tr("segmentation: pixels per class {counts}", counts=", ".join(
+            f"{n}: {int(c)}" for n, c in zip(head.class_names, counts)))
         pic = render.mask_overlay(img, classes)
         pic = pic.resize((pic.width * self.scale, pic.height * self.scale), Image.NEAREST)
         objects = [n for n in head.class_names if n != "background"]  # masks leave the background clear
@@ -112,7 +115,7 @@ class HeadSwitcher(GalleryExplorer):
         fig, axes = plt.subplots(len(names), len(tasks) + 1, figsize=(side * (len(tasks) + 1), (side + 0.3) * len(names)),
                                  squeeze=False)
         for r, (name, row) in enumerate(zip(names, rows)):
-            for c, (pic, title) in enumerate(zip(row, [name, *tasks])):
+            for c, (pic, title) in enumerate(zip(row, [gallery_label(name), *tasks])):
                 axes[r, c].imshow(pic)
                 axes[r, c].set_title(title)
         for ax in axes.flat:

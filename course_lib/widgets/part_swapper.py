@@ -27,11 +27,17 @@ import torch
 
 from .. import backbones, heads, necks, render
 from ..contract import ContractError, describe_specs
+from ..language import tr
 from ..measure import count_params, evaluating
 from ..model import Model, Trace, build_model
-from .base import Explorer, as_image
+from .base import Explorer, as_image, caption
 
 PARTS = ("backbone", "neck", "head")
+
+
+def part_label(part: str) -> str:
+    """The dropdown label of a part (``"Backbone:"``), in the learner's language."""
+    return {"backbone": tr("Backbone:"), "neck": tr("Neck:"), "head": tr("Head:")}[part]
 
 
 def _name_and_kwargs(cfg: Mapping[str, Any] | str) -> tuple[str, dict[str, Any]]:
@@ -56,7 +62,8 @@ class PartSwapper(Explorer):
     the cached maps; a combination seen before is redrawn from its cached result.  Nothing is trained.
     """
 
-    ALT = "Part swapper: a backbone, a neck and a head chosen from the registries, and whether they fit together"
+    ALT = caption(lambda: tr("Part swapper: a backbone, a neck and a head chosen from the registries, and whether "
+                             "they fit together"))
 
     def __init__(self, config: Mapping[str, Any], image: Any = None, *, picker: Any = None,
                  options: Mapping[str, Sequence[str]] | None = None,
@@ -77,7 +84,7 @@ class PartSwapper(Explorer):
             if start[part][0] not in names:
                 names.insert(0, start[part][0])
             self.dropdowns[part] = W.Dropdown(options=names, value=start[part][0],
-                                              description=f"{part.capitalize()}:")
+                                              description=part_label(part))
         self.backbone, self.neck, self.head = (self.dropdowns[p] for p in PARTS)
         self.n_builds = 0
         self._features: dict[str, OrderedDict[str, torch.Tensor]] = {}  # backbone config -> its maps
@@ -186,35 +193,39 @@ class PartSwapper(Explorer):
         """One plain sentence: what fits or why not."""
         names = " + ".join(self.dropdowns[p].value for p in PARTS)
         if not self.fits:
-            what = {"contract": "do not fit", "build": "do not build", "run": "do not run"}[self.result["kind"]]
-            return f"{names}: these parts {what}. {self.message}"
-        return f"{names}: these parts fit. {self._built_text()}"
+            kind = self.result["kind"]
+            what = {"contract": tr("{names}: these parts do not fit. {message}", names=names, message=self.message),
+                    "build": tr("{names}: these parts do not build. {message}", names=names, message=self.message),
+                    "run": tr("{names}: these parts do not run. {message}", names=names, message=self.message)}
+            return what[kind]
+        return tr("{names}: these parts fit. {built}", names=names, built=self._built_text())
 
     def _built_text(self) -> str:
         parts = ", ".join(f"{r['part']} {r['params']:,d}" for r in self.model.summary())
-        return (f"The neck gives {describe_specs(self.out_specs)}; the head reads {', '.join(self.levels)}. "
-                f"{self.params:,d} parameters ({parts}).")
+        return tr("The neck gives {specs}; the head reads {levels}. {params:,d} parameters ({parts}).",
+                  specs=describe_specs(self.out_specs), levels=", ".join(self.levels), params=self.params, parts=parts)
 
     def redraw(self) -> None:
         """The verdict in ``info`` and the shape of every map in the table (from the cached results)."""
         self.n_redraw += 1
         if not self.fits:
             kind = self.result["kind"]
-            advice = ("The message names the part that complained and what the part before it gives: "
-                      "change one of the two." if kind == "contract" else "")
-            self.info.value = (f"<div style='background:#fff4e5;padding:6px;border-left:4px solid #e69500'>"
-                               f"<b>These parts {'do not fit' if kind == 'contract' else 'do not build'}</b> "
-                               f"&mdash; nothing is broken, the contract caught it at build time.<br>"
-                               f"<code>{html.escape(self.message)}</code><br>{advice}</div>")
+            advice = (tr("The message names the part that complained and what the part before it gives: "
+                         "change one of the two.") if kind == "contract" else "")
+            verdict = tr("These parts do not fit") if kind == "contract" else tr("These parts do not build")
+            self.info.value = ("<div style='background:#fff4e5;padding:6px;border-left:4px solid #e69500'>"
+                               f"<b>{verdict}</b> &mdash; "
+                               + tr("nothing is broken, the contract caught it at build time.")
+                               + f"<br><code>{html.escape(self.message)}</code><br>{advice}</div>")
             self.table.value = ""
             return
-        self.info.value = (f"<div style='background:#eef7ee;padding:6px;border-left:4px solid #2a7f62'>"
-                           f"<b>These parts fit.</b> {html.escape(self._built_text())}"
-                           f"</div>")
+        self.info.value = ("<div style='background:#eef7ee;padding:6px;border-left:4px solid #2a7f62'>"
+                           f"<b>{tr('These parts fit.')}</b> {html.escape(self._built_text())}"
+                           "</div>")
         rows = "".join(f"<tr><td>{part}</td><td>{html.escape(name)}</td><td>{' x '.join(map(str, shape))}</td></tr>"
                        for part, name, shape in self.shapes)
-        self.table.value = (f"<table><tr><th>part</th><th>map</th><th>shape (batch, channels, height, width)</th>"
-                            f"</tr>{rows}</table>")
+        self.table.value = (f"<table><tr><th>{tr('part')}</th><th>{tr('map')}</th>"
+                            f"<th>{tr('shape (batch, channels, height, width)')}</th></tr>{rows}</table>")
 
     def static_figure(self, combinations: Sequence[Sequence[str]] | None = None):
         """The verdict and map shapes of the picked parts (or of each ``(backbone, neck, head)`` given), as text."""
@@ -240,7 +251,7 @@ class PartSwapper(Explorer):
                                  gridspec_kw={"height_ratios": [len(lines) + 1.5 for _, lines in blocks]})
         for ax, (ok, lines) in zip(axes[:, 0], blocks):
             ax.axis("off")
-            ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=render.MIN_PT,
+            ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family=render.monospace(), fontsize=render.MIN_PT,
                     transform=ax.transAxes,
                     bbox={"facecolor": "#eef7ee" if ok else "#fff4e5", "edgecolor": "#2a7f62" if ok else "#e69500"})
         fig.tight_layout()

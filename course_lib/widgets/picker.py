@@ -9,7 +9,8 @@ import torch
 
 from .. import render
 from ..images import ImageError, load_image, sample_images, to_uint8
-from .base import Panel, fit_labels, picture
+from ..language import tr
+from .base import Panel, caption, fit_labels, picture
 
 #: Uploaded pictures are shrunk so the long side is at most this many pixels
 #: (a 12-megapixel phone photo would make every explorer slow).
@@ -26,7 +27,7 @@ class ImagePicker(Panel):
     preview; its static figure is the chosen photo.
     """
 
-    ALT = "Image picker: the photo every explorer below looks at"
+    ALT = caption(lambda: tr("Image picker: the photo every explorer below looks at"))
 
     def __init__(self, initial: str = "chelsea", max_side: int = MAX_SIDE, preview_width: int = 220):
         self.max_side = max_side
@@ -38,8 +39,8 @@ class ImagePicker(Panel):
         self._quiet = False
         self.name = initial
         self.image = load_image(self._samples[initial], max_side=max_side)
-        self.dropdown = W.Dropdown(options=list(self._samples), value=initial, description="Photo:")
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Upload your own")
+        self.dropdown = W.Dropdown(options=list(self._samples), value=initial, description=tr("Photo:"))
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description=tr("Upload your own"))
         self.info = W.HTML(value=self._ok_message())
         self.preview = picture("png", max_width=preview_width)
         self.preview.value = render.png_bytes(self._thumb())
@@ -54,7 +55,8 @@ class ImagePicker(Panel):
 
         fig, ax = plt.subplots(figsize=(3, 3 * self.image.shape[1] / self.image.shape[2]))
         ax.imshow(to_uint8(self.image))
-        ax.set_title(f"{self.name}: {self.image.shape[2]}×{self.image.shape[1]} pixels", fontsize=render.MIN_PT)
+        ax.set_title(tr("{name}: {w}×{h} pixels", name=self.name, w=self.image.shape[2], h=self.image.shape[1]),
+                     fontsize=render.MIN_PT)
         ax.axis("off")
         fig.tight_layout()
         return fig
@@ -69,7 +71,8 @@ class ImagePicker(Panel):
         try:
             img = load_image(data, max_side=self.max_side)
         except ImageError as err:
-            self.info.value = f"<span style='color:#b00020'>⚠ Could not use {name!r}: {err}</span>"
+            self.info.value = ("<span style='color:#b00020'>⚠ " + tr("Could not use {name!r}: {err}", name=name, err=err)
+                               + "</span>")
             return False
         key = f"upload: {name}"
         self._uploads[key] = img
@@ -126,4 +129,4 @@ class ImagePicker(Panel):
 
     def _ok_message(self) -> str:
         _, h, w = self.image.shape
-        return f"<span style='color:#1b5e20'>✓ {self.name}: {w}×{h} pixels</span>"
+        return "<span style='color:#1b5e20'>✓ " + tr("{name}: {w}×{h} pixels", name=self.name, w=w, h=h) + "</span>"

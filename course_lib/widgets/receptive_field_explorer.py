@@ -13,7 +13,8 @@ from torch import nn
 
 from .. import render
 from ..backbones.receptive_field import ERF, RF, mass_radius, stage_receptive_fields
-from .base import Explorer, as_image, on_click, picture, pictures_figure
+from ..language import tr
+from .base import Explorer, as_image, caption, on_click, picture, pictures_figure
 from .feature_explorer import check_backbone
 
 
@@ -27,7 +28,8 @@ class ReceptiveFieldExplorer(Explorer):
     the single forward pass (``n_forward``), cached per cell (``n_backward``).
     """
 
-    ALT = "Receptive-field explorer: the input pixels one feature-map cell can see, as a box and a gradient heat map"
+    ALT = caption(lambda: tr("Receptive-field explorer: the input pixels one feature-map cell can see, as a box and a "
+                             "gradient heat map"))
 
     def __init__(self, backbone: nn.Module, image: Any = None, *, picker: Any = None, max_side: int = 224,
                  width: int = 448):
@@ -39,17 +41,17 @@ class ReceptiveFieldExplorer(Explorer):
         except (TypeError, ValueError) as err:  # a module the analytic walk cannot follow
             self.rf, self.rf_problem = None, str(err)
         stages = [s for s, spec in self.backbone.out_specs.items() if spec.stride]
-        self.stage = W.Dropdown(options=stages, value=stages[min(1, len(stages) - 1)], description="Stage:")
+        self.stage = W.Dropdown(options=stages, value=stages[min(1, len(stages) - 1)], description=tr("Stage:"))
         # One backward pass per new cell: update when the slider is released, not while dragging.
-        self.y = W.IntSlider(value=0, min=0, max=1, description="cell y:", continuous_update=False)
-        self.x = W.IntSlider(value=0, min=0, max=1, description="cell x:", continuous_update=False)
-        self.show_erf = W.Checkbox(value=True, description="effective RF (gradient)")
+        self.y = W.IntSlider(value=0, min=0, max=1, description=tr("cell y:"), continuous_update=False)
+        self.x = W.IntSlider(value=0, min=0, max=1, description=tr("cell x:"), continuous_update=False)
+        self.show_erf = W.Checkbox(value=True, description=tr("effective RF (gradient)"))
         self.image_widget = picture("jpeg")
         self.key_widget = picture()
         self._observe(self.stage, self.y, self.x, self.show_erf)
         self._click = on_click(self.image_widget, self.click)
         self._start(image, [self.stage, self.show_erf, self.y, self.x,
-                            W.HTML("<small>or click the picture to pick a cell</small>")],
+                            W.HTML("<small>" + tr("or click the picture to pick a cell") + "</small>")],
                     [self.image_widget, self.key_widget])
 
     def _trace(self, image: Any) -> None:
@@ -102,12 +104,12 @@ class ReceptiveFieldExplorer(Explorer):
 
     def legend(self) -> Image.Image:
         """The key under the picture: what the box, the square and the heat mean."""
-        names, colours = ["theoretical RF", "the cell's stride patch"], [(0, 255, 120), render.WHITE]
+        names, colours = [tr("theoretical RF"), tr("the cell's stride patch")], [(0, 255, 120), render.WHITE]
         key = render.legend(names, colours, width=self.width)
         if not self.show_erf.value:
             return key
         return render.vstack([key, render.colorbar_strip(0, 1, self.width, render.HEAT,
-                                                         "effective RF: |gradient|, relative")], pad=0)
+                                                         tr("effective RF: |gradient|, relative"))], pad=0)
 
     def theoretical_box(self) -> tuple[int, int, int, int] | None:
         """The analytic box ``(x0, y0, x1, y1)`` in image pixels for the current cell (clipped)."""
@@ -153,16 +155,17 @@ class ReceptiveFieldExplorer(Explorer):
         """The one-line explanation under the controls."""
         H, W_ = self._grid()
         name = self.stage.value
-        head = f"<b>{name}</b> cell ({self.y.value}, {self.x.value}) of {H}×{W_}"
+        head = tr("<b>{name}</b> cell ({y}, {x}) of {h}×{w}", name=name, y=self.y.value, x=self.x.value, h=H, w=W_)
         if self.rf is not None and name in self.rf:
             rf = self.rf[name]
             x0, y0, x1, y1 = self.theoretical_box()
-            txt = (f"{head}: theoretical RF {rf.size}×{rf.size} px (green; {x1 - x0 + 1}×{y1 - y0 + 1} inside the "
-                   f"image), stride {rf.jump} (white square)")
+            txt = tr("{head}: theoretical RF {size}×{size} px (green; {iw}×{ih} inside the image), stride {jump} "
+                     "(white square)", head=head, size=rf.size, iw=x1 - x0 + 1, ih=y1 - y0 + 1, jump=rf.jump)
         else:
-            txt = f"{head}: no analytic RF for this module ({getattr(self, 'rf_problem', '')})"
+            txt = tr("{head}: no analytic RF for this module ({problem})", head=head,
+                     problem=getattr(self, "rf_problem", ""))
         if self.show_erf.value:
-            txt += f"; 90% of the gradient lies within ±{self._erf_view()[1]:.0f} px"
+            txt += tr("; 90% of the gradient lies within ±{r:.0f} px", r=self._erf_view()[1])
         return txt
 
     def redraw(self) -> None:
@@ -190,10 +193,11 @@ class ReceptiveFieldExplorer(Explorer):
                     self.y.max, self.x.max = H - 1, W_ - 1
                     self.y.value, self.x.value = H // 2, W_ // 2
                     pics.append(self.render())
-                    size = f"RF {self.rf[s].size}px" if self.rf is not None and s in self.rf else ""
-                    titles.append(f"{s} centre cell {size}")
+                    size = tr("RF {n}px", n=self.rf[s].size) if self.rf is not None and s in self.rf else ""
+                    titles.append(tr("{stage} centre cell {size}", stage=s, size=size))
             finally:
                 self.stage.value = keep[0]
                 self._sync_ranges()
                 self.y.value, self.x.value, self.show_erf.value = keep[1], keep[2], keep[3]
-        return pictures_figure(pics, titles, suptitle="Theoretical receptive field (green box) vs effective one (gradient heat)")
+        return pictures_figure(pics, titles, suptitle=tr("Theoretical receptive field (green box) vs effective one "
+                                                         "(gradient heat)"))

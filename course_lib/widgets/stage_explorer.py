@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from .. import render
+from ..language import tr
 from ..model import Model, Trace
-from .base import Explorer, as_image, picture
+from .base import Explorer, as_image, caption, picture
 
 
 class StageExplorer(Explorer):
@@ -30,7 +31,7 @@ class StageExplorer(Explorer):
     :func:`course_lib.images.imagenet_view`).
     """
 
-    ALT = "Stage explorer: what one stage of the backbone holds for the photo"
+    ALT = caption(lambda: tr("Stage explorer: what one stage of the backbone holds for the photo"))
 
     def __init__(self, model: Model, image: Any = None, *, picker: Any = None,
                  prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, top_k: int = 8, cell: int = 96):
@@ -40,13 +41,13 @@ class StageExplorer(Explorer):
         self.cell = cell
         self.trace: Trace | None = None
         self._rows: dict[str, torch.Tensor] = {}
-        self.stage = W.Dropdown(description="Stage:")
-        self.top_k = W.IntSlider(value=top_k, min=1, max=16, description="Top k:", continuous_update=True)
+        self.stage = W.Dropdown(description=tr("Stage:"))
+        self.top_k = W.IntSlider(value=top_k, min=1, max=16, description=tr("Top k:"), continuous_update=True)
         self.image_widget = picture()
         self.verdict_widget = picture()
         self._observe(self.stage, self.top_k)
         self._start(image, [self.stage, self.top_k],
-                    [self.image_widget, W.HTML("<b>Verdict of the head (top 5)</b>"), self.verdict_widget])
+                    [self.image_widget, W.HTML("<b>" + tr("Verdict of the head (top 5)") + "</b>"), self.verdict_widget])
 
     # -- the expensive part: once per image -------------------------------------
     def _trace(self, image: Any) -> None:
@@ -72,7 +73,8 @@ class StageExplorer(Explorer):
         part, name = self.stage.value.split(" · ")
         spec = self.trace.specs.get(part, {}).get(name)
         extra = f" — {spec}" if spec is not None else ""
-        self.info.value = f"<code>{name}</code>: tensor of shape <b>{tuple(t.shape)}</b>{extra}"
+        self.info.value = tr("<code>{name}</code>: tensor of shape <b>{shape}</b>{extra}", name=name,
+                             shape=tuple(t.shape), extra=extra)
         self.n_redraw += 1
 
     def top_channels(self, stage: str, k: int) -> list[int]:
@@ -100,13 +102,13 @@ class StageExplorer(Explorer):
         if isinstance(out, torch.Tensor) and out.ndim == 2 and hasattr(self.model.head, "decode"):
             top = self.model.head.decode(out, k=5)[0]
             return render.bars([c.name for c in top], [c.prob for c in top])
-        return render.bars(["(this head does not classify)"], [0.0])
+        return render.bars([tr("(this head does not classify)")], [0.0])
 
     def _names(self, stage: str, idx: list[int]) -> list[str]:
         cats = getattr(self.model.head, "class_names", None)
         if stage.startswith("head") and cats is not None:
             return [cats[i] for i in idx]
-        return [f"channel {i}" for i in idx]
+        return [tr("channel {i}", i=i) for i in idx]
 
     def static_figure(self, k: int = 4, top: int = 5):
         """A matplotlib figure of every stage (top channels) and the verdict, for places without widgets.
@@ -123,12 +125,12 @@ class StageExplorer(Explorer):
         ax_in, ax_v = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1:])
         img = self.trace.image[0].permute(1, 2, 0).cpu().numpy()
         ax_in.imshow(np.clip(img, 0, 1))
-        ax_in.set_title("input", fontsize=render.MIN_PT)
+        ax_in.set_title(tr("input"), fontsize=render.MIN_PT)
         verdict = self.model.head.decode(self.trace.head, k=top)[0] if self.trace.head.ndim == 2 else []
         if verdict:
             ax_v.imshow(render.bars([c.name for c in verdict], [c.prob for c in verdict], width=150 * (k - 1)))
-            ax_v.set_title(f"the head's verdict: {verdict[0].name} ({verdict[0].prob:.1%}), top {len(verdict)}",
-                           fontsize=render.MIN_PT)
+            ax_v.set_title(tr("the head's verdict: {name} ({p:.1%}), top {n}", name=verdict[0].name, p=verdict[0].prob,
+                              n=len(verdict)), fontsize=render.MIN_PT)
         rows = []
         for i, (s, t) in enumerate(spatial, start=1):
             chans = self.top_channels(s, k)
@@ -145,5 +147,5 @@ class StageExplorer(Explorer):
             ax.axis("off")
         for im, row in rows:
             fig.colorbar(im, ax=row, fraction=0.03, pad=0.01)
-        fig.suptitle("top channels of every stage (one colour scale per row)", fontsize=render.TEXT_PT)
+        fig.suptitle(tr("top channels of every stage (one colour scale per row)"), fontsize=render.TEXT_PT)
         return fig

@@ -30,6 +30,7 @@ from torch import nn
 
 from .. import render
 from .. import weights as W
+from ..language import tr
 from ..measure import evaluating
 
 #: the detectors :func:`detect` knows (their names in :data:`course_lib.weights.OFFICIAL` and torchvision)
@@ -96,10 +97,12 @@ class Detections:
         """The photo with every box, its class and score (:func:`course_lib.render.draw_boxes`); its alt text
         (:func:`course_lib.render.describe`) lists what was found."""
         scale = 1.0 if width is None else width / self.image.shape[-1]
-        found = ", ".join(f"{r['label']} {r['score']:.2f}" for r in self.rows()[:8]) + (" and more" if len(self) > 8 else "")
-        alt = (f"The photo with the {len(self)} box(es) {self.model} found with a score of {self.score_threshold} or "
-               f"more, each tagged with its class and score, best first: {found}." if len(self) else
-               f"The photo without boxes: {self.model} found nothing with a score of {self.score_threshold} or more.")
+        found = ", ".join(f"{r['label']} {r['score']:.2f}" for r in self.rows()[:8]) + (tr(" and more") if len(self) > 8 else "")
+        alt = (tr("The photo with the {n} box(es) {model} found with a score of {t} or more, each tagged with its class "
+                  "and score, best first: {found}.", n=len(self), model=self.model, t=self.score_threshold, found=found)
+               if len(self) else
+               tr("The photo without boxes: {model} found nothing with a score of {t} or more.", model=self.model,
+                  t=self.score_threshold))
         return render.describe(render.draw_boxes(self.image, self.boxes, self.labels, self.scores.tolist(), scale=scale),
                                alt)
 
@@ -153,9 +156,10 @@ class DetectorUnavailable:
         if self.image is None:
             raise ValueError(self.message)
         img = Image.fromarray(render.photo(self.image, width or self.image.shape[-1]))
-        return render.describe(render.label(img, f"no weights: {self.get_weights}"),
-                               f"The photo without boxes: the weights of {self.model} are not on this machine; a "
-                               f"caption at its top gives the line that gets them, {self.get_weights}.")
+        return render.describe(render.label(img, tr("no weights: {line}", line=self.get_weights)),
+                               tr("The photo without boxes: the weights of {model} are not on this machine; a caption "
+                                  "at its top gives the line that gets them, {line}.", model=self.model,
+                                  line=self.get_weights))
 
 
 def _set_threshold(net: nn.Module, t: float) -> None:

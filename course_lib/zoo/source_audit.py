@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..hooks import forward_hooks
+from ..language import tr
 from ..measure import evaluating
 from ..model import Model
 from .yolov8 import Concat
@@ -72,9 +73,10 @@ def verdicts() -> Counter:
 
 
 def audit_table() -> str:
-    """The audit as a Markdown table: number, original words, claim, verdict, truth."""
-    lines = ["| # | the source text (原文) | what it claims | verdict | the truth |", "|---|---|---|---|---|"]
-    lines += [f"| {i} | {c.quote} | {c.claim} | **{c.verdict}** | {c.truth} |" for i, c in enumerate(CLAIMS, 1)]
+    """The audit as a Markdown table: number, original words, claim, verdict, truth (in the learner's language)."""
+    lines = [tr("| # | the source text (原文) | what it claims | verdict | the truth |"), "|---|---|---|---|---|"]
+    lines += [f"| {i} | {c.quote} | {tr(c.claim)} | **{tr(c.verdict)}** | {tr(c.truth)} |"
+              for i, c in enumerate(CLAIMS, 1)]
     return "\n".join(lines)
 
 

@@ -41,6 +41,7 @@ from torch import nn
 
 from ..backbones.custom import ModuleBackbone, _stride, from_module
 from ..contract import Backbone, FeatureSpec, Head, Neck, check_image_batch
+from ..language import tr
 from ..measure import _device, count_params, evaluating
 from ..model import Model
 
@@ -129,24 +130,24 @@ def draw_pipeline(rows: list[dict[str, Any]], title: str = "", ax=None):
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    from ..render import MIN_PT, TEXT_PT
+    from ..render import MIN_PT, TEXT_PT, monospace
 
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 3))
     colors = {"backbone": "#cfe2f3", "neck": "#d9ead3", "head": "#fce5cd"}
-    names = {"backbone": "backbone (the eye)", "neck": "neck (the brain)", "head": "head (the judgement)"}
+    names = {"backbone": tr("backbone (the eye)"), "neck": tr("neck (the brain)"), "head": tr("head (the judgement)")}
     for i, row in enumerate(rows):
         x0 = i * 3.6
         ax.add_patch(FancyBboxPatch((x0, 0), 3.0, 2.2, boxstyle="round,pad=0.05",
                                     fc=colors.get(row["part"], "#eee"), ec="#555"))
         ax.text(x0 + 1.5, 2.1, names.get(row["part"], row["part"]), ha="center", va="top", fontsize=TEXT_PT,
                 weight="bold")
-        ax.text(x0 + 1.5, 1.78, f"{row['where']}\n{row['params'] / 1e6:.2f} M params", ha="center", va="top",
-                fontsize=MIN_PT)
+        ax.text(x0 + 1.5, 1.78, row["where"] + "\n" + tr("{m:.2f} M params", m=row["params"] / 1e6), ha="center",
+                va="top", fontsize=MIN_PT)
         outs = list(row["outputs"].items())
         text = "\n".join(f"{k}: {tuple(v)}" for k, v in outs[:5]) + (
-            f"\n... and {len(outs) - 5} more" if len(outs) > 5 else "")
-        ax.text(x0 + 1.5, 1.12, text, ha="center", va="top", fontsize=MIN_PT, family="monospace")
+            "\n" + tr("... and {n} more", n=len(outs) - 5) if len(outs) > 5 else "")
+        ax.text(x0 + 1.5, 1.12, text, ha="center", va="top", fontsize=MIN_PT, family=monospace())
         if i:
             ax.add_patch(FancyArrowPatch((x0 - 0.6, 1.1), (x0 - 0.05, 1.1), arrowstyle="->", mutation_scale=14))
     ax.set_xlim(-0.2, 3.6 * len(rows))

@@ -65,8 +65,8 @@ register(Exercise(
     id="07.write_nms",
     question="Write nms(boxes, scores, iou_threshold): boxes an (N, 4) tensor of xyxy boxes, scores (N,). Return "
              "the indices of the boxes kept, best score first (a list or a tensor). A box is removed when its IoU "
-             "with an already kept box is above the threshold. Checked against torchvision.ops.nms on 60 random "
-             "sets; course_lib.boxes.box_iou may be used.",
+             "with an already kept box is above the threshold. Checked against torchvision.ops.nms on 20 random "
+             "sets at three thresholds each; course_lib.boxes.box_iou may be used.",
     answer=nms,  # the reference is the library's own step-by-step NMS
     compare=lambda fn, ref: callable(fn) and _check_nms_fn(fn),
     hints=["sort the indices by score, highest first: order = scores.argsort(descending=True).tolist()",

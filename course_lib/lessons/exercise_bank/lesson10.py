@@ -35,7 +35,8 @@ register(LazyExercise(
            "the commonest label's count divided by the number of images",
            "it is above 1/3: the three shapes are not equally often the dominant one"],
     explanation="Any classifier must beat this 'always the same shape' score before it has learned anything; "
-                "the single-task classifier of section 2 scored exactly that on the val split.",
+                "the single-task classifier of section 2 scored exactly such a share: the commonest shape's on the val "
+                "split.",
 ))
 register(Exercise(
     id="10.which_head",
