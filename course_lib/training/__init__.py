@@ -51,6 +51,7 @@ from .probes import (
     train_attention_probe,
 )
 from .recipes import (
+    BENCHMARKS,
     CONFIGS,
     METRIC_NAMES,
     PLATEAU,
@@ -79,6 +80,7 @@ from .recipes import (
 )
 
 __all__ = [
+    "BENCHMARKS",
     "CONFIGS", "DETECTION_COLUMNS", "PLATEAU", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History",
     "LiveCurves", "Plateau", "ProbeResult", "accuracy_baselines", "auto_device", "benchmark_table", "budget_seconds",
     "classification_metrics", "compare_arms", "compare_curves", "compare_detectors", "draw_baselines",

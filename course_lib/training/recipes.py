@@ -341,16 +341,22 @@ class Plateau:
 
 
 # ----------------------------------------------------------------- benchmark results
+#: The repository's ``benchmarks/`` folder: what ``benchmarks/bench_*.py`` measured, and the checkpoints they
+#: trained (``BENCHMARKS / "checkpoints"``). Found from the library's own place, so a lesson reads it the same
+#: from ``notebooks/`` and from ``notebooks/zh/``.
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
 def read_benchmark(path: str | Path) -> dict[str, Any]:
     """A benchmark table a ``benchmarks/bench_*.py`` script saved: ``{"machine", ..., "rows"}``.
 
-    The repository keeps lesson 08's wall-clock detector table in ``benchmarks/detector.json``
-    (``read_benchmark("../benchmarks/detector.json")``), lesson 10's seeds of the sharing experiment in
-    ``benchmarks/multitask.json`` and lesson 11's transformer-vs-CNN seeds in ``benchmarks/transformer.json``.
+    ``path`` is a file, or the bare name of a table in :data:`BENCHMARKS`: lesson 08's wall-clock detector table
+    ``read_benchmark("detector")`` (``benchmarks/detector.json``), lesson 10's seeds of the sharing experiment
+    ``"multitask"`` and lesson 11's transformer-vs-CNN seeds ``"transformer"``.
     Each row gets ``"current"``: whether its model and recipe (all but the steps and the seed) are still those
     of the named config today (a table measured before a config changed is stale: rerun its script).
     """
-    path = Path(path)
+    path = BENCHMARKS / f"{path}.json" if isinstance(path, str) and path.isidentifier() else Path(path)
     if not path.is_file():
         script = f"bench_{path.stem}.py" if path.stem in ("detector", "multitask", "transformer") else "bench_detector.py"
         raise FileNotFoundError(f"no benchmark results at {path}; measure them with: python benchmarks/{script}")
