@@ -28,6 +28,9 @@ def test_a_translated_lesson_is_complete_current_and_written(stem):
     assert written == tr.dumps(tr.translated(stem)), "run python tools/translate.py"
     en = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text(encoding="utf-8"))
     zh = json.loads(written)
+    switch = zh["cells"].pop(1)                                        # the one cell the English lacks
+    assert switch["id"] == tr.SWITCH_ID and "".join(switch["source"]) == tr.SWITCH["zh"]
+    assert 'cl.set_language("zh")' in tr.SWITCH["zh"]
     assert [c["id"] for c in zh["cells"]] == [c["id"] for c in en["cells"]]
     code = [(a, b) for a, b in zip(en["cells"], zh["cells"]) if a["cell_type"] == "code"]
     assert code and all(a == b for a, b in code)                       # every code cell, byte for byte
@@ -57,7 +60,13 @@ def test_a_changed_missing_or_unknown_cell_is_named(tmp_path, monkeypatch):
     stub.write_text(stub.read_text(encoding="utf-8").replace("# Lesson 99 — Demo", "# 第 99 课 — 演示"), encoding="utf-8")
     assert tr.problems(stem) == []
     out = tr.translated(stem)
-    assert out["cells"][0]["source"] == ["# 第 99 课 — 演示"] and out["cells"][1] == cells[1]
+    assert out["cells"][0]["source"] == ["# 第 99 课 — 演示"] and out["cells"][2] == cells[1]
+    assert out["cells"][1]["id"] == tr.SWITCH_ID                        # the switch, under the title
+
+    stub.write_text(stub.read_text(encoding="utf-8").replace("# 第 99 课 — 演示", "# Lesson 99"), encoding="utf-8")
+    assert tr.problems(stem) == [f"{stem}: markdown cell 0 (id aaa, '# Lesson 99 — Demo') is not translated yet "
+                                 "(no Chinese character)"]
+    stub.write_text(stub.read_text(encoding="utf-8").replace("# Lesson 99", "# 第 99 课 — 演示"), encoding="utf-8")
 
     nb["cells"][0]["source"] = ["# Lesson 99 — A demo"]                  # the English changed
     nb["cells"].append({"cell_type": "markdown", "id": "ccc", "metadata": {}, "source": ["More."]})
