@@ -66,16 +66,17 @@ def test_every_target_installs_what_it_needs_first(tmp_path, target, command):
 
 
 @pytest.mark.parametrize("failing", [None, "test", "site"])
-def test_ci_runs_test_then_site_and_stops_on_failure(tmp_path, failing):
+def test_ci_runs_site_then_test_and_stops_on_failure(tmp_path, failing):
     fake, log = tmp_path / "bin", tmp_path / "make.log"
     fake.mkdir()
-    _script(fake, "make", f'echo "$*" >> {log}\n[ "$1" = "$FAILING" ] && exit 3\nexit 0')
+    _script(fake, "make", f'echo "$*${{COURSE_SITE:+@$COURSE_SITE}}" >> {log}\n[ "$1" = "$FAILING" ] && exit 3\nexit 0')
     for tool in ("apt-get", "sudo"):  # never touch the real machine's packages
         _script(fake, tool, "exit 0")
     result = subprocess.run(["bash", str(ROOT / ".ci" / "run")], capture_output=True, text=True,
                             env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAILING": failing or ""})
     ran = log.read_text().split()
+    order = ["site", "test@_site"]            # the site first: the tests then check that build (COURSE_SITE)
     if failing is None:
-        assert result.returncode == 0 and ran == ["test", "site"]
+        assert result.returncode == 0 and ran == order
     else:
-        assert result.returncode == 3 and ran == ["test", "site"][: ["test", "site"].index(failing) + 1]
+        assert result.returncode == 3 and ran == order[: ["site", "test"].index(failing) + 1]

@@ -3,7 +3,11 @@
 Builds the whole site once, into a temporary folder, and checks what a reader
 of the site gets: every lesson ran without errors, every live explorer became
 a note followed by its own static figure, the index links every page, and
-``notebooks/`` was not touched.
+``notebooks/`` was not touched.  Both languages: every English lesson and its
+Chinese twin (``notebooks/zh/``), each page linking the other.
+
+``COURSE_SITE=_site`` checks a site ``make site`` has just built instead of building
+one more (``.ci/run`` does: it builds the site first, then runs the tests on it).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -19,7 +24,7 @@ import pytest
 from tool_scripts import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")) + sorted((ROOT / "notebooks" / "zh").glob("[0-9]*.ipynb"))
 IMG = re.compile(r'src="data:image/(?:png|jpeg|svg)')
 
 
@@ -29,11 +34,16 @@ def _build_site_module():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
+    built = os.environ.get("COURSE_SITE")
+    if built:                              # made by `make site` just before (its notebooks checked by .ci/run)
+        out = Path(built).resolve()
+        build = {b["html"]: b for b in json.loads((out / "build.json").read_text())}
+        return out, int(any(b["problems"] for b in build.values())), build, True
     out = tmp_path_factory.mktemp("site")
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in LESSONS}
     status = _build_site_module().main(["--out", str(out)])
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in LESSONS}
-    build = {b["notebook"]: b for b in json.loads((out / "build.json").read_text())}
+    build = {b["html"]: b for b in json.loads((out / "build.json").read_text())}
     return out, status, build, before == after
 
 
@@ -46,7 +56,9 @@ def test_whole_site_builds_and_every_explorer_has_its_static_figure(site):
     # and all of them are in one folder for review
     assert (out / "figures" / "index.html").exists()
     assert len(list((out / "figures").glob("*.png"))) >= sum(b["static_figures"] for b in build.values())
-    assert sorted(build) == [p.name for p in LESSONS]
+    site = _build_site_module()
+    assert sorted(build) == sorted(site.page_name(p) for p in LESSONS)
+    assert {b["lang"] for b in build.values()} == {"en", "zh"}
     problems = {name: b["problems"] for name, b in build.items() if b["problems"]}
     assert not problems, problems
     assert status == 0
@@ -63,15 +75,20 @@ def test_whole_site_builds_and_every_explorer_has_its_static_figure(site):
             assert IMG.search(after), f"{name}: explorer {i} has no static figure after its note"
         assert b["static_figures"] >= b["explorers"], name
         assert len(IMG.findall(page)) >= b["static_figures"], name
-    lesson00 = (out / build[LESSONS[0].name]["html"]).read_text(encoding="utf-8")
-    assert "Egyptian cat" in lesson00  # lesson 00's verdict on the cat photo, computed at build time
+    for name in ("00_the_big_picture.html", "00_the_big_picture.zh.html"):
+        lesson00 = (out / name).read_text(encoding="utf-8")
+        assert "Egyptian cat" in lesson00  # lesson 00's verdict on the cat photo, computed at build time
+    zh00 = (out / "00_the_big_picture.zh.html").read_text(encoding="utf-8")
+    assert '<html lang="zh">' in zh00 and "第 00 课" in zh00 and 'href="00_the_big_picture.html"' in zh00
+    assert 'href="00_the_big_picture.zh.html"' in (out / "00_the_big_picture.html").read_text(encoding="utf-8")
 
-    index = (out / "index.html").read_text(encoding="utf-8")
-    for b in build.values():
-        assert f'href="{b["html"]}"' in index and html.escape(b["title"]) in index
+    for lang, name in (("en", "index.html"), ("zh", "index.zh.html")):
+        index = (out / name).read_text(encoding="utf-8")
+        for b in build.values():
+            assert (f'href="{b["html"]}"' in index) == (b["lang"] == lang), (name, b["html"])
+            assert html.escape(b["title"]) in index or b["lang"] != lang
     # offline: every page loads only what is next to it, and the site can be searched
-    site = _build_site_module()
-    for b in [*build.values(), {"html": "index.html"}]:
+    for b in [*build.values(), {"html": "index.html"}, {"html": "index.zh.html"}]:
         assert site.outside_requests((out / b["html"]).read_text(encoding="utf-8")) == [], b["html"]
     assert (out / "assets" / "katex" / "katex.min.js").is_file() and (out / "assets" / "course.js").is_file()
     searched = (out / "assets" / "search-index.js").read_text(encoding="utf-8")
@@ -115,7 +132,9 @@ def _browse_site(chromium: str, out: Path, build: dict) -> tuple[list[str], list
             page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
             for b in build.values():
                 page.goto((out / b["html"]).as_uri(), wait_until="load")
-                assert page.locator("nav.course-nav select option").count() == len(build), b["html"]
+                same = sum(o["lang"] == b["lang"] for o in build.values())     # the lessons of its language
+                assert page.locator("nav.course-nav select option").count() == same, b["html"]
+                assert page.locator("nav.course-nav a.course-lang").count() == 1, b["html"]
                 assert page.locator("#course-toc li").count() >= 2, b["html"]        # its sections, listed
                 if b["notebook"].startswith("06_"):
                     assert page.locator(".jp-MarkdownCell .katex").count() >= 10
@@ -124,6 +143,11 @@ def _browse_site(chromium: str, out: Path, build: dict) -> tuple[list[str], list
             page.fill("#course-search", "SPPF")
             first = page.locator("#course-search-results li a").first
             assert (first.get_attribute("href") or "").startswith("05_"), first.get_attribute("href")
+            assert ".zh." not in (first.get_attribute("href") or "")             # English pages search English
+            page.goto((out / "index.zh.html").as_uri(), wait_until="load")
+            page.fill("#course-search", "感受野")
+            found = page.locator("#course-search-results li a")
+            assert found.count() >= 2 and all(".zh.html" in (a.get_attribute("href") or "") for a in found.all())
         finally:
             browser.close()
     return outside, errors
@@ -149,7 +173,7 @@ def test_an_explorer_without_its_static_figure_is_reported():
                                                        "text/plain": "train: 100%|##########| 30/30 [00:01<00:00]"})
     nb.cells = [nbformat.v4.new_code_cell("fit(...)", outputs=[bar])]
     assert site.replace_widgets(nb) == (0, 0, [])
-    assert nb.cells[0].outputs[0]["data"] == {"text/plain": site.PROGRESS_NOTE}
+    assert nb.cells[0].outputs[0]["data"] == {"text/plain": site.UI["en"]["progress"]}
 
 
 def test_an_explorers_static_figure_follows_its_note():
@@ -268,5 +292,11 @@ def test_a_page_loads_nothing_from_the_network_and_links_its_neighbours(tmp_path
     assert site.outside_requests('<script src="https://cdn.example/x.js"></script><a href="https://arxiv.org">'
                                  "</a><style>@font-face{src:url(//fonts.example/f.woff2)}</style>") == [
         "https://cdn.example/x.js", "//fonts.example/f.woff2"]
+    zh_top, zh_bottom = site.nav_html([("06_b.zh.html", "第 06 课 — 头部")], 0, "zh",
+                                      {"en": "06_b.html", "zh": "06_b.zh.html"})
+    assert 'hreflang="en" href="06_b.html">English</a>' in zh_top and 'hreflang="zh-CN"' not in zh_top
+    assert 'placeholder="搜索全部课程"' in zh_top and 'href="index.zh.html"' in zh_top and "上一课与下一课" in zh_bottom
+    assert site.page_name(Path("notebooks/zh/06_b.ipynb")) == "06_b.zh.html"
+    assert site.page_name(Path("notebooks/06_b.ipynb")) == "06_b.html"
     assert site.lesson_label("06_b", "Lesson 06 — The head") == "Lesson 06 — The head"
     assert site.lesson_label("06_b", "The head") == "06 · The head"

@@ -1,7 +1,13 @@
 """Execute every lesson and render a static HTML site (nbconvert) into ``_site/``.
 
-    .venv/bin/python tools/build_site.py                 # all notebooks -> _site/
+    .venv/bin/python tools/build_site.py                 # every lesson, English and Chinese -> _site/
+    .venv/bin/python tools/build_site.py --lang en       # the English lessons only
     .venv/bin/python tools/build_site.py --out /tmp/site notebooks/00_the_big_picture.ipynb
+
+Both languages of the course share one folder: ``00_the_big_picture.html`` and its
+Chinese page ``00_the_big_picture.zh.html`` (from ``notebooks/zh/``), ``index.html``
+and ``index.zh.html``; every page links its other-language twin from its bar, speaks
+its own language (:data:`UI`) and searches the lessons of its language.
 
 Each notebook runs top to bottom in a fresh kernel (in memory: ``notebooks/``
 is never written to).  Live ipywidgets cannot run in a static page, so every
@@ -57,12 +63,47 @@ STATIC_MIME = ("image/png", "image/jpeg", "image/svg+xml")
 #: what tqdm's notebook progress bar says as text: "train: 100%|##########| 30/30 [00:01<00:00, ...]"
 PROGRESS_TEXT = re.compile(r"\|\s*\d+/\d+ \[")
 IMG_ALT = re.compile(r'<img\b[^>]*\balt="([^"]*)"')
-PROGRESS_NOTE = "[progress bar: it moves while the cell runs in JupyterLab]"
-LIVE_NOTE = (
-    '<div class="course-live-note" style="border-left:4px solid #1976d2;padding:4px 10px;color:#555;'
-    'background:#f3f7fd;font-size:90%">&#9881; Live explorer: open this notebook in JupyterLab to move its '
-    "controls. The static figure below shows what it draws.</div>"
-)
+LIVE_STYLE = "border-left:4px solid #1976d2;padding:4px 10px;color:#555;background:#f3f7fd;font-size:90%"
+#: The words of the site itself, in each language of the course (a page speaks its lesson's language).
+UI = {
+    "en": {"code": "en", "name": "English", "course": "Eye · Brain · Judgement", "lesson": "Lesson {n}",
+           "search": "Search every lesson", "toc": "On this page", "pager": "previous and next lesson",
+           "progress": "[progress bar: it moves while the cell runs in JupyterLab]",
+           "live": "&#9881; Live explorer: open this notebook in JupyterLab to move its controls. The static figure "
+                   "below shows what it draws.",
+           "intro": "Backbone (主干网络) → neck (颈部) → head (头部) of deep vision models. Each lesson below was "
+                    "executed top to bottom to make this page; open the notebooks in JupyterLab to use the live "
+                    "explorers.",
+           "row": "{explorers} explorer(s), {figures} figure(s), built in {seconds:.0f} s, {mb:.1f} MB"},
+    "zh": {"code": "zh-CN", "name": "中文", "course": "眼睛 · 大脑 · 判断", "lesson": "第 {n} 课",
+           "search": "搜索全部课程", "toc": "本页目录", "pager": "上一课与下一课",
+           "progress": "[进度条：在 JupyterLab 中运行单元格时它会走动]",
+           "live": "&#9881; 交互探索器：在 JupyterLab 中打开本笔记本即可拖动它的控件。下面的静态图展示了它画出的内容。",
+           "intro": "深度视觉模型的主干网络（backbone）→ 颈部（neck）→ 头部（head）。下面每一课都从头到尾执行过一遍才生成"
+                    "本页；在 JupyterLab 中打开笔记本即可使用交互探索器。",
+           "row": "{explorers} 个探索器，{figures} 张图，构建用时 {seconds:.0f} 秒，{mb:.1f} MB"},
+}
+
+
+def live_note(lang: str = "en") -> str:
+    """The note that stands where a live explorer was, above its static figure."""
+    return f'<div class="course-live-note" style="{LIVE_STYLE}">{UI[lang]["live"]}</div>'
+
+
+def language_of(notebook: Path) -> str:
+    """``"zh"`` for a Chinese lesson (``notebooks/zh/``), else ``"en"``."""
+    return "zh" if notebook.parent.name == "zh" else "en"
+
+
+def page_name(notebook: Path) -> str:
+    """The page of a lesson: ``<stem>.html`` in English, ``<stem>.zh.html`` in Chinese (one folder, so every
+    page finds ``assets/`` and its neighbours the same way)."""
+    lang = language_of(notebook)
+    return f"{notebook.stem}.html" if lang == "en" else f"{notebook.stem}.{lang}.html"
+
+
+def index_name(lang: str) -> str:
+    return "index.html" if lang == "en" else f"index.{lang}.html"
 
 
 @dataclass
@@ -78,6 +119,7 @@ class Page:
     problems: list[str] = field(default_factory=list)
     pictures: list[Picture] = field(default_factory=list)
     bytes: int = 0
+    lang: str = "en"
 
 
 def title_of(nb) -> str:
@@ -97,7 +139,7 @@ def _static_outputs(cell) -> int:
     )
 
 
-def replace_widgets(nb) -> tuple[int, int, list[str]]:
+def replace_widgets(nb, lang: str = "en") -> tuple[int, int, list[str]]:
     """Swap every live widget output for a note followed by its own static figure.
 
     A widget output that carries no static figure (an image next to the
@@ -117,12 +159,12 @@ def replace_widgets(nb) -> tuple[int, int, list[str]]:
             text = data.get("text/plain", "")
             text = "".join(text) if isinstance(text, list) else text
             if PROGRESS_TEXT.search(text) and not any(m in data for m in STATIC_MIME):
-                out["data"] = {"text/plain": PROGRESS_NOTE}  # it moved while the cell ran; nothing to show
+                out["data"] = {"text/plain": UI[lang]["progress"]}  # it moved while the cell ran; nothing to show
                 outputs.append(out)
                 continue
             explorers += 1
             static = {m: data[m] for m in STATIC_MIME if m in data}
-            out["data"] = {"text/html": LIVE_NOTE, "text/plain": "[live explorer: open in JupyterLab]"}
+            out["data"] = {"text/html": live_note(lang), "text/plain": "[live explorer: open in JupyterLab]"}
             outputs.append(out)
             if static:
                 meta = dict(out.get("metadata", {}))
@@ -212,7 +254,8 @@ def write_figures(pages: list[Page], out_dir: Path) -> Path:
         rows.append(f"<h2>{html.escape(page.notebook.stem)} · {html.escape(page.title)}</h2>")
         for pic in page.pictures:
             ext = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}[pic.mime]
-            name = f"{page.notebook.stem.split('_')[0]}_cell{pic.cell:02d}_{pic.index}.{ext}"
+            tag = "" if page.lang == "en" else f"{page.lang}_"
+            name = f"{tag}{page.notebook.stem.split('_')[0]}_cell{pic.cell:02d}_{pic.index}.{ext}"
             (folder / name).write_bytes(pic.data)
             notes = "".join(f"<li class='bad'>{html.escape(p)}</li>" for p in pic.problems)
             alt = html.escape(pic.alt or "NO ALT TEXT")
@@ -247,31 +290,45 @@ def outside_requests(page: str) -> list[str]:
     return [next(g for g in m.groups() if g) for m in OUTSIDE.finditer(page)]
 
 
-def nav_html(lessons: list[tuple[str, str]], i: int) -> tuple[str, str]:
-    """The bar on top of page ``i`` (home, previous / next, search, this page's sections) and the pager at its
-    bottom; ``lessons`` is ``[(html file name, "NN · title"), ...]`` in course order."""
+def language_switch(lang: str, other: dict[str, str]) -> str:
+    """Links to the same page in the other languages (``other``: language -> page name)."""
+    return "".join(f'<a class="course-lang" lang="{UI[o]["code"]}" hreflang="{UI[o]["code"]}" '
+                   f'href="{html.escape(name)}">{UI[o]["name"]}</a>' for o, name in other.items() if o != lang)
+
+
+def nav_html(lessons: list[tuple[str, str]], i: int, lang: str = "en",
+             other: dict[str, str] | None = None) -> tuple[str, str]:
+    """The bar on top of page ``i`` (home, previous / next, search, the other language, this page's sections)
+    and the pager at its bottom; ``lessons`` is ``[(html file name, "NN · title"), ...]`` in course order, in
+    the page's language ``lang``; ``other`` names this page in other languages (language -> page)."""
+    ui = UI[lang]
+
     def link(j: int, arrow: str) -> str:
         if not 0 <= j < len(lessons):
             return "<span></span>"
         name, label = lessons[j]
-        short = f"Lesson {name.split('_')[0]}"
+        short = ui["lesson"].format(n=name.split("_")[0])
         text = f"&larr; {short}" if arrow == "prev" else f"{short} &rarr;"
         return f'<a class="course-{arrow}" rel="{arrow}" href="{html.escape(name)}" title="{html.escape(label)}">{text}</a>'
 
     options = "".join(f'<option value="{html.escape(n)}"{" selected" if j == i else ""}>{html.escape(lab)}</option>'
                       for j, (n, lab) in enumerate(lessons))
-    top = (f'<nav class="course-nav" aria-label="course"><a class="course-home" href="index.html">Eye · Brain · '
-           f'Judgement</a>{link(i - 1, "prev")}<select aria-label="lesson" onchange="location.href=this.value">'
+    switch = language_switch(lang, other or {})
+    top = (f'<nav class="course-nav" aria-label="course"><a class="course-home" href="{index_name(lang)}">'
+           f'{ui["course"]}</a>{link(i - 1, "prev")}<select aria-label="lesson" onchange="location.href=this.value">'
            f'{options}</select>{link(i + 1, "next")}<span class="course-search-wrap"><input type="search" '
-           'id="course-search" placeholder="Search every lesson" aria-label="search every lesson">'
-           '<ul id="course-search-results" hidden></ul></span></nav>'
-           '<details class="course-toc" open><summary>On this page</summary><ul id="course-toc"></ul></details>')
-    bottom = f'<nav class="course-pager" aria-label="previous and next lesson">{link(i - 1, "prev")}{link(i + 1, "next")}</nav>'
+           f'id="course-search" placeholder="{ui["search"]}" aria-label="{ui["search"]}">'
+           f'<ul id="course-search-results" hidden></ul></span>{switch}</nav>'
+           f'<details class="course-toc" open><summary>{ui["toc"]}</summary><ul id="course-toc"></ul></details>')
+    bottom = (f'<nav class="course-pager" aria-label="{ui["pager"]}">{link(i - 1, "prev")}{link(i + 1, "next")}'
+              "</nav>")
     return top, bottom
 
 
 def build_page(path: Path, out_dir: Path, timeout: int = 600, nav: tuple[str, str] = ("", "")) -> Page:
-    """Execute ``path`` in memory and write ``out_dir/<stem>.html`` (``nav``: :func:`nav_html`'s bar and pager)."""
+    """Execute ``path`` in memory and write its page (:func:`page_name`) into ``out_dir`` (``nav``:
+    :func:`nav_html`'s bar and pager)."""
+    lang = language_of(path)
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
     ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", store_widget_state=False)
@@ -291,17 +348,18 @@ def build_page(path: Path, out_dir: Path, timeout: int = 600, nav: tuple[str, st
             os.environ["MPLBACKEND"] = saved
     seconds = time.perf_counter() - t0
     problems += errors_of(nb)
-    explorers, statics, widget_problems = replace_widgets(nb)
+    explorers, statics, widget_problems = replace_widgets(nb, lang)
     problems += widget_problems
     pictures, picture_problems = pictures_of(nb)
     problems += picture_problems
-    exporter = HTMLExporter(template_name="course", extra_template_basedirs=[str(SITE / "templates")])
+    exporter = HTMLExporter(template_name="course", extra_template_basedirs=[str(SITE / "templates")],
+                            language_code=lang)      # <html lang=...>: ISO 639-1, "en" or "zh"
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb)},
                                                          "course_nav_top": nav[0], "course_nav_bottom": nav[1]})
     problems += [f"the page would load {url} from the network" for url in outside_requests(body)]
-    target = out_dir / f"{path.stem}.html"
+    target = out_dir / page_name(path)
     target.write_text(body, encoding="utf-8")
-    return Page(path, target, title_of(nb), seconds, explorers, statics, problems, pictures, len(body.encode()))
+    return Page(path, target, title_of(nb), seconds, explorers, statics, problems, pictures, len(body.encode()), lang)
 
 
 class _Sections(HTMLParser):
@@ -343,11 +401,12 @@ class _Sections(HTMLParser):
         self.sections[-1][slot] += data
 
 
-def search_entries(page: Path, label: str) -> list[dict[str, str]]:
-    """One search entry per section of a rendered lesson: page, lesson, heading, anchor and its prose."""
+def search_entries(page: Path, label: str, lang: str = "en") -> list[dict[str, str]]:
+    """One search entry per section of a rendered lesson: page, lesson, heading, anchor, its prose and its
+    language (a page's search looks in the lessons of its own language)."""
     parser = _Sections()
     parser.feed(page.read_text(encoding="utf-8"))
-    return [{"p": page.name, "l": label, "h": " ".join(h.split()), "a": anchor, "t": " ".join(t.split())}
+    return [{"p": page.name, "l": label, "h": " ".join(h.split()), "a": anchor, "t": " ".join(t.split()), "g": lang}
             for anchor, h, t in parser.sections if h.strip() or t.strip()]
 
 
@@ -355,7 +414,7 @@ def write_assets(pages: list[Page], out_dir: Path) -> Path:
     """``_site/assets/``: the course's script and style, KaTeX, and the search index over every page."""
     assets = out_dir / "assets"
     shutil.copytree(SITE / "assets", assets, dirs_exist_ok=True)
-    entries = [e for p in pages for e in search_entries(p.html, label_of(p))]
+    entries = [e for p in pages for e in search_entries(p.html, label_of(p), p.lang)]
     index = assets / "search-index.js"
     index.write_text("window.COURSE_SEARCH = " + json.dumps(entries, ensure_ascii=False) + ";\n", encoding="utf-8")
     return index
@@ -372,50 +431,64 @@ def label_of(page: Page) -> str:
 
 
 def write_index(pages: list[Page], out_dir: Path) -> Path:
-    """``_site/index.html`` (the lesson list, with search) and ``build.json`` (what the build measured)."""
-    rows = "\n".join(
-        f'<li><a href="{html.escape(p.html.name)}">{html.escape(label_of(p))}</a> <small>({p.explorers} '
-        f"explorer(s), {p.static_figures} figure(s), built in {p.seconds:.0f} s, {p.bytes / 2**20:.1f} MB"
-        f"{'; PROBLEMS' if p.problems else ''})</small></li>"
-        for p in pages
-    )
-    index = out_dir / "index.html"
-    index.write_text(
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>Eye · Brain · Judgement</title>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1.0'>"
-        "<link rel='stylesheet' href='assets/course.css'>"
-        "<style>main{font-family:sans-serif;max-width:760px;margin:1em auto;line-height:1.5;padding:0 12px}</style>"
-        "</head><body><nav class='course-nav' aria-label='course'><span class='course-home'>Eye · Brain · Judgement"
-        "</span><span class='course-search-wrap'><input type='search' id='course-search' placeholder='Search every "
-        "lesson' aria-label='search every lesson'><ul id='course-search-results' hidden></ul></span></nav><main>"
-        "<h1>Eye · Brain · Judgement</h1><p>Backbone (主干网络) → neck (颈部) → head (头部) of deep vision models. "
-        "Each lesson below was executed top to bottom to make this page; open the notebooks in JupyterLab to "
-        f"use the live explorers.</p>\n<ol>\n{rows}\n</ol></main>"
-        "<script src='assets/search-index.js'></script><script src='assets/course.js'></script></body></html>\n",
-        encoding="utf-8",
-    )
+    """``_site/index.html`` (the lesson list, with search; ``index.<lang>.html`` in each other language) and
+    ``build.json`` (what the build measured); returns the English index (or the only one)."""
+    langs = list(dict.fromkeys(p.lang for p in pages))
+    for lang in langs:
+        ui = UI[lang]
+        rows = "\n".join(
+            f'<li><a href="{html.escape(p.html.name)}">{html.escape(label_of(p))}</a> <small>('
+            + ui["row"].format(explorers=p.explorers, figures=p.static_figures, seconds=p.seconds, mb=p.bytes / 2**20)
+            + f"{'; PROBLEMS' if p.problems else ''})</small></li>"
+            for p in pages if p.lang == lang
+        )
+        switch = language_switch(lang, {o: index_name(o) for o in langs})
+        (out_dir / index_name(lang)).write_text(
+            f"<!DOCTYPE html>\n<html lang='{ui['code']}'><head><meta charset='utf-8'><title>{ui['course']}</title>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1.0'>"
+            "<link rel='stylesheet' href='assets/course.css'>"
+            "<style>main{font-family:sans-serif;max-width:760px;margin:1em auto;line-height:1.5;padding:0 12px}</style>"
+            f"</head><body><nav class='course-nav' aria-label='course'><span class='course-home'>{ui['course']}"
+            f"</span><span class='course-search-wrap'><input type='search' id='course-search' placeholder='"
+            f"{ui['search']}' aria-label='{ui['search']}'><ul id='course-search-results' hidden></ul></span>{switch}"
+            f"</nav><main><h1>{ui['course']}</h1><p>{ui['intro']}</p>\n<ol>\n{rows}\n</ol></main>"
+            "<script src='assets/search-index.js'></script><script src='assets/course.js'></script></body></html>\n",
+            encoding="utf-8",
+        )
     (out_dir / "build.json").write_text(
         json.dumps(
             [
-                {"notebook": p.notebook.name, "html": p.html.name, "title": p.title, "seconds": round(p.seconds, 1),
-                 "bytes": p.bytes, "explorers": p.explorers, "static_figures": p.static_figures,
-                 "problems": p.problems}
+                {"notebook": p.notebook.name, "lang": p.lang, "html": p.html.name, "title": p.title,
+                 "seconds": round(p.seconds, 1), "bytes": p.bytes, "explorers": p.explorers,
+                 "static_figures": p.static_figures, "problems": p.problems}
                 for p in pages
             ],
-            indent=1,
+            indent=1, ensure_ascii=False,
         )
     )
-    return index
+    return out_dir / index_name("en" if "en" in langs else langs[0])
+
+
+def lessons_in(lang: str) -> list[Path]:
+    """The lessons of one language of the course, in order (English in ``notebooks/``, Chinese in ``notebooks/zh/``)."""
+    folder = ROOT / "notebooks" if lang == "en" else ROOT / "notebooks" / lang
+    return sorted(folder.glob("[0-9]*.ipynb"))
 
 
 def build_site(notebooks: list[Path], out_dir: Path, timeout: int = 600) -> list[Page]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    lessons = [(f"{nb.stem}.html", lesson_label(nb.stem, title_of(nbformat.read(nb, as_version=4))))
-               for nb in notebooks]
+    by_lang: dict[str, list[Path]] = {}
+    for nb in notebooks:
+        by_lang.setdefault(language_of(nb), []).append(nb)
+    lessons = {lang: [(page_name(nb), lesson_label(nb.stem, title_of(nbformat.read(nb, as_version=4))))
+                      for nb in nbs] for lang, nbs in by_lang.items()}
     pages = []
-    for i, nb in enumerate(notebooks):
-        print(f"executing {nb.name} ...", flush=True)
-        page = build_page(nb, out_dir, timeout, nav=nav_html(lessons, i))
+    for nb in notebooks:
+        lang = language_of(nb)
+        i = by_lang[lang].index(nb)
+        other = {o: page_name(n) for o, nbs in by_lang.items() for n in nbs if n.stem == nb.stem}
+        print(f"executing {nb.relative_to(ROOT) if nb.is_relative_to(ROOT) else nb.name} ...", flush=True)
+        page = build_page(nb, out_dir, timeout, nav=nav_html(lessons[lang], i, lang, other))
         status = "ok" if not page.problems else "PROBLEMS:\n  " + "\n  ".join(page.problems)
         print(f"  {page.seconds:.1f} s, {page.bytes / 2**20:.1f} MB, {page.explorers} explorer(s), "
               f"{page.static_figures} figure(s): {status}")
@@ -428,16 +501,20 @@ def build_site(notebooks: list[Path], out_dir: Path, timeout: int = 600) -> list
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to render (default: notebooks/[0-9]*.ipynb)")
+    ap.add_argument("notebooks", nargs="*", type=Path,
+                    help="notebooks to render (default: every lesson in every language: notebooks/, notebooks/zh/)")
+    ap.add_argument("--lang", choices=sorted(UI), action="append",
+                    help="build only this language's lessons (repeat for several; default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "_site", help="output folder (default: _site/)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     args = ap.parse_args(argv)
-    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    notebooks = args.notebooks or [nb for lang in (args.lang or list(UI)) for nb in lessons_in(lang)]
     if not notebooks:
         print("no notebooks found", file=sys.stderr)
         return 1
     pages = build_site([p.resolve() for p in notebooks], args.out, args.timeout)
-    print(f"site written to {args.out / 'index.html'}")
+    print(f"site written to {args.out / 'index.html'}" + ("" if len({p.lang for p in pages}) == 1 else
+                                                          f" (and {', '.join(index_name(x) for x in UI if x != 'en')})"))
     return 1 if any(p.problems for p in pages) else 0
 
 

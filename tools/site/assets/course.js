@@ -35,6 +35,7 @@
   var box = document.getElementById("course-search");
   var list = document.getElementById("course-search-results");
   var index = window.COURSE_SEARCH || [];
+  var lang = (document.documentElement.lang || "en").slice(0, 2);
   if (!box || !list) return;
 
   function snippet(text, word) {
@@ -47,6 +48,7 @@
     if (!words.length) return [];
     var hits = [];
     index.forEach(function (e) {
+      if ((e.g || "en") !== lang) return;   // a page searches the lessons of its own language
       var head = e.h.toLowerCase(), body = e.t.toLowerCase(), score = 0;
       for (var k = 0; k < words.length; k++) {
         var inHead = head.indexOf(words[k]) >= 0, inBody = body.indexOf(words[k]) >= 0;
@@ -65,7 +67,7 @@
     list.hidden = !box.value.trim();
     if (!hits.length && box.value.trim()) {
       var none = document.createElement("li");
-      none.textContent = "No section mentions all of: " + box.value.trim();
+      none.textContent = (lang === "zh" ? "没有哪一节同时提到：" : "No section mentions all of: ") + box.value.trim();
       list.appendChild(none);
     }
     hits.forEach(function (hit) {
