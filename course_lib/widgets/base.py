@@ -206,6 +206,11 @@ class Panel:
         finally:
             plt.close(fig)
         data["image/png"] = picture["image/png"]
+        view = getattr(self, "view", None)
+        if view is not None and hasattr(view, "snapshot"):   # drawn in the browser: the offline site can redraw it
+            from .browser import SNAPSHOT_MIME
+
+            data[SNAPSHOT_MIME] = view.snapshot()
         return data, meta
 
 

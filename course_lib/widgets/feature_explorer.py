@@ -21,6 +21,7 @@ from .. import render
 from ..language import tr
 from ..measure import evaluating
 from .base import Explorer, as_image, caption, picture
+from .browser import MapView, map_group
 
 
 def check_backbone(backbone: Any) -> nn.Module:
@@ -60,11 +61,15 @@ class FeatureExplorer(Explorer):
         self.channel = W.IntSlider(value=0, min=0, max=1, description=tr("Channel:"), continuous_update=True)
         self.top_k = W.IntSlider(value=8, min=1, max=16, description=tr("Top k:"), continuous_update=True)
         self.overlay = W.Checkbox(value=True, description=tr("over the photo"))
-        self.image_widget = picture("jpeg")
+        self.image_widget = picture("jpeg")   # the same picture drawn by Python: static figures, tests
         self.key_widget = picture()
+        self.view = MapView(opacity=0.55)      # drawn in the browser: every stage's channels, sent once per image
         self._observe(self.stage, self.mode, self.channel, self.top_k, self.overlay)
         self._start(image, [self.stage, self.mode, self.channel, self.top_k, self.overlay],
-                    [self.image_widget, self.key_widget])
+                    [self.view, self.key_widget])
+        self.view.follow({"group": (self.stage, "index"), "mode": (self.mode, "index"),
+                          "channel": (self.channel, "value"), "k": (self.top_k, "value"),
+                          "overlay": (self.overlay, "value")})
 
     # -- once per image -------------------------------------------------------------
     def _trace(self, image: Any) -> None:
@@ -80,6 +85,15 @@ class FeatureExplorer(Explorer):
         self._base = render.photo(self.image, self.width)
         self._tiles: dict[int, np.ndarray] = {}
         self._sync_channel_range()
+        stages = list(self.stage.options)                     # the dropdown's index is the view's group
+        self.view.show([map_group(k, self.features[k], order=self._ranking[k].tolist()) for k in stages],
+                       cmap=render.SEQUENTIAL, overlay_cmap=render.HEAT, photo=self._base,
+                       cell=self.width // 4 - 3, single=self.width, modes=("channel", "topk"),
+                       controls={"group": True, "mode": {"options": [tr("channel"), tr("top-k")]},
+                                 "channel": {"min": 0, "max": max(len(self.features[k]) for k in stages) - 1},
+                                 "k": {"min": 1, "max": 16}, "overlay": True},
+                       text={"group": tr("Stage:"), "mode": tr("Show:"), "channel": tr("Channel:"),
+                             "k": tr("Top k:"), "overlay": tr("over the photo")}, alt=self.ALT)
 
     # -- every control change -------------------------------------------------------
     def _on_control(self, change) -> None:

@@ -13,6 +13,7 @@ from .. import render
 from ..language import tr
 from ..model import Model, Trace
 from .base import Explorer, as_image, caption, picture
+from .browser import MapView, bar_group, map_group
 
 
 class StageExplorer(Explorer):
@@ -20,7 +21,9 @@ class StageExplorer(Explorer):
 
     The network runs once per image (``n_forward`` counts the passes); moving
     the stage dropdown or the top-k slider only redraws from the cached
-    :class:`~course_lib.model.Trace`.
+    :class:`~course_lib.model.Trace`.  In JupyterLab the picture is drawn in the browser
+    (:class:`~course_lib.widgets.browser.MapView`, ``view``): each stage's top 16 channels go to the page once
+    per image, and the two controls redraw there without waiting for the kernel.
 
     * a spatial map ``(1, C, H, W)``: the ``k`` channels with the highest mean
       activation, side by side;
@@ -43,11 +46,13 @@ class StageExplorer(Explorer):
         self._rows: dict[str, torch.Tensor] = {}
         self.stage = W.Dropdown(description=tr("Stage:"))
         self.top_k = W.IntSlider(value=top_k, min=1, max=16, description=tr("Top k:"), continuous_update=True)
-        self.image_widget = picture()
+        self.image_widget = picture()        # the same picture drawn by Python: static figures, tests, no browser
         self.verdict_widget = picture()
+        self.view = MapView()
         self._observe(self.stage, self.top_k)
         self._start(image, [self.stage, self.top_k],
-                    [self.image_widget, W.HTML("<b>" + tr("Verdict of the head (top 5)") + "</b>"), self.verdict_widget])
+                    [self.view, W.HTML("<b>" + tr("Verdict of the head (top 5)") + "</b>"), self.verdict_widget])
+        self.view.follow({"group": (self.stage, "index"), "k": (self.top_k, "value")})
 
     # -- the expensive part: once per image -------------------------------------
     def _trace(self, image: Any) -> None:
@@ -61,6 +66,23 @@ class StageExplorer(Explorer):
                 self.stage.options = list(self._rows)
             self.stage.value = keep or list(self._rows)[1]
         self.verdict_widget.value = render.png_bytes(self.verdict_image())
+        self.view.show([self._view_group(s) for s in self._rows], cmap=render.SEQUENTIAL, cell=self.cell,
+                       controls={"group": True, "k": {"min": 1, "max": 16}},
+                       text={"group": tr("Stage:"), "k": tr("Top k:")}, alt=self.ALT)
+
+    def _view_group(self, stage: str) -> dict:
+        """What the browser view gets of one stage: the input's colours, the top 16 channels of a map (best
+        first), or the 16 largest entries of a vector, as :meth:`stage_image` draws them."""
+        t = self._rows[stage][0]
+        if t.ndim == 3 and stage.startswith("input"):
+            return map_group(stage, t[:3], labels=["R", "G", "B"], fixed=True, cmap="gray")
+        top = self.top_channels(stage, 16)
+        if t.ndim == 3:
+            return map_group(stage, t[top], labels=[f"#{c}" for c in top])
+        vals = t[top]
+        shown = torch.softmax(t, 0)[top] if stage.startswith("head") else vals / vals.abs().max().clamp_min(1e-8)
+        names = self._names(stage, top)
+        return bar_group(stage, shown.tolist(), names)
 
     # -- the cheap part: every slider move ---------------------------------------
     def redraw(self) -> None:

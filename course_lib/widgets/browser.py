@@ -1,0 +1,126 @@
+"""Explorers drawn in the browser: the maps go to the page once per image, every control move redraws there.
+
+Why: in JupyterLab every ipywidgets change makes a round trip through the kernel (tens of milliseconds) before
+the picture can change, however fast the Python side draws.  A :class:`MapView` (an anywidget, whose JupyterLab
+extension ships in its wheel and works offline) holds what an explorer can show for the current image --
+each group's maps quantised to ``uint8``, one colour scale per map (what the Python pictures show), the colour
+map's lookup table, the photo -- and ``static/explorer.js`` draws them on a ``<canvas>``.  The explorer's own
+ipywidgets controls are *jslinked* to the view (:meth:`MapView.follow`): the browser moves the view with the
+slider, the kernel hears of it too (``info``, the static figure) but the picture does not wait for it.
+
+The same script draws the offline site's explorers: ``tools/build_site.py`` embeds :meth:`MapView.snapshot`
+(payload and state) in the page, and the script gives it controls of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import ipywidgets as W
+import numpy as np
+import torch
+import traitlets
+
+from .. import render
+
+#: The script that draws every browser view (JupyterLab and the offline site).
+SCRIPT = Path(__file__).with_name("static") / "explorer.js"
+#: The mime type of an explorer's snapshot in a notebook's output (read by the site build).
+SNAPSHOT_MIME = "application/vnd.course.explorer+json"
+
+
+@cache
+def module_source() -> str:
+    """The view's JavaScript module for JupyterLab: :data:`SCRIPT` with the ``render`` anywidget calls."""
+    return SCRIPT.read_text(encoding="utf-8") + (
+        "\nexport default { render({ model, el }) { return courseExplorerRender(model, el, false); } };\n")
+
+
+@cache
+def lut(cmap: str) -> str:
+    """A matplotlib colour map as a 256 x RGB lookup table, base64 (what the browser colours ``uint8`` maps with)."""
+    from matplotlib import colormaps
+
+    table = (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    return base64.b64encode(table.tobytes()).decode()
+
+
+def quantise(maps: torch.Tensor | np.ndarray) -> str:
+    """``(N, H, W)`` maps as base64 ``uint8``, each map stretched to its own min..max (a flat map is 0)."""
+    m = torch.as_tensor(maps).detach().float().cpu()
+    lo = m.amin(dim=(1, 2), keepdim=True)
+    span = (m.amax(dim=(1, 2), keepdim=True) - lo).clamp_min(1e-12)
+    q = ((m - lo) / span * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return base64.b64encode(q.tobytes()).decode()
+
+
+def map_group(name: str, maps: torch.Tensor, *, order: Sequence[int] | None = None,
+              labels: Sequence[str] | None = None, caption: str = "", fixed: bool = False,
+              cmap: str | None = None) -> dict[str, Any]:
+    """One group of a :class:`MapView`: ``maps`` ``(N, H, W)``, their ranking for top-k (``order``), their labels;
+    ``fixed``: always all of them (an image's colour channels), in ``cmap`` rather than the view's."""
+    n, h, w = maps.shape
+    group = {"name": name, "n": int(n), "h": int(h), "w": int(w), "data": quantise(maps),
+             "order": [int(i) for i in (order if order is not None else range(n))],
+             "labels": list(labels) if labels is not None else [f"#{i}" for i in range(n)], "caption": caption,
+             "fixed": fixed}
+    if cmap is not None:
+        group["lut"] = lut(cmap)
+    return group
+
+
+def bar_group(name: str, values: Sequence[float], labels: Sequence[str], caption: str = "") -> dict[str, Any]:
+    """A group of a :class:`MapView` that is a vector: its entries drawn as bars, the ``k`` largest first."""
+    vals = [float(v) for v in values]
+    order = sorted(range(len(vals)), key=lambda i: -vals[i])
+    return {"name": name, "kind": "bars", "n": len(vals), "values": vals, "order": order, "labels": list(labels),
+            "caption": caption}
+
+
+class MapView(anywidget.AnyWidget):
+    """A grid of maps drawn on a canvas in the browser; ``group``, ``k``, ``channel``, ``mode``, ``overlay``,
+    ``opacity`` pick what it shows, with no round trip to the kernel when they are jslinked to controls."""
+
+    _esm = module_source()
+    payload = traitlets.Dict().tag(sync=True)
+    group = traitlets.Int(0).tag(sync=True)
+    k = traitlets.Int(8).tag(sync=True)
+    channel = traitlets.Int(0).tag(sync=True)
+    mode = traitlets.Int(0).tag(sync=True)      # an index into the payload's ``modes`` ("topk", "channel")
+    overlay = traitlets.Bool(False).tag(sync=True)
+    opacity = traitlets.Float(0.6).tag(sync=True)
+
+    STATE = ("group", "k", "channel", "mode", "overlay", "opacity")
+
+    def show(self, groups: list[dict[str, Any]], *, cmap: str = render.HEAT, overlay_cmap: str | None = None,
+             photo: Any = None, cell: int = 96, single: int | None = None, ncols: int = 4,
+             modes: Sequence[str] = ("topk",), controls: dict[str, Any] | None = None,
+             text: dict[str, str] | None = None, alt: str = "") -> None:
+        """Send what the view can show for one image (once per image): its groups of maps, the colour maps
+        (alone, and over the photo), the photo, what each ``mode`` index means, and for the offline site the
+        controls it draws itself (``controls``, their labels in ``text``)."""
+        payload = {"groups": groups, "lut": lut(cmap), "lut_over": lut(overlay_cmap or cmap), "cell": cell,
+                   "single": single or cell, "ncols": ncols, "modes": list(modes), "controls": controls or {},
+                   "text": text or {}, "alt": alt}
+        if photo is not None:
+            payload["photo"] = "data:image/jpeg;base64," + base64.b64encode(render.jpeg_bytes(photo)).decode()
+        self.payload = payload
+
+    def follow(self, links: dict[str, tuple[W.Widget, str]]) -> list[W.jslink]:
+        """Tie the view's state to controls in the browser: ``{"k": (slider, "value"), "group": (dropdown,
+        "index"), ...}``.  The kernel side follows as well, so Python reads the same state."""
+        out = []
+        for name, (widget, attr) in links.items():
+            setattr(self, name, getattr(widget, attr))
+            out.append(W.jslink((widget, attr), (self, name)))
+            widget.observe(lambda ch, name=name: setattr(self, name, ch["new"]), names=attr)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the offline site needs to bring this view alive without a kernel: the payload and the state."""
+        return {"payload": self.payload, "state": {k: getattr(self, k) for k in self.STATE}}

@@ -1,0 +1,99 @@
+"""Explorers drawn in the browser (``course_lib.widgets.browser``): what goes to the page once per image, and
+that the view's state follows every control with no forward pass.  (That the canvas redraws in JupyterLab while
+the kernel is busy is ``tests/browser/test_browser_views.py``; that it lives on the offline site, ``test_site``.)"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+import torch
+
+import course_lib as cl
+from course_lib.images import imagenet_view
+from course_lib.widgets import FeatureExplorer, StageExplorer
+from course_lib.widgets.browser import SCRIPT, SNAPSHOT_MIME, MapView, bar_group, lut, map_group, quantise
+
+
+def _maps(group: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(group["data"]), np.uint8).reshape(group["n"], group["h"], group["w"])
+
+
+def test_maps_are_quantised_one_scale_per_map_and_colour_maps_are_lookup_tables():
+    m = torch.stack([torch.arange(12.0).reshape(3, 4), -5 * torch.arange(12.0).reshape(3, 4), torch.ones(3, 4)])
+    q = np.frombuffer(base64.b64decode(quantise(m)), np.uint8).reshape(3, 3, 4)
+    assert q[0].min() == 0 and q[0].max() == 255 and q[0, 0, 1] == round(255 / 11)
+    assert (q[1] == 255 - q[0]).all()                     # its own scale: the sign flips the order
+    assert (q[2] == 0).all()                              # a flat map is 0, never a division by zero
+    table = np.frombuffer(base64.b64decode(lut("magma")), np.uint8).reshape(256, 3)
+    assert tuple(table[0]) == (0, 0, 4) and tuple(table[-1]) == (252, 253, 191)    # matplotlib's magma ends
+    g = map_group("C3", m, order=[2, 0, 1])
+    assert (g["n"], g["h"], g["w"], g["order"], g["labels"]) == (3, 3, 4, [2, 0, 1], ["#0", "#1", "#2"])
+    bars = bar_group("logits", [0.1, 0.7, 0.2], ["a", "b", "c"])
+    assert bars["kind"] == "bars" and bars["order"] == [1, 2, 0]
+
+
+def test_the_view_follows_its_controls_in_python_too():
+    slider, view = cl.widgets.base.W.IntSlider(value=5, min=1, max=16), MapView()
+    links = view.follow({"k": (slider, "value")})
+    assert view.k == 5 and len(links) == 1 and links[0].source == (slider, "value")
+    slider.value = 9
+    assert view.k == 9
+
+
+def test_the_stage_explorer_sends_every_stage_once_and_draws_in_the_browser(classifier):
+    ex = StageExplorer(classifier, cl.sample_images()["chelsea"], prepare=imagenet_view)
+    payload = ex.view.payload
+    names = [g["name"] for g in payload["groups"]]
+    assert names == list(ex.stage.options)               # one group per stage, in the dropdown's order
+    kinds = {g["name"]: g.get("kind") for g in payload["groups"]}
+    assert kinds["head · output"] == "bars" and kinds["backbone · C3"] is None
+    c3 = payload["groups"][names.index("backbone · C3")]
+    assert c3["n"] == 16 and c3["labels"] == [f"#{c}" for c in ex.top_channels("backbone · C3", 16)]
+    got = _maps(c3)[0].astype(float)                      # the strongest channel, as Python has it
+    want = ex._rows["backbone · C3"][0, ex.top_channels("backbone · C3", 1)[0]].numpy()
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.999
+    head = payload["groups"][names.index("head · output")]
+    assert head["labels"][head["order"][0]] == "Egyptian cat"
+    assert ex.view in _all_children(ex.widget)                 # on the page, in place of the Python picture
+    forwards = ex.n_forward
+    ex.top_k.value = 3
+    ex.stage.value = "backbone · C5"
+    assert (ex.view.k, ex.view.group) == (3, names.index("backbone · C5"))
+    assert ex.n_forward == forwards                      # no control move runs the network
+    snap = ex._repr_mimebundle_()[0][SNAPSHOT_MIME]
+    assert snap["payload"] is payload and snap["state"]["k"] == 3
+
+
+def test_the_feature_explorer_sends_every_channel_of_every_stage(classifier):
+    ex = FeatureExplorer(classifier.backbone, cl.sample_images()["chelsea"])
+    payload = ex.view.payload
+    assert [g["name"] for g in payload["groups"]] == list(ex.stage.options)     # the dropdown's index is the group
+    for g in payload["groups"]:
+        assert (g["n"], g["h"], g["w"]) == tuple(ex.features[g["name"]].shape)
+        assert g["order"] == ex._ranking[g["name"]].tolist()
+    assert payload["modes"] == ["channel", "topk"] and payload["photo"].startswith("data:image/jpeg;base64,")
+    forwards = ex.n_forward
+    ex.stage.value = "C4"
+    ex.mode.value = "top-k"
+    ex.overlay.value = False
+    ex.channel.value = 5
+    assert (ex.view.group, ex.view.mode, ex.view.overlay, ex.view.channel) == (ex.stage.index, 1, False, 5)
+    assert payload["groups"][ex.view.group]["name"] == "C4"
+    assert ex.n_forward == forwards
+
+
+def _all_children(w) -> list:
+    out = []
+    for c in getattr(w, "children", ()):
+        out += [c, *_all_children(c)]
+    return out
+
+
+@pytest.mark.parametrize("host", ["export default", "function courseExplorerBoot"])
+def test_one_script_serves_jupyterlab_and_the_site(host):
+    esm = MapView()._esm
+    assert esm.startswith(SCRIPT.read_text(encoding="utf-8"))
+    assert host in (esm if host == "export default" else SCRIPT.read_text(encoding="utf-8"))
+    assert "export" not in SCRIPT.read_text(encoding="utf-8").split("//")[0]   # a classic script for file://
