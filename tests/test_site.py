@@ -121,7 +121,7 @@ def test_the_built_site_works_offline_in_a_browser(site):
 def _browse_site(chromium: str, out: Path, build: dict) -> tuple[list[str], list[str]]:
     from playwright.sync_api import sync_playwright
 
-    outside, errors = [], []
+    outside, errors, alive = [], [], {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
@@ -139,6 +139,7 @@ def _browse_site(chromium: str, out: Path, build: dict) -> tuple[list[str], list
                 if b["notebook"].startswith("06_"):
                     assert page.locator(".jp-MarkdownCell .katex").count() >= 10
                     assert page.locator(".katex-error").count() == 0
+                alive.update(_move_every_explorer(page, b["html"]))
             page.goto((out / "index.html").as_uri(), wait_until="load")
             page.fill("#course-search", "SPPF")
             first = page.locator("#course-search-results li a").first
@@ -150,7 +151,26 @@ def _browse_site(chromium: str, out: Path, build: dict) -> tuple[list[str], list
             assert found.count() >= 2 and all(".zh.html" in (a.get_attribute("href") or "") for a in found.all())
         finally:
             browser.close()
+    # lessons 00 and 01 have explorers drawn in the browser: alive here too, without a kernel
+    assert {n.split(".")[0] for n in alive} >= {"00_the_big_picture", "01_backbone_the_eye"}, alive
+    assert all(alive.values()), alive
     return outside, errors
+
+
+def _move_every_explorer(page, name: str) -> dict[str, bool]:
+    """Press an arrow key on the first slider of every live explorer of the page: did its canvas redraw?"""
+    moved = {}
+    roots = page.locator(".cl-snapshot .cl-explorer")
+    for i in range(roots.count()):
+        root = roots.nth(i)
+        assert root.locator("canvas").count() == 1 and root.locator("input[type=range]").count() >= 1
+        before = int(root.get_attribute("data-drawn") or 0)
+        slider = root.locator("input[type=range]").first
+        slider.scroll_into_view_if_needed()
+        at_max = slider.evaluate("e => Number(e.value) >= Number(e.max)")
+        slider.press("ArrowLeft" if at_max else "ArrowRight")
+        moved[f"{name} explorer {i}"] = int(root.get_attribute("data-drawn") or 0) > before
+    return moved
 
 
 def test_an_explorer_without_its_static_figure_is_reported():
@@ -257,6 +277,28 @@ def test_a_picture_shown_twice_is_reported():
     assert len(pictures) == 2 and len(problems) == 1 and "shows picture 1 again" in problems[0]
 
 
+def test_an_explorer_drawn_in_the_browser_comes_alive_from_its_snapshot():
+    """A browser-drawn explorer's output carries its snapshot: the page gets it as JSON, safe inside <script>,
+    followed by its static figure, and the page loads the script that draws it."""
+    import nbformat
+
+    site = _build_site_module()
+    snap = {"payload": {"groups": [], "alt": "a </script> in the text"}, "state": {"k": 3}}
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("ex")]
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={
+        site.WIDGET_VIEW: {"model_id": "x"}, site.SNAPSHOT_MIME: snap, "image/png": "iVBORw0KGgo=",
+        "text/plain": "ex"}, metadata={"image/png": {"alt": "the explorer"}})]
+    explorers, statics, problems = site.replace_widgets(nb)
+    assert (explorers, statics, problems) == (1, 1, [])
+    note = nb.cells[0].outputs[0]["data"]["text/html"]
+    assert '<div class="cl-snapshot"><script type="application/json">' in note and "</script> in" not in note
+    body = note.split('type="application/json">')[1].split("</script>")[0]
+    assert json.loads(body) == snap
+    assert "its controls work here" in note
+    assert "the explorer" in nb.cells[0].outputs[1]["data"]["text/html"]          # its static figure follows
+
+
 def test_a_page_loads_nothing_from_the_network_and_links_its_neighbours(tmp_path):
     """The course template, without executing anything: no CDN script (require.js, MathJax, mermaid),
     KaTeX and the course's assets from next to the page, the lesson bar and the pager, search entries
@@ -278,6 +320,7 @@ def test_a_page_loads_nothing_from_the_network_and_links_its_neighbours(tmp_path
     assert site.outside_requests(body) == []
     assert "require.min.js" not in body and "mathjax" not in body.lower() and "mermaid" not in body
     assert 'src="assets/katex/katex.min.js"' in body and 'href="assets/katex/katex.min.css"' in body
+    assert 'src="assets/explorer.js"' in body
     for rel, target in (("prev", "05_a.html"), ("next", "07_c.html")):   # in the bar and in the pager
         links = re.findall(rf'<a [^>]*rel="{rel}"[^>]*>', body)
         assert len(links) == 2 and all(f'href="{target}"' in a for a in links), links

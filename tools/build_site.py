@@ -60,6 +60,8 @@ SITE = ROOT / "tools" / "site"  # the page template and the assets every page lo
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_MIME = ("image/png", "image/jpeg", "image/svg+xml")
+SNAPSHOT_MIME = "application/vnd.course.explorer+json"  # course_lib.widgets.browser: a browser-drawn explorer
+EXPLORER_JS = ROOT / "course_lib" / "widgets" / "static" / "explorer.js"  # draws it, in JupyterLab and here
 #: what tqdm's notebook progress bar says as text: "train: 100%|##########| 30/30 [00:01<00:00, ...]"
 PROGRESS_TEXT = re.compile(r"\|\s*\d+/\d+ \[")
 IMG_ALT = re.compile(r'<img\b[^>]*\balt="([^"]*)"')
@@ -71,6 +73,8 @@ UI = {
            "progress": "[progress bar: it moves while the cell runs in JupyterLab]",
            "live": "&#9881; Live explorer: open this notebook in JupyterLab to move its controls. The static figure "
                    "below shows what it draws.",
+           "alive": "&#9881; Live explorer: its controls work here, on the photo this page was built with (a new "
+                    "photo needs the kernel: open the notebook in JupyterLab). The static figure follows it.",
            "intro": "Backbone (主干网络) → neck (颈部) → head (头部) of deep vision models. Each lesson below was "
                     "executed top to bottom to make this page; open the notebooks in JupyterLab to use the live "
                     "explorers.",
@@ -79,15 +83,22 @@ UI = {
            "search": "搜索全部课程", "toc": "本页目录", "pager": "上一课与下一课",
            "progress": "[进度条：在 JupyterLab 中运行单元格时它会走动]",
            "live": "&#9881; 交互探索器：在 JupyterLab 中打开本笔记本即可拖动它的控件。下面的静态图展示了它画出的内容。",
+           "alive": "&#9881; 交互探索器：它的控件在本页就能用，作用于构建本页时的那张照片（换照片需要内核：请在 JupyterLab "
+                    "中打开笔记本）。其后是它的静态图。",
            "intro": "深度视觉模型的主干网络（backbone）→ 颈部（neck）→ 头部（head）。下面每一课都从头到尾执行过一遍才生成"
                     "本页；在 JupyterLab 中打开笔记本即可使用交互探索器。",
            "row": "{explorers} 个探索器，{figures} 张图，构建用时 {seconds:.0f} 秒，{mb:.1f} MB"},
 }
 
 
-def live_note(lang: str = "en") -> str:
-    """The note that stands where a live explorer was, above its static figure."""
-    return f'<div class="course-live-note" style="{LIVE_STYLE}">{UI[lang]["live"]}</div>'
+def live_note(lang: str = "en", snapshot: dict | None = None) -> str:
+    """The note that stands where a live explorer was, above its static figure; with the ``snapshot`` of an
+    explorer drawn in the browser, the explorer itself follows the note, alive (``assets/explorer.js``)."""
+    if snapshot is None:
+        return f'<div class="course-live-note" style="{LIVE_STYLE}">{UI[lang]["live"]}</div>'
+    data = json.dumps(snapshot, ensure_ascii=False).replace("</", "<\\/")    # safe inside <script>
+    return (f'<div class="course-live-note" style="{LIVE_STYLE}">{UI[lang]["alive"]}</div>'
+            f'<div class="cl-snapshot"><script type="application/json">{data}</script></div>')
 
 
 def language_of(notebook: Path) -> str:
@@ -164,7 +175,8 @@ def replace_widgets(nb, lang: str = "en") -> tuple[int, int, list[str]]:
                 continue
             explorers += 1
             static = {m: data[m] for m in STATIC_MIME if m in data}
-            out["data"] = {"text/html": live_note(lang), "text/plain": "[live explorer: open in JupyterLab]"}
+            out["data"] = {"text/html": live_note(lang, data.get(SNAPSHOT_MIME)),
+                           "text/plain": "[live explorer: open in JupyterLab]"}
             outputs.append(out)
             if static:
                 meta = dict(out.get("metadata", {}))
@@ -414,6 +426,7 @@ def write_assets(pages: list[Page], out_dir: Path) -> Path:
     """``_site/assets/``: the course's script and style, KaTeX, and the search index over every page."""
     assets = out_dir / "assets"
     shutil.copytree(SITE / "assets", assets, dirs_exist_ok=True)
+    shutil.copy(EXPLORER_JS, assets / "explorer.js")
     entries = [e for p in pages for e in search_entries(p.html, label_of(p), p.lang)]
     index = assets / "search-index.js"
     index.write_text("window.COURSE_SEARCH = " + json.dumps(entries, ensure_ascii=False) + ";\n", encoding="utf-8")

@@ -1,7 +1,10 @@
-// The course site's own script: math, the page's table of contents, and search over every lesson.
+// The course site's own script: live explorers, math, the page's table of contents, and search over every lesson.
 // Everything it needs is in the page or next to it (assets/), so it works from file:// with no network.
 (function () {
   "use strict";
+
+  // Explorers drawn in the browser (assets/explorer.js): alive from the snapshot the page embeds.
+  if (window.courseExplorerBoot) window.courseExplorerBoot(document);
 
   // Math: KaTeX over the prose only (code and outputs keep their dollar signs).
   if (window.renderMathInElement) {
