@@ -1,0 +1,183 @@
+"""How fast an explorer answers where the learner is: key press on a slider -> picture changed, in JupyterLab.
+
+    .venv/bin/python benchmarks/bench_lab_latency.py            # writes benchmarks/lab_latency.json
+    .venv/bin/python benchmarks/bench_lab_latency.py --moves 60
+
+A throwaway JupyterLab (127.0.0.1, empty token) runs one notebook with three ways to answer a top-k slider over
+lesson 00's photo and classifier, side by side in the same run:
+
+* **browser** -- lesson 00's :class:`~course_lib.widgets.StageExplorer`: its maps went to the page once, the
+  slider is jslinked to its :class:`~course_lib.widgets.browser.MapView`, the canvas redraws in the browser;
+* **precomputed PNG** -- a slider whose observer swaps in one of 16 PNGs drawn beforehand: no drawing at all,
+  only the kernel round trip of ipywidgets;
+* **naive interact** -- ``ipywidgets.interact`` with a callback that runs the network and draws a matplotlib
+  figure on every move, the way a notebook is often first written.
+
+Headless Chromium focuses each slider's handle and presses the arrow key; the page itself times from the
+``keydown`` to the picture's change (a MutationObserver on the canvas's redraw mark, the image's ``src``, or
+the output area's new picture) -- the moment the page holds the new picture; the screen shows it at the next
+frame, for every arm alike.  Each arm gets ``--moves`` presses, alternating right and left, each after the
+previous one has settled.  Medians and p95 in milliseconds, with the machine, go to ``lab_latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+import lab_driver as lab  # noqa: E402
+
+OUT = Path(__file__).with_name("lab_latency.json")
+
+SETUP = """\
+import io, time
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import torch
+import course_lib as cl
+from course_lib import render
+from course_lib.images import imagenet_view
+_ = torch.set_grad_enabled(False)
+model = cl.build_model({"backbone": {"name": "mobilenet_v2", "pretrained": True}, "neck": {"name": "gap"},
+                        "head": {"name": "classification", "pretrained": True}}).eval()
+photo = cl.load_image(cl.sample_images()["chelsea"])
+"""
+BROWSER = """\
+ex = cl.widgets.StageExplorer(model, photo, prepare=imagenet_view)
+ex.stage.value = "backbone · C3"
+ex.widget.add_class("bench-browser")
+ex.widget
+"""
+PNG = """\
+c3 = model.trace(imagenet_view(photo)).stages()
+maps = dict((f"{p} · {n}", t) for p, n, t in c3)["backbone · C3"][0]
+order = maps.mean(dim=(1, 2)).argsort(descending=True).tolist()
+pngs = [render.png_bytes(render.feature_grid(maps, order[:k], ncols=min(k, 4))) for k in range(1, 17)]
+png_slider = W.IntSlider(value=8, min=1, max=16, description="Top k:")
+png_image = W.Image(value=pngs[7], format="png")
+png_slider.observe(lambda ch: setattr(png_image, "value", pngs[ch["new"] - 1]), names="value")
+box = W.VBox([png_slider, png_image])
+box.add_class("bench-png")
+box
+"""
+NAIVE = """\
+def naive(k=8):
+    t = dict((f"{p} · {n}", m) for p, n, m in model.trace(imagenet_view(photo)).stages())["backbone · C3"][0]
+    top = t.mean(dim=(1, 2)).argsort(descending=True)[:k].tolist()
+    fig, axes = plt.subplots(1, k, figsize=(1.2 * k, 1.4), squeeze=False)
+    for ax, c in zip(axes[0], top):
+        ax.imshow(t[c].numpy())
+        ax.set_title(f"#{c}")
+        ax.axis("off")
+    plt.show()
+naive_w = W.interactive(naive, k=W.IntSlider(value=8, min=1, max=16))
+naive_w.add_class("bench-naive")
+naive_w
+"""
+
+# In the page: the time from the next keydown to the first change of the arm's picture.
+ARM_JS = """
+([sel, kind]) => { window.__latency = new Promise((resolve) => {
+  const root = document.querySelector(sel);
+  let t0 = null;
+  const done = (how) => { obs.disconnect(); resolve({ms: performance.now() - t0, how}); };
+  const obs = new MutationObserver((records) => {
+    if (t0 === null) return;
+    for (const r of records) {
+      if (kind === 'browser' && r.attributeName === 'data-drawn') return done('canvas');
+      if (kind === 'png' && r.target.tagName === 'IMG' && r.attributeName === 'src') return done('img');
+      if (kind === 'naive' && [...r.addedNodes].some(n => n.querySelector && (n.tagName === 'IMG' || n.querySelector('img'))))
+        return done('new img');
+    }
+  });
+  obs.observe(root, {attributes: true, childList: true, subtree: true});
+  document.addEventListener('keydown', () => { t0 = performance.now(); }, {capture: true, once: true});
+  setTimeout(() => { obs.disconnect(); resolve({ms: null, how: 'timeout'}); }, 10000);
+}); }
+"""
+
+
+def notebook() -> dict:
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+              "source": src} for i, src in enumerate((SETUP, BROWSER, PNG, NAIVE))]
+    return {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                        "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def press(page, kind: str, key: str) -> float | None:
+    sel = f".bench-{kind}"
+    handle = page.locator(f"{sel} .noUi-handle").first
+    handle.focus()
+    page.evaluate(ARM_JS, [sel, kind])          # arms the timer; it starts at the keydown
+    handle.press(key)
+    return page.evaluate("() => window.__latency")["ms"]
+
+
+def measure(moves: int, chromium: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="course-latency-"))
+    (tmp / "root").mkdir()
+    (tmp / "root" / "latency.ipynb").write_text(json.dumps(notebook()))
+    results: dict[str, list[float]] = {"browser": [], "png": [], "naive": []}
+    try:
+        with lab.running_lab(tmp / "root", tmp) as server, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            lab.open_notebook(page, server.url, "latency.ipynb")
+            lab.run_all(page)
+            lab.wait_for_kernel_idle(page)
+            page.wait_for_selector(".bench-browser .cl-explorer canvas", timeout=60000)
+            for kind in results:
+                page.locator(f".bench-{kind}").first.scroll_into_view_if_needed()
+                for i in range(moves + 3):
+                    ms = press(page, kind, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+                    lab.wait_for_kernel_idle(page, settle_s=0.3)
+                    if i >= 3 and ms is not None:       # the first presses warm the page up
+                        results[kind].append(ms)
+            browser.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def summary(values: list[float]) -> dict:
+    xs = sorted(values)
+    return {"n": len(xs), "median_ms": round(statistics.median(xs), 1),
+            "p95_ms": round(xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))], 1)} if xs else {"n": 0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--moves", type=int, default=40, help="key presses per arm (after 3 to warm up)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args(argv)
+    chromium = lab.find_chromium()
+    if chromium is None:
+        print("no Chromium found: install it (apt-get install chromium) or set COURSE_CHROMIUM", file=sys.stderr)
+        return 1
+    raw = measure(a.moves, chromium)
+    rows = {k: summary(v) for k, v in raw.items()}
+    naive, mine = rows["naive"].get("median_ms"), rows["browser"].get("median_ms")
+    table = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+                         "when": time.strftime("%Y-%m-%d")},
+             "what": "key press on a top-k slider -> picture changed, JupyterLab + headless Chromium, same run",
+             "rows": rows, "speedup_vs_naive": round(naive / mine, 1) if naive and mine else None}
+    a.out.write_text(json.dumps(table, indent=1) + "\n")
+    for k, r in rows.items():
+        print(f"{k:>8}: median {r.get('median_ms')} ms, p95 {r.get('p95_ms')} ms over {r['n']} presses")
+    print(f"browser-drawn vs naive: {table['speedup_vs_naive']}x; written to {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
