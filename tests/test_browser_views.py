@@ -97,3 +97,40 @@ def test_one_script_serves_jupyterlab_and_the_site(host):
     assert esm.startswith(SCRIPT.read_text(encoding="utf-8"))
     assert host in (esm if host == "export default" else SCRIPT.read_text(encoding="utf-8"))
     assert "export" not in SCRIPT.read_text(encoding="utf-8").split("//")[0]   # a classic script for file://
+
+
+def test_the_head_explorer_sends_every_candidate_box_once(classifier):
+    """The boxes view's payload holds every box the thresholds can show; filtering it by score and level and
+    running greedy class-wise NMS (what explorer.js does) gives exactly Python's counts, for any thresholds."""
+    from torchvision.ops import batched_nms
+
+    from course_lib.data import ShapesWorld
+    from course_lib.widgets import HeadExplorer
+
+    torch.manual_seed(0)
+    det = cl.build_model({"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 32},
+                          "head": {"name": "detection", "num_classes": 3, "width": 16, "depth": 1, "reg_bins": 8,
+                                   "class_names": ["circle", "square", "triangle"]}}).eval()
+    with torch.no_grad():
+        for h in det.head.heads.values():
+            h.cls_out.bias.fill_(0.5)
+    images, _ = ShapesWorld("val", num_images=2).batch([0, 1])
+    ex = HeadExplorer(det, images)
+    p = ex.view.payload
+    c = p["cands"]
+    assert p["kind"] == "boxes" and len(c["scores"]) == len(c["boxes"]) == len(c["labels"]) == len(c["level"]) > 100
+    assert min(c["scores"]) > ex.score.min and p["levels"] == list(det.head.levels)
+    forwards = ex.n_forward
+    for score, iou, level in ((0.3, 0.5, "all"), (0.55, 0.3, "all"), (0.4, 0.7, det.head.levels[0])):
+        ex.score.value, ex.iou.value, ex.level.value = score, iou, level
+        ids = [i for i, s in enumerate(c["scores"]) if s > score and (level == "all" or
+               p["levels"][c["level"][i]] == level)]
+        boxes = torch.tensor([c["boxes"][i] for i in ids]).reshape(-1, 4)
+        scores = torch.tensor([c["scores"][i] for i in ids])
+        labels = torch.tensor([c["labels"][i] for i in ids], dtype=torch.long)
+        assert len(ids) == ex.n_before
+        assert len(batched_nms(boxes, scores, labels, iou)) == ex.n_after == ex.view_expect()["after"]
+        assert (ex.view.score, ex.view.iou, ex.view.level) == (score, iou, ex.level.index)
+    assert ex.n_forward == forwards                        # no threshold runs the network
+    ex.gallery.value = list(ex.images)[1]
+    assert ex.view.payload is not p                        # a new picture: its boxes are sent, once

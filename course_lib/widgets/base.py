@@ -195,6 +195,11 @@ class Panel:
             return tr("{alt}. Shown: {titles}.", alt=self.ALT, titles="; ".join(titles))
         return tr("{alt}.", alt=self.ALT)
 
+    def view_expect(self) -> dict[str, Any]:
+        """What a browser-drawn view must show in its current state, as Python counts it (the site's browser
+        test compares): nothing by default."""
+        return {}
+
     def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The live widget for JupyterLab plus the static figure as a PNG (with its alt text) for everywhere else."""
         import matplotlib.pyplot as plt
@@ -210,7 +215,7 @@ class Panel:
         if view is not None and hasattr(view, "snapshot"):   # drawn in the browser: the offline site can redraw it
             from .browser import SNAPSHOT_MIME
 
-            data[SNAPSHOT_MIME] = view.snapshot()
+            data[SNAPSHOT_MIME] = {**view.snapshot(), "expect": self.view_expect()}
         return data, meta
 
 

@@ -35,10 +35,10 @@ SNAPSHOT_MIME = "application/vnd.course.explorer+json"
 
 
 @cache
-def module_source() -> str:
-    """The view's JavaScript module for JupyterLab: :data:`SCRIPT` with the ``render`` anywidget calls."""
+def module_source(render_function: str = "courseExplorerRender") -> str:
+    """A view's JavaScript module for JupyterLab: :data:`SCRIPT` with the ``render`` anywidget calls."""
     return SCRIPT.read_text(encoding="utf-8") + (
-        "\nexport default { render({ model, el }) { return courseExplorerRender(model, el, false); } };\n")
+        f"\nexport default {{ render({{ model, el }}) {{ return {render_function}(model, el, false); }} }};\n")
 
 
 @cache
@@ -82,12 +82,33 @@ def bar_group(name: str, values: Sequence[float], labels: Sequence[str], caption
             "caption": caption}
 
 
-class MapView(anywidget.AnyWidget):
+class BrowserView(anywidget.AnyWidget):
+    """What every view drawn in the browser has: a ``payload`` (sent once per image), state traits named in
+    ``STATE`` that controls are jslinked to (:meth:`follow`), and a :meth:`snapshot` for the offline site."""
+
+    payload = traitlets.Dict().tag(sync=True)
+    STATE: tuple[str, ...] = ()
+
+    def follow(self, links: dict[str, tuple[W.Widget, str]]) -> list[W.jslink]:
+        """Tie the view's state to controls in the browser: ``{"k": (slider, "value"), "group": (dropdown,
+        "index"), ...}``.  The kernel side follows as well, so Python reads the same state."""
+        out = []
+        for name, (widget, attr) in links.items():
+            setattr(self, name, getattr(widget, attr))
+            out.append(W.jslink((widget, attr), (self, name)))
+            widget.observe(lambda ch, name=name: setattr(self, name, ch["new"]), names=attr)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the offline site needs to bring this view alive without a kernel: the payload and the state."""
+        return {"payload": self.payload, "state": {k: getattr(self, k) for k in self.STATE}}
+
+
+class MapView(BrowserView):
     """A grid of maps drawn on a canvas in the browser; ``group``, ``k``, ``channel``, ``mode``, ``overlay``,
     ``opacity`` pick what it shows, with no round trip to the kernel when they are jslinked to controls."""
 
     _esm = module_source()
-    payload = traitlets.Dict().tag(sync=True)
     group = traitlets.Int(0).tag(sync=True)
     k = traitlets.Int(8).tag(sync=True)
     channel = traitlets.Int(0).tag(sync=True)
@@ -111,16 +132,23 @@ class MapView(anywidget.AnyWidget):
             payload["photo"] = "data:image/jpeg;base64," + base64.b64encode(render.jpeg_bytes(photo)).decode()
         self.payload = payload
 
-    def follow(self, links: dict[str, tuple[W.Widget, str]]) -> list[W.jslink]:
-        """Tie the view's state to controls in the browser: ``{"k": (slider, "value"), "group": (dropdown,
-        "index"), ...}``.  The kernel side follows as well, so Python reads the same state."""
-        out = []
-        for name, (widget, attr) in links.items():
-            setattr(self, name, getattr(widget, attr))
-            out.append(W.jslink((widget, attr), (self, name)))
-            widget.observe(lambda ch, name=name: setattr(self, name, ch["new"]), names=attr)
-        return out
 
-    def snapshot(self) -> dict[str, Any]:
-        """What the offline site needs to bring this view alive without a kernel: the payload and the state."""
-        return {"payload": self.payload, "state": {k: getattr(self, k) for k in self.STATE}}
+class BoxesView(BrowserView):
+    """A detector's boxes before and after NMS, its score maps and the mask, drawn in the browser.
+
+    The payload holds every candidate box of one image above the lowest score threshold (its class, level and
+    score); ``score``, ``iou``, ``level`` (0 = all), ``cls`` (0 = all) and ``opacity`` filter and redraw in the
+    page, class-wise NMS included.  A click on the canvas comes back as ``clicked`` ``[x, y, time]`` in the
+    picture's pixels; ``cell`` ``[y, x]`` marks the picked image pixel.
+    """
+
+    _esm = module_source("courseBoxesRender")
+    score = traitlets.Float(0.3).tag(sync=True)
+    iou = traitlets.Float(0.5).tag(sync=True)
+    level = traitlets.Int(0).tag(sync=True)
+    cls = traitlets.Int(0).tag(sync=True)
+    opacity = traitlets.Float(0.4).tag(sync=True)
+    cell = traitlets.List().tag(sync=True)
+    clicked = traitlets.List().tag(sync=True)
+
+    STATE = ("score", "iou", "level", "cls", "opacity", "cell")

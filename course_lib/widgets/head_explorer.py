@@ -1,7 +1,9 @@
 """Lesson 07's head explorer: score maps per level, thresholds, NMS and the mask overlay, live.
 
 The detector (and the optional segmenter) run once per image; the outputs are
-cached, and every slider move only re-decodes and redraws them.
+cached, and every slider move only re-decodes and redraws them.  In JupyterLab the picture is drawn in the
+browser (:class:`~course_lib.widgets.browser.BoxesView`): every candidate box goes to the page once per image,
+and the thresholds, level, class and opacity filter them there, NMS included.
 
 >>> ex = HeadExplorer(detector, images, segmenter=segmenter)   # doctest: +SKIP
 >>> ex                            # in a notebook
@@ -24,6 +26,7 @@ from ..language import tr
 from ..measure import evaluating
 from ..model import Model
 from .base import GalleryExplorer, caption, gallery_label, on_click, picture, pictures_figure
+from .browser import BoxesView, lut
 
 
 class HeadExplorer(GalleryExplorer):
@@ -60,16 +63,23 @@ class HeadExplorer(GalleryExplorer):
         self.iou = W.FloatSlider(value=0.5, min=0.1, max=0.9, step=0.05, description=tr("NMS IoU >"), style=style)
         self.opacity = W.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.1, description=tr("mask opacity"),
                                      style=style, disabled=segmenter is None)
-        self.image_widget = picture()
+        self.image_widget = picture()        # the same picture drawn by Python: static figures, tests
         self._observe(self.level, self.cls, self.score, self.iou, self.opacity)
         self._click = on_click(self.image_widget, self.click)
+        self.view = BoxesView()
+        self._sent: str | None = None          # the picture whose boxes the view holds
+        self.view.observe(lambda ch: self.click(*ch["new"][:2]) if ch["new"] else None, names="clicked")
+        self.view.follow({"score": (self.score, "value"), "iou": (self.iou, "value"), "level": (self.level, "index"),
+                          "cls": (self.cls, "index"), "opacity": (self.opacity, "value")})
         self._start(image, [self.gallery, self.level, self.cls, self.score, self.iou, self.opacity,
                             W.HTML("<small>" + tr("click a picture of boxes to read the scores of a cell") + "</small>")],
-                    [self.image_widget])
+                    [self.view])
 
     # ------------------------------------------------------------------ cache
     def _forget(self, name: str) -> None:
         self._cache.pop(name, None)
+        if name == self._sent:
+            self._sent = None                  # a new picture under that name: send its boxes again
 
     def outputs(self, name: str | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """The cached head outputs (and segmentation classes) of one picture; computed on first use."""
@@ -174,8 +184,58 @@ class HeadExplorer(GalleryExplorer):
             parts.append(tr("{level} cell ({gy}, {gx}): {scores}", level=lv, gy=gy, gx=gx, scores=scores))
         return "<br>" + tr("At pixel (x = {x}, y = {y}): ", x=x, y=y) + "; ".join(parts)
 
+    def view_payload(self) -> dict:
+        """What the browser view gets of the current picture, once: every candidate box above the slider's
+        lowest score (class, level, score), the photo and the segmenter's classes as bytes, the score maps of
+        every level (each class, then the best class, as 0..255 for 0..1) and the words it writes."""
+        import base64
+
+        import numpy as np
+
+        det, seg = self.outputs()
+        c = self.head.decode(det, score_threshold=self.score.min, nms=False, max_det=100_000,
+                             pre_nms_topk=100_000)[0]
+        h, w = self.image.shape[-2:]
+        b64 = lambda a: base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode()  # noqa: E731
+        maps = {}
+        for lv in self.head.levels:
+            p = det[f"cls.{lv}"][0].sigmoid()
+            both = torch.cat([p, p.max(0, keepdim=True).values]).mul(255).round().clamp(0, 255)
+            maps[lv] = {"h": int(p.shape[1]), "w": int(p.shape[2]), "data": b64(both.to(torch.uint8).numpy())}
+        payload = {
+            "kind": "boxes", "w": int(w), "h": int(h), "scale": self.scale, "photo": b64(to_uint8(self.image)),
+            "levels": list(self.head.levels), "class_names": list(self.head.class_names),
+            "class_colours": [list(render.class_colour(i)) for i in range(len(self.head.class_names))],
+            "palette": render.PALETTE.tolist(), "lut": lut(render.HEAT), "maps": maps, "alt": self.ALT,
+            "cands": {"boxes": c["boxes"].tolist(), "scores": c["scores"].tolist(),   # unrounded: the same
+                      "labels": c["labels"].tolist(), "level": c["level"].tolist()},  # cuts as Python's
+            "controls": {"score": {"min": self.score.min, "max": self.score.max, "step": self.score.step},
+                         "iou": {"min": self.iou.min, "max": self.iou.max, "step": self.iou.step},
+                         "level": True, "cls": True, "opacity": {"min": 0, "max": 1, "step": 0.1}},
+            "text": {"before NMS: {n}": tr("before NMS: {n}", n="{n}"), "after NMS: {n}": tr("after NMS: {n}", n="{n}"),
+                     "all": tr("all"), "score": tr("score ≥"), "iou": tr("NMS IoU >"), "level": tr("level"),
+                     "cls": tr("class"), "opacity": tr("mask opacity"), "score_bar": tr("class score")},
+        }
+        if seg is not None:
+            cls = seg.cpu().numpy().astype(np.int64)
+            if cls.shape != (h, w):
+                from PIL import Image as PILImage
+
+                cls = np.asarray(PILImage.fromarray(cls.astype(np.int32)).resize((w, h), PILImage.NEAREST))
+            payload["seg"] = b64(cls)
+        return payload
+
+    def view_expect(self) -> dict[str, int]:
+        """The boxes before and after NMS under the current controls, as Python's decode and torchvision's
+        batched NMS count them: the browser's filter and NMS must give the same."""
+        return {"before": self.n_before, "after": self.n_after}
+
     def redraw(self) -> None:
         """Re-decode the cached outputs under the current controls and draw them."""
+        if self._sent != self.gallery.value:
+            self.view.payload = self.view_payload()
+            self._sent = self.gallery.value
+        self.view.cell = list(self.cell) if self.cell is not None else []
         self.image_widget.value = render.png_bytes(self.picture())
         what = tr("every class") if self.cls.value < 0 else self.head.class_names[self.cls.value]
         level = tr("all") if self.level.value == "all" else self.level.value

@@ -95,8 +95,8 @@ function courseExplorerRender(model, el, standalone) {
     select.addEventListener("change", () => { model.set("mode", Number(select.value)); model.save_changes(); });
     return select;
   });
+  slider("channel");          // first: in "channel" mode it is the control that changes the picture
   slider("k");
-  slider("channel");
   control("overlay", () => {
     const box = document.createElement("input");
     box.type = "checkbox";
@@ -203,6 +203,239 @@ function courseExplorerRender(model, el, standalone) {
   return () => {};
 }
 
+// A detector's view: every candidate box of one image above the lowest score the slider allows, with its
+// class, level and score.  Thresholds, level and class filter them here, and class-wise NMS (greedy, as
+// torchvision's batched_nms) runs here too: a few hundred boxes take well under a millisecond.
+function courseIoU(a, b) {
+  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]), h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (w <= 0 || h <= 0) return 0;
+  const inter = w * h;
+  return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
+}
+
+function courseNms(ids, c, thr) {
+  // ids sorted by score, best first; a box goes when it overlaps a kept box of its class by more than thr
+  const keep = [], gone = new Set();
+  for (let a = 0; a < ids.length; a++) {
+    const i = ids[a];
+    if (gone.has(i)) continue;
+    keep.push(i);
+    for (let b = a + 1; b < ids.length; b++) {
+      const j = ids[b];
+      if (!gone.has(j) && c.labels[j] === c.labels[i] && courseIoU(c.boxes[i], c.boxes[j]) > thr) gone.add(j);
+    }
+  }
+  return keep;
+}
+
+function courseBoxesRender(model, el, standalone) {
+  let p, rgb, seg, lut;
+  const root = document.createElement("div");
+  root.className = "cl-explorer cl-view";
+  const bar = document.createElement("div");
+  bar.className = "cl-controls";
+  const canvas = document.createElement("canvas");
+  canvas.setAttribute("role", "img");
+  root.appendChild(bar);
+  root.appendChild(canvas);
+  el.appendChild(root);
+
+  function load() {
+    p = model.get("payload") || {};
+    rgb = courseDecode(p.photo || "");
+    seg = p.seg ? courseDecode(p.seg) : null;
+    lut = courseDecode(p.lut || "");
+    p.mapBytes = {};
+    Object.entries(p.maps || {}).forEach(([lv, m]) => { p.mapBytes[lv] = courseDecode(m.data); });
+  }
+  load();
+
+  const text = p.text || {};
+  function fmt(key, fields) {
+    return String(text[key] || key).replace(/\{(\w+)\}/g, (_, k) => String(fields[k]));
+  }
+  function slider(name) {
+    const spec = (p.controls || {})[name];
+    if (!standalone || !spec) return;
+    const label = document.createElement("label");
+    label.textContent = (text[name] || name) + " ";
+    const input = document.createElement("input");
+    input.type = "range";
+    input.min = String(spec.min);
+    input.max = String(spec.max);
+    input.step = String(spec.step);
+    input.value = String(model.get(name));
+    input.setAttribute("aria-label", text[name] || name);
+    input.addEventListener("input", () => { model.set(name, Number(input.value)); model.save_changes(); });
+    model.on("change:" + name, () => { input.value = String(model.get(name)); });
+    label.appendChild(input);
+    bar.appendChild(label);
+  }
+  function select(name, options) {
+    if (!standalone || !(p.controls || {})[name]) return;
+    const label = document.createElement("label");
+    label.textContent = (text[name] || name) + " ";
+    const sel = document.createElement("select");
+    options.forEach((o, i) => {
+      const opt = document.createElement("option");
+      opt.value = String(i);
+      opt.textContent = o;
+      sel.appendChild(opt);
+    });
+    sel.value = String(model.get(name));
+    sel.setAttribute("aria-label", text[name] || name);
+    sel.addEventListener("change", () => { model.set(name, Number(sel.value)); model.save_changes(); });
+    label.appendChild(sel);
+    bar.appendChild(label);
+  }
+  slider("score");
+  slider("iou");
+  select("level", [text.all || "all", ...(p.levels || [])]);
+  select("cls", [text.all || "all", ...(p.class_names || [])]);
+  if (p.seg) slider("opacity");
+
+  function basePixels(ctx) {
+    // the photo, or (a segmenter and some opacity) its grey copy with the class colours and their outlines
+    const w = p.w, h = p.h, img = ctx.createImageData(w, h), a = Number(model.get("opacity"));
+    for (let i = 0; i < w * h; i++) {
+      let r = rgb[3 * i], g = rgb[3 * i + 1], b = rgb[3 * i + 2];
+      if (seg && a > 0) {
+        const l = 0.299 * r + 0.587 * g + 0.114 * b, c = seg[i];
+        const x = i % w, y = (i - x) / w;
+        const edge = (x + 1 < w && seg[i + 1] !== c) || (x > 0 && seg[i - 1] !== c) ||
+                     (y + 1 < h && seg[i + w] !== c) || (y > 0 && seg[i - w] !== c);
+        const al = edge ? 1 : (c > 0 ? a : 0);
+        const col = p.palette[c > 0 ? ((c - 1) % (p.palette.length - 1)) + 1 : 0];
+        r = l * (1 - al) + col[0] * al; g = l * (1 - al) + col[1] * al; b = l * (1 - al) + col[2] * al;
+      }
+      img.data[4 * i] = r; img.data[4 * i + 1] = g; img.data[4 * i + 2] = b; img.data[4 * i + 3] = 255;
+    }
+    return img;
+  }
+
+  function chosen() {
+    const c = p.cands, lvl = model.get("level"), cls = model.get("cls"), thr = Number(model.get("score"));
+    const ids = [];
+    for (let i = 0; i < c.scores.length; i++) {
+      if (c.scores[i] <= thr) continue;
+      if (lvl > 0 && c.level[i] !== lvl - 1) continue;
+      ids.push(i);
+    }
+    ids.sort((i, j) => c.scores[j] - c.scores[i]);
+    const after = courseNms(ids, c, Number(model.get("iou")));
+    const only = (list) => (cls > 0 ? list.filter((i) => c.labels[i] === cls - 1) : list);
+    return [only(ids), only(after)];
+  }
+
+  function drawBoxes(ctx, x0, ids, title) {
+    const c = p.cands, s = p.scale;
+    ctx.font = "11px sans-serif";
+    [...ids].reverse().forEach((i) => {                          // the best box last, on top
+      const [x1, y1, x2, y2] = c.boxes[i].map((v) => v * s);
+      const col = p.class_colours[c.labels[i]];
+      ctx.strokeStyle = `rgb(${col[0]},${col[1]},${col[2]})`;
+      ctx.lineWidth = 1;
+      ctx.strokeRect(x0 + x1 + 0.5, y1 + 0.5, x2 - x1, y2 - y1);
+      const tag = `${p.class_names[c.labels[i]]} ${c.scores[i].toFixed(2)}`;
+      const tw = ctx.measureText(tag).width + 4, ty = Math.max(0, y1 - 13);
+      ctx.fillStyle = `rgb(${col[0]},${col[1]},${col[2]})`;
+      ctx.fillRect(x0 + Math.min(x1, p.w * s - tw), ty, tw, 13);
+      ctx.fillStyle = "#000000";
+      ctx.fillText(tag, x0 + Math.min(x1, p.w * s - tw) + 2, ty + 10);
+    });
+    const cell = model.get("cell") || [];
+    if (cell.length === 2) {
+      ctx.fillStyle = "#000000";
+      ctx.beginPath();
+      ctx.arc(x0 + (cell[1] + 0.5) * s, (cell[0] + 0.5) * s, 4, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    const tw = ctx.measureText(title).width + 6;
+    ctx.fillStyle = "#000000";
+    ctx.fillRect(x0 + 2, p.h * s - 15, tw, 14);
+    ctx.fillStyle = "#ffffff";
+    ctx.fillText(title, x0 + 5, p.h * s - 4);
+  }
+
+  function drawMaps(ctx, y0, side) {
+    // the class score per cell of each shown level: the chosen class, or the best class of the cell
+    const lvl = model.get("level"), cls = model.get("cls");
+    const levels = lvl > 0 ? [p.levels[lvl - 1]] : p.levels;
+    const t = levels.length === 1 ? side : Math.floor(side / 2);
+    levels.slice(0, 4).forEach((lv, j) => {
+      const m = p.maps[lv], bytes = p.mapBytes[lv], k = cls > 0 ? cls - 1 : p.class_names.length;
+      const tile = document.createElement("canvas");
+      tile.width = m.w; tile.height = m.h;
+      const tctx = tile.getContext("2d"), img = tctx.createImageData(m.w, m.h);
+      for (let q = 0; q < m.w * m.h; q++) {
+        const v = bytes[k * m.w * m.h + q];
+        img.data[4 * q] = lut[3 * v]; img.data[4 * q + 1] = lut[3 * v + 1]; img.data[4 * q + 2] = lut[3 * v + 2];
+        img.data[4 * q + 3] = 255;
+      }
+      tctx.putImageData(img, 0, 0);
+      const x = (j % 2) * t, y = y0 + Math.floor(j / 2) * t;
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(tile, x, y, t, t);
+      ctx.fillStyle = "#ffffff";
+      ctx.font = "11px sans-serif";
+      ctx.fillText(`${lv} ${m.h}x${m.w}`, x + 3, y + 12);
+    });
+  }
+
+  function draw() {
+    const s = p.scale, pw = p.w * s, ph = p.h * s, gap = 6;
+    canvas.width = 2 * pw + gap;
+    canvas.height = 2 * ph + gap;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#ffffff";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    const base = document.createElement("canvas");
+    base.width = p.w; base.height = p.h;
+    base.getContext("2d").putImageData(basePixels(base.getContext("2d")), 0, 0);
+    const [before, after] = chosen();
+    [0, pw + gap].forEach((x0) => {
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(base, x0, 0, pw, ph);
+    });
+    drawBoxes(ctx, 0, before, fmt("before NMS: {n}", { n: before.length }));
+    drawBoxes(ctx, pw + gap, after, fmt("after NMS: {n}", { n: after.length }));
+    drawMaps(ctx, ph + gap, ph);
+    ctx.font = "11px sans-serif";                                  // the class colours, then the score scale
+    let x = pw + gap + 4;
+    p.class_names.forEach((n, i) => {
+      const col = p.class_colours[i];
+      ctx.fillStyle = `rgb(${col[0]},${col[1]},${col[2]})`;
+      ctx.fillRect(x, ph + gap + 6, 10, 10);
+      ctx.fillStyle = "#222222";
+      ctx.fillText(n, x + 14, ph + gap + 15);
+      x += 20 + ctx.measureText(n).width;
+    });
+    for (let v = 0; v < 256; v++) {
+      ctx.fillStyle = `rgb(${lut[3 * v]},${lut[3 * v + 1]},${lut[3 * v + 2]})`;
+      ctx.fillRect(pw + gap + 4 + Math.floor(v * (pw - 8) / 256), ph + gap + 26, Math.ceil((pw - 8) / 256), 10);
+    }
+    ctx.fillStyle = "#222222";
+    ctx.fillText(`0 — ${text.score_bar || "class score"} — 1`, pw + gap + 4, ph + gap + 50);
+    canvas.setAttribute("aria-label", `${p.alt || ""} ${fmt("before NMS: {n}", { n: before.length })}; ` +
+                        fmt("after NMS: {n}", { n: after.length }));
+    root.dataset.before = String(before.length);
+    root.dataset.after = String(after.length);
+    root.dataset.drawn = String(Number(root.dataset.drawn || 0) + 1);
+  }
+
+  canvas.addEventListener("click", (ev) => {
+    // a click picks an image cell: the kernel lists its scores (the same place as on the Python picture)
+    const r = canvas.getBoundingClientRect();
+    const x = (ev.clientX - r.left) * canvas.width / r.width, y = (ev.clientY - r.top) * canvas.height / r.height;
+    model.set("clicked", [x, y, Date.now()]);
+    model.save_changes();
+  });
+  model.on("change:payload", () => { load(); draw(); });
+  ["score", "iou", "level", "cls", "opacity", "cell"].forEach((n) => model.on("change:" + n, draw));
+  draw();
+  return () => {};
+}
+
 // The offline site: every <div class="cl-snapshot"> holds {"payload": ..., "state": ...} as JSON.
 function courseExplorerBoot(doc) {
   doc.querySelectorAll(".cl-snapshot").forEach((host) => {
@@ -215,6 +448,6 @@ function courseExplorerBoot(doc) {
       on: (ev, f) => { (handlers[ev] = handlers[ev] || []).push(f); },
       save_changes: () => {},
     };
-    courseExplorerRender(model, host, true);
+    (data.payload.kind === "boxes" ? courseBoxesRender : courseExplorerRender)(model, host, true);
   });
 }
