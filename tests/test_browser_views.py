@@ -1,6 +1,6 @@
 """Explorers drawn in the browser (``course_lib.widgets.browser``): what goes to the page once per image, and
 that the view's state follows every control with no forward pass.  (That the canvas redraws in JupyterLab while
-the kernel is busy is ``tests/browser/test_browser_views.py``; that it lives on the offline site, ``test_site``.)"""
+the kernel is busy is ``tests/browser/test_views_in_lab.py``; that it lives on the offline site, ``test_site``.)"""
 
 from __future__ import annotations
 

@@ -16,6 +16,65 @@ function courseDecode(b64) {
   return out;
 }
 
+function courseFrame(el) {
+  // every view: a root with the class the tests and the site look for, a bar for controls, the canvas
+  const root = document.createElement("div");
+  root.className = "cl-explorer cl-view";
+  const bar = document.createElement("div");
+  bar.className = "cl-controls";
+  const canvas = document.createElement("canvas");
+  canvas.setAttribute("role", "img");
+  root.appendChild(bar);
+  root.appendChild(canvas);
+  el.appendChild(root);
+  return { root, bar, canvas };
+}
+
+function courseControls(model, bar, payload, standalone) {
+  // the site's own controls (in JupyterLab the explorer's ipywidgets controls, jslinked, play this part):
+  // one per entry of payload.controls, labelled by payload.text, each kept in step with the model
+  const specs = payload.controls || {}, text = payload.text || {};
+  function add(name, input, show) {
+    if (!standalone || !specs[name]) return;
+    const label = document.createElement("label");
+    label.textContent = (text[name] || name) + " ";
+    input.setAttribute("aria-label", text[name] || name);
+    label.appendChild(input);
+    bar.appendChild(label);
+    show();
+    model.on("change:" + name, show);
+  }
+  function send(name, value) { model.set(name, value); model.save_changes(); }
+  return {
+    slider(name) {
+      const input = document.createElement("input"), spec = specs[name] || {};
+      input.type = "range";
+      input.min = String(spec.min);
+      input.max = String(spec.max);
+      input.step = String(spec.step || 1);
+      input.addEventListener("input", () => send(name, Number(input.value)));
+      add(name, input, () => { input.value = String(model.get(name)); });
+    },
+    select(name, labels) {                     // the value is the option's index
+      const input = document.createElement("select");
+      labels.forEach((label, i) => {
+        const o = document.createElement("option");
+        o.value = String(i);
+        o.textContent = label;
+        input.appendChild(o);
+      });
+      input.addEventListener("change", () => send(name, Number(input.value)));
+      add(name, input, () => { input.value = String(model.get(name)); });
+    },
+    checkbox(name) {
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.addEventListener("change", () => send(name, input.checked));
+      add(name, input, () => { input.checked = !!model.get(name); });
+    },
+  };
+}
+
 function courseExplorerRender(model, el, standalone) {
   let payload, groups, lut, lutOver, photo = null;
   function load() {
@@ -33,78 +92,17 @@ function courseExplorerRender(model, el, standalone) {
     }
   }
   load();
-  const text = payload.text || {};
-  const root = document.createElement("div");
-  root.className = "cl-explorer cl-view";
-  const bar = document.createElement("div");
-  bar.className = "cl-controls";
-  const canvas = document.createElement("canvas");
-  canvas.setAttribute("role", "img");
+  const { root, bar, canvas } = courseFrame(el);
   const caption = document.createElement("div");
   caption.className = "cl-caption";
-
-  function control(name, make) {
-    // a control of the site's own (in JupyterLab the ipywidgets controls, jslinked, play this part)
-    if (!standalone || !(payload.controls || {})[name]) return;
-    const spec = payload.controls[name];
-    const label = document.createElement("label");
-    label.textContent = (text[name] || name) + " ";
-    const input = make(spec);
-    input.setAttribute("aria-label", text[name] || name);
-    label.appendChild(input);
-    bar.appendChild(label);
-    model.on("change:" + name, () => {
-      const v = model.get(name);
-      if (input.type === "checkbox") input.checked = !!v;
-      else input.value = String(v);
-    });
-  }
-  function slider(name) {
-    control(name, (spec) => {
-      const input = document.createElement("input");
-      input.type = "range";
-      input.min = String(spec.min);
-      input.max = String(spec.max);
-      input.step = String(spec.step || 1);
-      input.value = String(model.get(name));
-      input.addEventListener("input", () => { model.set(name, Number(input.value)); model.save_changes(); });
-      return input;
-    });
-  }
-  control("group", () => {
-    const select = document.createElement("select");
-    groups.forEach((g, i) => {
-      const o = document.createElement("option");
-      o.value = String(i);
-      o.textContent = g.name;
-      select.appendChild(o);
-    });
-    select.value = String(model.get("group"));
-    select.addEventListener("change", () => { model.set("group", Number(select.value)); model.save_changes(); });
-    return select;
-  });
-  control("mode", (spec) => {
-    const select = document.createElement("select");
-    (spec.options || []).forEach((label, i) => {
-      const o = document.createElement("option");
-      o.value = String(i);
-      o.textContent = label;
-      select.appendChild(o);
-    });
-    select.value = String(model.get("mode"));
-    select.addEventListener("change", () => { model.set("mode", Number(select.value)); model.save_changes(); });
-    return select;
-  });
-  slider("channel");          // first: in "channel" mode it is the control that changes the picture
-  slider("k");
-  control("overlay", () => {
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.checked = !!model.get("overlay");
-    box.addEventListener("change", () => { model.set("overlay", box.checked); model.save_changes(); });
-    return box;
-  });
-  slider("opacity");
+  root.appendChild(caption);
+  const ui = courseControls(model, bar, payload, standalone);
+  ui.select("group", groups.map((g) => g.name));
+  ui.select("mode", ((payload.controls || {}).mode || {}).options || []);
+  ui.slider("channel");       // first: in "channel" mode it is the control that changes the picture
+  ui.slider("k");
+  ui.checkbox("overlay");
+  ui.slider("opacity");
 
   function chosen(g) {
     // which maps of group g to show: all of a fixed group, the top k by rank, or one channel
@@ -193,10 +191,6 @@ function courseExplorerRender(model, el, standalone) {
     root.dataset.drawn = String(Number(root.dataset.drawn || 0) + 1);   // for tests: how many redraws
   }
 
-  root.appendChild(bar);
-  root.appendChild(canvas);
-  root.appendChild(caption);
-  el.appendChild(root);
   model.on("change:payload", () => { load(); draw(); });
   ["group", "k", "channel", "mode", "overlay", "opacity"].forEach((n) => model.on("change:" + n, draw));
   draw();
@@ -230,15 +224,7 @@ function courseNms(ids, c, thr) {
 
 function courseBoxesRender(model, el, standalone) {
   let p, rgb, seg, lut;
-  const root = document.createElement("div");
-  root.className = "cl-explorer cl-view";
-  const bar = document.createElement("div");
-  bar.className = "cl-controls";
-  const canvas = document.createElement("canvas");
-  canvas.setAttribute("role", "img");
-  root.appendChild(bar);
-  root.appendChild(canvas);
-  el.appendChild(root);
+  const { root, canvas, bar } = courseFrame(el);
 
   function load() {
     p = model.get("payload") || {};
@@ -254,45 +240,12 @@ function courseBoxesRender(model, el, standalone) {
   function fmt(key, fields) {
     return String(text[key] || key).replace(/\{(\w+)\}/g, (_, k) => String(fields[k]));
   }
-  function slider(name) {
-    const spec = (p.controls || {})[name];
-    if (!standalone || !spec) return;
-    const label = document.createElement("label");
-    label.textContent = (text[name] || name) + " ";
-    const input = document.createElement("input");
-    input.type = "range";
-    input.min = String(spec.min);
-    input.max = String(spec.max);
-    input.step = String(spec.step);
-    input.value = String(model.get(name));
-    input.setAttribute("aria-label", text[name] || name);
-    input.addEventListener("input", () => { model.set(name, Number(input.value)); model.save_changes(); });
-    model.on("change:" + name, () => { input.value = String(model.get(name)); });
-    label.appendChild(input);
-    bar.appendChild(label);
-  }
-  function select(name, options) {
-    if (!standalone || !(p.controls || {})[name]) return;
-    const label = document.createElement("label");
-    label.textContent = (text[name] || name) + " ";
-    const sel = document.createElement("select");
-    options.forEach((o, i) => {
-      const opt = document.createElement("option");
-      opt.value = String(i);
-      opt.textContent = o;
-      sel.appendChild(opt);
-    });
-    sel.value = String(model.get(name));
-    sel.setAttribute("aria-label", text[name] || name);
-    sel.addEventListener("change", () => { model.set(name, Number(sel.value)); model.save_changes(); });
-    label.appendChild(sel);
-    bar.appendChild(label);
-  }
-  slider("score");
-  slider("iou");
-  select("level", [text.all || "all", ...(p.levels || [])]);
-  select("cls", [text.all || "all", ...(p.class_names || [])]);
-  if (p.seg) slider("opacity");
+  const ui = courseControls(model, bar, p, standalone);
+  ui.slider("score");
+  ui.slider("iou");
+  ui.select("level", [text.all || "all", ...(p.levels || [])]);
+  ui.select("cls", [text.all || "all", ...(p.class_names || [])]);
+  if (p.seg) ui.slider("opacity");
 
   function basePixels(ctx) {
     // the photo, or (a segmenter and some opacity) its grey copy with the class colours and their outlines
