@@ -180,3 +180,17 @@ def test_retrained_recipe_matches_its_manifest_metrics():
     for key in ("map50", "map", "map50_small", "map50_medium", "map50_large"):
         got, shipped = float(report["metrics"][key]), entry["metrics"][key]
         assert abs(got - shipped) <= METRIC_TOLERANCE, f"{key}: retrained {got:.4f}, manifest {shipped:.4f}"
+
+
+def test_the_benchmarks_folder_is_the_repositorys_found_from_where_the_lesson_runs(tmp_path, monkeypatch):
+    """Not a path inside the package: from a lesson's folder (notebooks/zh/ too) up to the course's
+    benchmarks/, so the lessons read the same tables after a plain pip install, run from the course's folder."""
+    course = tmp_path / "course"
+    (course / "benchmarks").mkdir(parents=True)
+    (course / "benchmarks" / "mine.json").write_text('{"machine": {}, "rows": []}')
+    (course / "notebooks" / "zh").mkdir(parents=True)
+    assert T.benchmarks_dir(course / "notebooks" / "zh") == course / "benchmarks"
+    monkeypatch.chdir(course / "notebooks" / "zh")
+    assert T.read_benchmark("mine")["rows"] == []
+    (tmp_path / "other").mkdir()
+    assert T.benchmarks_dir(tmp_path / "other") == ROOT / "benchmarks"   # else: next to the library's checkout

@@ -55,13 +55,15 @@ import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
+# an explorer drawn in the browser: its snapshot's mime type, and the script that draws it (JupyterLab and here)
+from course_lib.widgets.browser import SCRIPT as EXPLORER_JS
+from course_lib.widgets.browser import SNAPSHOT_MIME
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tools" / "site"  # the page template and the assets every page loads (copied to _site/assets/)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_MIME = ("image/png", "image/jpeg", "image/svg+xml")
-SNAPSHOT_MIME = "application/vnd.course.explorer+json"  # course_lib.widgets.browser: a browser-drawn explorer
-EXPLORER_JS = ROOT / "course_lib" / "widgets" / "static" / "explorer.js"  # draws it, in JupyterLab and here
 #: what tqdm's notebook progress bar says as text: "train: 100%|##########| 30/30 [00:01<00:00, ...]"
 PROGRESS_TEXT = re.compile(r"\|\s*\d+/\d+ \[")
 IMG_ALT = re.compile(r'<img\b[^>]*\balt="([^"]*)"')

@@ -51,7 +51,6 @@ from .probes import (
     train_attention_probe,
 )
 from .recipes import (
-    BENCHMARKS,
     CONFIGS,
     METRIC_NAMES,
     PLATEAU,
@@ -60,6 +59,7 @@ from .recipes import (
     CosineSchedule,
     Plateau,
     benchmark_table,
+    benchmarks_dir,
     budget_seconds,
     compare_arms,
     ended_flat,
@@ -80,9 +80,9 @@ from .recipes import (
 )
 
 __all__ = [
-    "BENCHMARKS",
     "CONFIGS", "DETECTION_COLUMNS", "PLATEAU", "RECIPE", "SHIPPED", "AttentionProbe", "CosineSchedule", "History",
-    "LiveCurves", "Plateau", "ProbeResult", "accuracy_baselines", "auto_device", "benchmark_table", "budget_seconds",
+    "LiveCurves", "Plateau", "ProbeResult", "accuracy_baselines", "auto_device", "benchmark_table", "benchmarks_dir",
+    "budget_seconds",
     "classification_metrics", "compare_arms", "compare_curves", "compare_detectors", "draw_baselines",
     "draw_curves", "embeddings", "ended_flat", "evaluate", "evaluate_classifier", "evaluate_detector", "evaluate_segmenter",
     "fit", "freeze", "freeze_batchnorm", "gap_verdict", "get_config", "knn_accuracy", "linear_probe",

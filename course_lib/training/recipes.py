@@ -341,22 +341,33 @@ class Plateau:
 
 
 # ----------------------------------------------------------------- benchmark results
-#: The repository's ``benchmarks/`` folder: what ``benchmarks/bench_*.py`` measured, and the checkpoints they
-#: trained (``BENCHMARKS / "checkpoints"``). Found from the library's own place, so a lesson reads it the same
-#: from ``notebooks/`` and from ``notebooks/zh/``.
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+def benchmarks_dir(start: str | Path | None = None) -> Path:
+    """The course repository's ``benchmarks/`` folder: what ``benchmarks/bench_*.py`` measured, and the
+    checkpoints they trained (``benchmarks_dir() / "checkpoints"``).
+
+    Looked for from ``start`` (default: the working directory, where a lesson runs: ``notebooks/`` or
+    ``notebooks/zh/``) upwards, then next to the library when it is used from its checkout.  The folder is
+    the repository's, not the package's: after a plain ``pip install`` run the lessons from the course's folder.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents, Path(__file__).resolve().parents[2]):
+        found = folder / "benchmarks"
+        if found.is_dir() and any(found.glob("*.json")):
+            return found
+    raise FileNotFoundError(f"no benchmarks/ folder with results above {here}: run the lesson from the course's "
+                            "repository (its notebooks/ folder), or pass read_benchmark a file")
 
 
 def read_benchmark(path: str | Path) -> dict[str, Any]:
     """A benchmark table a ``benchmarks/bench_*.py`` script saved: ``{"machine", ..., "rows"}``.
 
-    ``path`` is a file, or the bare name of a table in :data:`BENCHMARKS`: lesson 08's wall-clock detector table
+    ``path`` is a file, or the bare name of a table in :func:`benchmarks_dir`: lesson 08's wall-clock detector table
     ``read_benchmark("detector")`` (``benchmarks/detector.json``), lesson 10's seeds of the sharing experiment
     ``"multitask"`` and lesson 11's transformer-vs-CNN seeds ``"transformer"``.
     Each row gets ``"current"``: whether its model and recipe (all but the steps and the seed) are still those
     of the named config today (a table measured before a config changed is stale: rerun its script).
     """
-    path = BENCHMARKS / f"{path}.json" if isinstance(path, str) and path.isidentifier() else Path(path)
+    path = benchmarks_dir() / f"{path}.json" if isinstance(path, str) and path.isidentifier() else Path(path)
     if not path.is_file():
         script = f"bench_{path.stem}.py" if path.stem in ("detector", "multitask", "transformer") else "bench_detector.py"
         raise FileNotFoundError(f"no benchmark results at {path}; measure them with: python benchmarks/{script}")
