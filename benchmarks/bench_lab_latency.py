@@ -72,6 +72,31 @@ he = cl.widgets.HeadExplorer(load_trained("det_fpn"), images, segmenter=load_tra
 he.widget.add_class("bench-head")
 he.widget
 """
+FRAMES = """\
+from course_lib.widgets import (ArchitectureBrowser, AttentionExplorer, CAMExplorer, DilationExplorer, FusionExplorer,
+                                HeadSwitcher, PartSwapper, ReceptiveFieldExplorer)
+torch.manual_seed(0)
+small = cl.load_image(cl.sample_images()["chelsea"], max_side=224)
+multi = cl.build_model({"backbone": {"name": "tiny_cnn"}, "neck": {"name": "fpn", "out_channels": 16},
+                        "heads": {"classification": {"name": "classification", "num_classes": 3,
+                                                     "class_names": ["circle", "square", "triangle"]},
+                                  "detection": {"name": "detection", "num_classes": 3, "width": 16, "depth": 1,
+                                                "reg_bins": 8},
+                                  "segmentation": {"name": "segmentation", "num_classes": 4, "width": 16}}})
+framed = {
+    "rf": ReceptiveFieldExplorer(model.backbone, small),
+    "fusion": FusionExplorer(model.backbone, {"cat": small}, out_channels=16),
+    "dilation": DilationExplorer(model.backbone, small, rates=(1, 6, 12, 18)),
+    "cam": CAMExplorer(model, photo, prepare=imagenet_view, top_k=5),
+    "switcher": HeadSwitcher(multi, images),
+    "attention": AttentionExplorer(cl.backbones.build("tiny_vit").eval(), small),
+    "swapper": PartSwapper({"backbone": "tiny_cnn", "neck": "fpn", "head": "detection"}, images[0]),
+    "browser": ArchitectureBrowser(model, small, size=128, depth=1),
+}
+for name, ex in framed.items():
+    ex.widget.add_class(f"bench-{name}")
+W.VBox([ex.widget for ex in framed.values()])
+"""
 PNG = """\
 c3 = model.trace(imagenet_view(photo)).stages()
 maps = dict((f"{p} · {n}", t) for p, n, t in c3)["backbone · C3"][0]
@@ -115,7 +140,8 @@ ARM_JS = """
     }
   });
   obs.observe(root, {attributes: true, childList: true, subtree: true});
-  document.addEventListener('keydown', () => { t0 = performance.now(); }, {capture: true, once: true});
+  const start = () => { if (t0 === null) t0 = performance.now(); };
+  ['keydown', 'pointerdown', 'input'].forEach((ev) => document.addEventListener(ev, start, {capture: true, once: true}));
   setTimeout(() => { obs.disconnect(); resolve({ms: null, how: 'timeout'}); }, 10000);
 }); }
 """
@@ -123,25 +149,42 @@ ARM_JS = """
 
 def notebook() -> dict:
     cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-              "source": src} for i, src in enumerate((SETUP, BROWSER, FEATURE, HEAD, PNG, NAIVE))]
+              "source": src} for i, src in enumerate((SETUP, BROWSER, FEATURE, HEAD, FRAMES, PNG, NAIVE))]
     return {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                                         "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
 
 
-#: arm -> (its widget's class, what its picture change looks like)
-ARMS = {"stage explorer, top-k (browser)": ("bench-stage", "canvas"),
-        "feature explorer, channel (browser)": ("bench-feature", "canvas"),
-        "head explorer, score + NMS (browser)": ("bench-head", "canvas"),
-        "precomputed PNG, top-k (kernel round trip)": ("bench-png", "png"),
-        "naive interact + matplotlib, top-k": ("bench-naive", "naive")}
+#: arm -> (its widget's class, what its picture change looks like, how the control moves: an arrow key on the
+#: first slider, or the first list switched between two options, or two toggle buttons clicked in turn)
+ARMS = {"stage explorer, top-k (browser)": ("bench-stage", "canvas", ("key",)),
+        "feature explorer, channel (browser)": ("bench-feature", "canvas", ("key",)),
+        "head explorer, score + NMS (browser)": ("bench-head", "canvas", ("key",)),
+        "receptive field, stage (browser)": ("bench-rf", "canvas", ("select", 0, 1)),
+        "fusion, level (browser)": ("bench-fusion", "canvas", ("click", "P3", "P4")),
+        "dilation, rate (browser)": ("bench-dilation", "canvas", ("select", 1, 2)),
+        "CAM, class (browser)": ("bench-cam", "canvas", ("select", 0, 1)),
+        "head switcher, head (browser)": ("bench-switcher", "canvas", ("click", "classification", "detection")),
+        "attention, head (browser)": ("bench-attention", "canvas", ("select", 0, 1), 1),
+        "part swapper, neck (browser)": ("bench-swapper", "canvas", ("select", 0, 1), 1),
+        "architecture browser, layer (browser)": ("bench-browser", "canvas", ("select", 0, 1)),
+        "precomputed PNG, top-k (kernel round trip)": ("bench-png", "png", ("key",)),
+        "naive interact + matplotlib, top-k": ("bench-naive", "naive", ("key",))}
 
 
-def press(page, cls: str, kind: str, key: str) -> float | None:
+def press(page, cls: str, kind: str, how: tuple, i: int, nth: int = 0) -> float | None:
+    """Move the arm's control once (the ``i``-th time: right / left, or the two options in turn); the page
+    times it from the input event to the picture's change."""
     sel = f".{cls}"
-    handle = page.locator(f"{sel} .noUi-handle").first
-    handle.focus()
-    page.evaluate(ARM_JS, [sel, kind])          # arms the timer; it starts at the keydown
-    handle.press(key)
+    page.evaluate(ARM_JS, [sel, kind])          # arms the timer; it starts at the input event
+    if how[0] == "key":
+        handle = page.locator(f"{sel} .noUi-handle").first
+        handle.focus()
+        handle.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
+    elif how[0] == "select":
+        page.locator(f"{sel} .widget-dropdown select, {sel} .widget-select select").nth(nth).select_option(
+            index=how[1 + i % 2])
+    else:
+        page.locator(f"{sel} button", has_text=how[1 + i % 2]).first.click()
     return page.evaluate("() => window.__latency")["ms"]
 
 
@@ -160,10 +203,10 @@ def measure(moves: int, chromium: str) -> dict:
             lab.run_all(page)
             lab.wait_for_kernel_idle(page)
             page.wait_for_selector(".bench-head .cl-explorer canvas", timeout=60000)
-            for arm, (cls, kind) in ARMS.items():
+            for arm, (cls, kind, how, *nth) in ARMS.items():
                 page.locator(f".{cls}").first.scroll_into_view_if_needed()
                 for i in range(moves + 3):
-                    ms = press(page, cls, kind, "ArrowRight" if i % 2 == 0 else "ArrowLeft")
+                    ms = press(page, cls, kind, how, i, *nth)
                     lab.wait_for_kernel_idle(page, settle_s=0.3)
                     if i >= 3 and ms is not None:       # the first presses warm the page up
                         results[arm].append(ms)

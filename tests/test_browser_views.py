@@ -134,3 +134,60 @@ def test_the_head_explorer_sends_every_candidate_box_once(classifier):
     assert ex.n_forward == forwards                        # no threshold runs the network
     ex.gallery.value = list(ex.images)[1]
     assert ex.view.payload is not p                        # a new picture: its boxes are sent, once
+
+
+def test_a_frame_key_is_spelled_as_the_page_spells_it():
+    """``frame_key`` must equal explorer.js's ``courseFrameKey`` (JSON.stringify, numbers to 6 decimals, whole
+    floats as integers): a slider's 0.30000000000000004 and Python's 0.3 are the same picture."""
+    from course_lib.widgets.browser import frame_key
+
+    assert frame_key([1, 0.1 + 0.2, True, "C3 · x", 2.0, None]) == '[1,0.3,true,"C3 · x",2,null]'
+    js = SCRIPT.read_text(encoding="utf-8")
+    assert "Number(v.toFixed(6))" in js and "JSON.stringify(values.map(" in js
+
+
+def _decoded(url: str) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=float)
+
+
+def test_pictures_made_in_python_are_kept_once_and_blend_in_the_page(classifier, cat, monkeypatch):
+    """The CAM explorer (a FramesView): shown once, it has made every class's picture and every method's, with
+    no forward pass; each picture is kept once (the colour bar is one image for all); the page's blend of the
+    two layers at the slider's opacity is Python's own picture; a combination not made yet is drawn once and sent
+    as a message, and visiting it again sends nothing."""
+    from course_lib.widgets import CAMExplorer
+    from course_lib.widgets.browser import FramesView, frame_key
+
+    ex = CAMExplorer(classifier, cat, prepare=imagenet_view, top_k=4)
+    assert isinstance(ex.view, FramesView) and ex.view in _all_children(ex.widget)
+    snap = ex._repr_mimebundle_()[0][SNAPSHOT_MIME]
+    keys = set(snap["payload"]["frames"])
+    assert keys == {frame_key([c, 0]) for c in range(4)} | {frame_key([0, 1])}
+    assert ex.n_forward == 1
+    images = snap["payload"]["images"]
+    bars = {f["parts"][1]["img"] for f in snap["payload"]["frames"].values()}
+    assert len(bars) == 1 and len(images) == 1 + 5 + 1     # the photo, five heat layers, one colour bar
+    frame = snap["payload"]["frames"][frame_key([2, 0])]
+    base, over = _decoded(images[frame["parts"][0]["img"]]), _decoded(images[frame["parts"][0]["over"]])
+    ex.cls.value, ex.opacity.value = 2, 0.3
+    import io
+
+    from PIL import Image
+
+    python = np.asarray(Image.open(io.BytesIO(ex.image_widget.value)).convert("RGB"), dtype=float)
+    page = base * 0.7 + over * 0.3                       # what the canvas draws: globalAlpha = opacity
+    assert np.abs(page - python).mean() < 2.5             # the same picture, up to JPEG's rounding
+    assert "class" in frame["info"] and ex.maps.names[2] in frame["info"]
+
+    sent = []
+    monkeypatch.setattr(ex.view, "send", lambda msg: sent.append(msg))
+    ex.method.value = "Grad-CAM"                          # class 2 by Grad-CAM was not made: drawn once, sent
+    assert len(sent) == 1 and sent[0]["frame"] == frame_key([2, 1]) and sent[0]["images"]
+    ex.method.value = "CAM"
+    ex.method.value = "Grad-CAM"                          # seen before: nothing new to send
+    assert len(sent) == 1 and ex.n_forward == 1
+    assert (ex.view.a0, ex.view.a1, ex.view.opacity) == (2, 1, 0.3)   # the view follows the controls

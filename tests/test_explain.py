@@ -120,13 +120,13 @@ def test_cam_explorer_runs_the_network_once_per_image(classifier, pair, cat):
     ex = CAMExplorer(classifier, pair, top_k=5)
     assert ex.n_forward == 1 and list(ex.method.options) == ["CAM", "Grad-CAM"]
     assert ex.maps.names[0] == "espresso" and len(ex.cls.options) == 5
-    first = ex.view.value
+    first = ex.image_widget.value
     for v in (0.1, 0.9):
         ex.opacity.value = v
     ex.method.value = "Grad-CAM"
     for rank in range(5):
         ex.cls.value = rank
-    assert ex.n_forward == 1 and ex.n_redraw >= 8 and ex.view.value != first
+    assert ex.n_forward == 1 and ex.n_redraw >= 8 and ex.image_widget.value != first
     assert "Grad-CAM" in ex.info.value and ex.maps.names[4] in ex.info.value
     # the cached maps are the library's maps
     assert torch.allclose(ex.heat(0, "CAM"), explain.cam(classifier, pair, "espresso"), atol=1e-5)

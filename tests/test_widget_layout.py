@@ -202,3 +202,21 @@ def test_static_figures_show_pictures_at_their_size(explorers):
             shown = ax.get_window_extent().width
             drawn = ax.images[0].get_array().shape[1]
             assert shown >= 0.7 * min(drawn, 1300 / len(fig.axes)), (name, shown, drawn)
+
+
+def test_every_explorer_draws_in_the_browser_and_carries_its_snapshot(explorers):
+    """Each explorer shows a browser view (maps, boxes or pictures kept in the page) where its pictures were,
+    and its output carries the snapshot the offline site brings alive; making it runs the network no more."""
+    from course_lib.widgets.browser import PANEL_MIME, SNAPSHOT_MIME, BrowserView
+
+    for name, ex in explorers.items():
+        assert isinstance(ex.view, BrowserView) and ex.view in _all(ex.widget), name
+        forwards = ex.n_forward
+        data = ex._repr_mimebundle_()[0]
+        assert data[PANEL_MIME] == {"panel": type(ex).__name__, "explorer": True}, name
+        snap = data[SNAPSHOT_MIME]
+        assert snap["payload"] and set(snap["state"]) == set(ex.view.STATE), name
+        if snap["payload"].get("kind") == "frames":
+            assert len(snap["payload"]["frames"]) >= 2, name       # the first control has somewhere to go
+        if name not in ("swapper", "switcher"):   # these build a model, or trace a gallery picture, per choice
+            assert ex.n_forward == forwards, name

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import html
 import json
 import os
@@ -47,6 +48,8 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -55,9 +58,10 @@ import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
-# an explorer drawn in the browser: its snapshot's mime type, and the script that draws it (JupyterLab and here)
+# an explorer drawn in the browser: its snapshot's mime type, the mime type that says an output is an explorer,
+# and the script that draws it (JupyterLab and here)
+from course_lib.widgets.browser import PANEL_MIME, SNAPSHOT_MIME
 from course_lib.widgets.browser import SCRIPT as EXPLORER_JS
-from course_lib.widgets.browser import SNAPSHOT_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tools" / "site"  # the page template and the assets every page loads (copied to _site/assets/)
@@ -133,6 +137,7 @@ class Page:
     pictures: list[Picture] = field(default_factory=list)
     bytes: int = 0
     lang: str = "en"
+    alive: int = 0          # explorers that come alive from their snapshot (the rest: an image picker)
 
 
 def title_of(nb) -> str:
@@ -176,6 +181,10 @@ def replace_widgets(nb, lang: str = "en") -> tuple[int, int, list[str]]:
                 outputs.append(out)
                 continue
             explorers += 1
+            panel = data.get(PANEL_MIME, {})
+            if panel.get("explorer") and SNAPSHOT_MIME not in data:
+                problems.append(f"code cell {i}: the {panel.get('panel')} came without its snapshot, so it would be "
+                                "a dead picture on the site")
             static = {m: data[m] for m in STATIC_MIME if m in data}
             out["data"] = {"text/html": live_note(lang, data.get(SNAPSHOT_MIME)),
                            "text/plain": "[live explorer: open in JupyterLab]"}
@@ -194,6 +203,44 @@ def replace_widgets(nb, lang: str = "en") -> tuple[int, int, list[str]]:
     nb.metadata.pop("widgets", None)  # no widget state: nothing tries to load a widget manager
     statics = sum(_static_outputs(c) for c in code)
     return explorers, statics, problems
+
+
+def lighten_pictures(nb, quality: int = 90) -> int:
+    """Re-encode every PNG picture of the executed notebook as JPEG where that takes under 2/3 of the bytes (a
+    figure of photos and heat maps; diagrams and plots stay PNG, sharp), in its output and in the ``<img>`` that
+    carries its alt text.  The lessons' own outputs are untouched; returns the bytes saved on the page."""
+    import io
+
+    from PIL import Image
+
+    saved = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            raw = data.get("image/png")
+            if not raw:
+                continue
+            raw = "".join(raw) if isinstance(raw, list) else raw
+            img = Image.open(io.BytesIO(base64.b64decode(raw)))
+            if img.mode in ("RGBA", "LA", "P"):                 # on the page's white, as the reader sees it
+                rgba = img.convert("RGBA")
+                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+            buf = io.BytesIO()
+            img.convert("RGB").save(buf, format="JPEG", quality=quality, optimize=True)
+            jpeg = base64.b64encode(buf.getvalue()).decode()
+            if len(jpeg) >= len(raw) * 2 / 3:
+                continue
+            del data["image/png"]
+            data["image/jpeg"] = jpeg
+            meta = out.get("metadata", {})
+            if "image/png" in meta:
+                meta["image/jpeg"] = meta.pop("image/png")
+            page = data.get("text/html")
+            if page:
+                page = "".join(page) if isinstance(page, list) else page
+                data["text/html"] = page.replace(f"data:image/png;base64,{raw}", f"data:image/jpeg;base64,{jpeg}")
+            saved += len(raw) - len(jpeg)
+    return saved
 
 
 def picture_html(static: dict, alt: str) -> str:
@@ -339,6 +386,24 @@ def nav_html(lessons: list[tuple[str, str]], i: int, lang: str = "en",
     return top, bottom
 
 
+@contextlib.contextmanager
+def kernel_environment(**extra: str) -> Iterator[None]:
+    """The environment the lessons' kernels start in while the site builds: figures land in the page as they do
+    in JupyterLab (the inline backend, even when the caller -- pytest sets MPLBACKEND=Agg -- asked for
+    another one), plus ``extra``; the caller's environment comes back afterwards."""
+    wanted = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **extra}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def build_page(path: Path, out_dir: Path, timeout: int = 600, nav: tuple[str, str] = ("", "")) -> Page:
     """Execute ``path`` in memory and write its page (:func:`page_name`) into ``out_dir`` (``nav``:
     :func:`nav_html`'s bar and pager)."""
@@ -347,25 +412,17 @@ def build_page(path: Path, out_dir: Path, timeout: int = 600, nav: tuple[str, st
     t0 = time.perf_counter()
     ep = ExecutePreprocessor(timeout=timeout, kernel_name="python3", store_widget_state=False)
     problems: list[str] = []
-    # Figures must land in the page as they do in JupyterLab: the kernel uses the inline backend even when
-    # the caller (pytest sets MPLBACKEND=Agg) asked for another one.
-    saved = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    try:
+    try:                            # in build_site's kernel_environment()
         ep.preprocess(nb, {"metadata": {"path": str(path.parent)}})
     except CellExecutionError as err:
         problems.append(f"execution failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err!r}")
-    finally:
-        if saved is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = saved
     seconds = time.perf_counter() - t0
     problems += errors_of(nb)
     explorers, statics, widget_problems = replace_widgets(nb, lang)
     problems += widget_problems
     pictures, picture_problems = pictures_of(nb)
     problems += picture_problems
+    lighten_pictures(nb)        # after the checks, which read the pictures as the lesson drew them
     exporter = HTMLExporter(template_name="course", extra_template_basedirs=[str(SITE / "templates")],
                             language_code=lang)      # <html lang=...>: ISO 639-1, "en" or "zh"
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb)},
@@ -373,7 +430,8 @@ def build_page(path: Path, out_dir: Path, timeout: int = 600, nav: tuple[str, st
     problems += [f"the page would load {url} from the network" for url in outside_requests(body)]
     target = out_dir / page_name(path)
     target.write_text(body, encoding="utf-8")
-    return Page(path, target, title_of(nb), seconds, explorers, statics, problems, pictures, len(body.encode()), lang)
+    return Page(path, target, title_of(nb), seconds, explorers, statics, problems, pictures, len(body.encode()), lang,
+                body.count('<div class="cl-snapshot">'))
 
 
 class _Sections(HTMLParser):
@@ -475,6 +533,7 @@ def write_index(pages: list[Page], out_dir: Path) -> Path:
             [
                 {"notebook": p.notebook.name, "lang": p.lang, "html": p.html.name, "title": p.title,
                  "seconds": round(p.seconds, 1), "bytes": p.bytes, "explorers": p.explorers,
+                 "alive": p.alive,
                  "static_figures": p.static_figures, "problems": p.problems}
                 for p in pages
             ],
@@ -490,24 +549,32 @@ def lessons_in(lang: str) -> list[Path]:
     return sorted(folder.glob("[0-9]*.ipynb"))
 
 
-def build_site(notebooks: list[Path], out_dir: Path, timeout: int = 600) -> list[Page]:
+def build_site(notebooks: list[Path], out_dir: Path, timeout: int = 600, jobs: int = 1) -> list[Page]:
+    """Execute and render every notebook (``jobs`` at a time, each kernel with ``cpu_count // jobs`` threads),
+    then the search index, the lesson lists and the figure gallery."""
     out_dir.mkdir(parents=True, exist_ok=True)
     by_lang: dict[str, list[Path]] = {}
     for nb in notebooks:
         by_lang.setdefault(language_of(nb), []).append(nb)
     lessons = {lang: [(page_name(nb), lesson_label(nb.stem, title_of(nbformat.read(nb, as_version=4))))
                       for nb in nbs] for lang, nbs in by_lang.items()}
-    pages = []
-    for nb in notebooks:
+
+    def one(nb: Path) -> Page:
         lang = language_of(nb)
         i = by_lang[lang].index(nb)
         other = {o: page_name(n) for o, nbs in by_lang.items() for n in nbs if n.stem == nb.stem}
-        print(f"executing {nb.relative_to(ROOT) if nb.is_relative_to(ROOT) else nb.name} ...", flush=True)
         page = build_page(nb, out_dir, timeout, nav=nav_html(lessons[lang], i, lang, other))
         status = "ok" if not page.problems else "PROBLEMS:\n  " + "\n  ".join(page.problems)
-        print(f"  {page.seconds:.1f} s, {page.bytes / 2**20:.1f} MB, {page.explorers} explorer(s), "
-              f"{page.static_figures} figure(s): {status}")
-        pages.append(page)
+        print(f"{nb.relative_to(ROOT) if nb.is_relative_to(ROOT) else nb.name}: {page.seconds:.1f} s, "
+              f"{page.bytes / 2**20:.1f} MB, {page.explorers} explorer(s) ({page.alive} alive), "
+              f"{page.static_figures} figure(s): {status}", flush=True)
+        return page
+
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    print(f"executing {len(notebooks)} notebook(s), {jobs} at a time ...", flush=True)
+    with kernel_environment(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads):
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            pages = list(pool.map(one, notebooks))
     write_assets(pages, out_dir)
     write_index(pages, out_dir)
     print(f"every figure, with its alt text, in {write_figures(pages, out_dir)}")
@@ -522,12 +589,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="build only this language's lessons (repeat for several; default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "_site", help="output folder (default: _site/)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="notebooks executed at a time (default: one per CPU core)")
     args = ap.parse_args(argv)
     notebooks = args.notebooks or [nb for lang in (args.lang or list(UI)) for nb in lessons_in(lang)]
     if not notebooks:
         print("no notebooks found", file=sys.stderr)
         return 1
-    pages = build_site([p.resolve() for p in notebooks], args.out, args.timeout)
+    pages = build_site([p.resolve() for p in notebooks], args.out, args.timeout, args.jobs)
     print(f"site written to {args.out / 'index.html'}" + ("" if len({p.lang for p in pages}) == 1 else
                                                           f" (and {', '.join(index_name(x) for x in UI if x != 'en')})"))
     return 1 if any(p.problems for p in pages) else 0

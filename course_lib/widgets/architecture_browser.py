@@ -95,7 +95,9 @@ class ArchitectureBrowser(Explorer):
         self.model_dropdown.observe(lambda _: self._show_model(), names="value")
         self._observe(self.tree)
         # the tree's rows are long: it goes under the picture, where it has the picture's width
-        self._start(image, [self.model_dropdown], [self.image_widget, self.tree])
+        view = self._in_browser([self.tree, self.model_dropdown], [self.image_widget], ahead={self.model_dropdown: 0},
+                                names={self.tree: tr("Layer")})
+        self._start(image, [self.model_dropdown], [view, self.tree])
 
     def _trace(self, image: Any) -> None:
         """A new image: forget the recordings (each model runs again once, when shown)."""

@@ -53,9 +53,11 @@ class AttentionExplorer(Explorer):
         self.key_widget = picture()
         self._observe(self.layer, self.head, self.query, self.qy, self.qx, self.opacity)
         self._click = on_click(self.image_widget, self.click)
+        view = self._in_browser([self.layer, self.head, self.query, self.qy, self.qx],
+                                [self.image_widget, self.key_widget], opacity=self.opacity, click=self.click)
         self._start(image, [self.layer, self.head, self.query, self.qy, self.qx,
                             W.HTML("<small>" + tr("or click the picture to pick the query patch") + "</small>"), self.opacity],
-                    [self.image_widget, self.key_widget])
+                    [view])
 
     # -- once per image -------------------------------------------------------------
     def _trace(self, image: Any) -> None:

@@ -185,6 +185,17 @@ class Panel:
             return fig
 
         cls.static_figure = static_figure
+        paint = cls.__dict__.get("redraw")
+        if paint is not None:
+            @functools.wraps(paint)
+            def redraw(self, *args, **kw):
+                out = paint(self, *args, **kw)
+                keep = getattr(self, "_keep_frame", None)
+                if keep is not None:
+                    keep()   # drawn in the browser from pictures Python made: keep this one there
+                return out
+
+            cls.redraw = redraw
 
     def alt_text(self, fig=None) -> str:
         """Alt text of the static figure ``fig``: :attr:`ALT`, then what the figure's titles say it shows now."""
@@ -211,10 +222,13 @@ class Panel:
         finally:
             plt.close(fig)
         data["image/png"] = picture["image/png"]
-        view = getattr(self, "view", None)
-        if view is not None and hasattr(view, "snapshot"):   # drawn in the browser: the offline site can redraw it
-            from .browser import SNAPSHOT_MIME
+        from .browser import PANEL_MIME, SNAPSHOT_MIME
 
+        data[PANEL_MIME] = {"panel": type(self).__name__, "explorer": isinstance(self, Explorer)}
+        view = getattr(self, "view", None)
+        if getattr(self, "_frames", None) is not None:
+            self.make_frames()            # the pictures the page keeps: what the offline site can show
+        if view is not None and hasattr(view, "snapshot"):   # drawn in the browser: the offline site can redraw it
             data[SNAPSHOT_MIME] = {**view.snapshot(), "expect": self.view_expect()}
         return data, meta
 
@@ -272,9 +286,125 @@ class Explorer(Panel):
         self.widget = explorer_layout(controls, self.info, views)
         self.set_image(image)
 
+    # -- pictures kept in the browser -------------------------------------------------
+    def _in_browser(self, controls: Sequence[W.Widget | tuple[W.Widget, str]], outputs: Sequence[W.Widget], *,
+                    opacity: W.FloatSlider | None = None, ahead: Mapping[W.Widget, int] | None = None,
+                    click: Callable[[float, float], Any] | None = None, names: Mapping[W.Widget, str] | None = None,
+                    derived: Sequence[W.Widget] = ()) -> W.Widget:
+        """Show ``outputs`` (the explorer's pictures and HTML, drawn by ``redraw``) through a
+        :class:`~course_lib.widgets.browser.FramesView` that keeps every combination of ``controls`` it has seen
+        (a control, or ``(control, "index")`` for an option's position) and swaps it in with no kernel round
+        trip.  ``opacity`` is blended in the page; ``ahead`` says how many values of a control
+        :meth:`make_frames` makes in advance where that costs a forward pass each (0: none, for a new model to
+        build; a few, for a gallery's pictures); ``click(x, y)`` hears a click on the first picture, in its pixels;
+        ``names`` names a control that has no description of its own (for the offline site's controls);
+        ``derived`` are controls the explorer moves itself when another one moves (a cell that keeps pointing at
+        the same place when the stage changes): until the kernel has moved them, the page shows the picture
+        made for the new value with them where the explorer put them.
+        Returns the view, to lay out where ``outputs`` were."""
+        from .browser import FramesView, axis_of
+
+        self.view = FramesView()
+        # an option is followed by its position: ipywidgets syncs a selection's index, not its value
+        pairs = [c if isinstance(c, tuple) else (c, "index" if isinstance(c, W.widgets.widget_selection._Selection)
+                                                 else "value") for c in controls]
+        axes = [axis_of(c, attr, ahead=(ahead or {}).get(c)) for c, attr in pairs]
+        for axis in axes:
+            axis["name"] = (names or {}).get(axis["control"], axis["name"])
+            axis["derived"] = axis["control"] in derived
+        self._frames = {"axes": axes, "text": {"opacity": opacity.description.rstrip(": ")} if opacity else {},
+                        "outputs": list(outputs), "opacity": opacity, "image": -1, "made": None, "busy": False,
+                        "shown": False}
+        links = {f"a{i}": pair for i, pair in enumerate(pairs)}
+        if opacity is not None:
+            links["opacity"] = (opacity, "value")
+        self.view.follow(links)
+        if click is not None:
+            self.view.observe(lambda ch: click(*ch["new"][:2]) if ch["new"] else None, names="clicked")
+        return self.view
+
+    def _keep_frame(self) -> None:
+        """After a redraw: keep what the outputs show now in the page, if it is not there yet."""
+        f = getattr(self, "_frames", None)
+        if f is None or f["busy"]:
+            return
+        from .browser import axis_of, frame_key
+
+        f["axes"] = [{**axis_of(a["control"], a["attr"], ahead=a["ahead"]), "name": a["name"], "derived": a["derived"]}
+                     for a in f["axes"]]
+        if f["image"] != getattr(self, "_image_count", 0):      # a new image: every picture kept is stale
+            f["image"] = getattr(self, "_image_count", 0)
+            f["made"] = None
+            self.view.setup(f["axes"], blend=f["opacity"] is not None, text=f["text"], alt=self.ALT)
+        else:
+            self.view.describe(f["axes"], blend=f["opacity"] is not None, text=f["text"], alt=self.ALT)
+        key = frame_key([getattr(a["control"], a["attr"]) for a in f["axes"]])
+        if key not in self.view.frames:
+            self.view.add(key, *self._frame_now(), send=f["shown"])
+
+    def _frame_now(self) -> tuple[list[dict[str, Any]], str]:
+        """What the outputs show now, as a FramesView's parts (with the blend's two layers), and ``info``."""
+        f = self._frames
+        parts = [_part(w) for w in f["outputs"]]
+        slider = f["opacity"]
+        if slider is not None:
+            keep = slider.value
+            f["busy"] = True
+            try:
+                with self._quietly():
+                    layers = []
+                    for a in (0.0, 1.0):
+                        slider.value = a
+                        self.redraw()
+                        layers.append([_part(w) for w in f["outputs"]])
+                    slider.value = keep
+                self.redraw()
+            finally:
+                f["busy"] = False
+            for part, low, high in zip(parts, *layers):
+                if "img" in part and low["img"] != high["img"]:
+                    part["img"], part["over"] = low["img"], high["img"]
+        return parts, self.info.value
+
+    def make_frames(self) -> None:
+        """Make, in advance, the pictures of every value of each control (one control moved at a time from
+        where they all are now; a long slider at evenly spaced steps), so the page -- and the offline site --
+        can show them without a kernel.  Each move is made as a learner makes it (the explorer's own rules for
+        that control run, and its redraw keeps the picture); done once per image, then sent at once."""
+        from .browser import AHEAD
+
+        f = self._frames
+        if f["made"] == f["image"] and f["image"] == getattr(self, "_image_count", 0):
+            return
+
+        def put(axis: dict[str, Any], value: Any) -> None:
+            if getattr(axis["control"], axis["attr"]) != value:
+                setattr(axis["control"], axis["attr"], value)
+
+        start = [getattr(a["control"], a["attr"]) for a in f["axes"]]
+        try:
+            for i, axis in enumerate(list(f["axes"])):
+                cap = AHEAD[axis["kind"]] if axis["ahead"] is None else axis["ahead"]
+                if cap == 0 or getattr(axis["control"], "disabled", False):
+                    continue
+                values = axis["values"]
+                picks = values if len(values) <= cap else sorted(
+                    {values[round(j * (len(values) - 1) / max(1, cap - 1))] for j in range(cap)} | {start[i]},
+                    key=values.index)
+                for v in picks:
+                    for a, s in zip(f["axes"], start):
+                        put(a, s)
+                    put(f["axes"][i], v)
+        finally:
+            for a, s in zip(f["axes"], start):
+                put(a, s)
+        f["made"], f["shown"] = f["image"], True
+        self.view.publish()
+
     # -- the shape every explorer has -------------------------------------------------
     def set_image(self, image: Any) -> None:
         """Run the network once on a new image, then redraw."""
+        self._image_count = getattr(self, "_image_count", 0) + 1
         self._trace(image)
         self.redraw()
 
@@ -284,6 +414,23 @@ class Explorer(Panel):
     def redraw(self) -> None:
         """Redraw from the cached outputs (no forward pass)."""
         raise NotImplementedError(f"{type(self).__name__} must define redraw()")
+
+
+def _part(widget: W.Widget) -> dict[str, Any]:
+    """One output of an explorer as a FramesView part: a picture (JPEG, or PNG where that is smaller: flat
+    diagrams and text) or HTML."""
+    if isinstance(widget, W.Image):
+        if not widget.value:
+            return {"html": ""}
+        import io
+
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(widget.value))
+        png = widget.value if widget.format == "png" else render.png_bytes(img)
+        jpeg = render.jpeg_bytes(img.convert("RGB"), quality=85)
+        return {"img": (jpeg, "jpeg") if len(jpeg) < 0.8 * len(png) else (png, "png")}
+    return {"html": widget.value}
 
 
 def as_image(image: Any, max_side: int | None = None) -> torch.Tensor:
@@ -372,6 +519,7 @@ class GalleryExplorer(Explorer):
     def set_image(self, image: Any, name: str = "picked") -> None:
         """Add a picture (e.g. the picker's) under ``name`` and show it; a picture already there is replaced."""
         self.images[name] = as_gallery({name: image}, self.max_side)[name]
+        self._image_count = getattr(self, "_image_count", 0) + 1
         self._forget(name)
         with self._quietly():
             if list(self.gallery.options) != self._gallery_options():

@@ -15,6 +15,7 @@ The same script draws the offline site's explorers: ``tools/build_site.py`` embe
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -27,11 +28,15 @@ import torch
 import traitlets
 
 from .. import render
+from ..language import tr
 
 #: The script that draws every browser view (JupyterLab and the offline site).
 SCRIPT = Path(__file__).with_name("static") / "explorer.js"
 #: The mime type of an explorer's snapshot in a notebook's output (read by the site build).
 SNAPSHOT_MIME = "application/vnd.course.explorer+json"
+#: The mime type that says which panel an output is (``{"panel": class name, "explorer": bool}``): the site
+#: build reports an explorer that came without its snapshot.
+PANEL_MIME = "application/vnd.course.panel+json"
 
 
 @cache
@@ -152,3 +157,124 @@ class BoxesView(BrowserView):
     clicked = traitlets.List().tag(sync=True)
 
     STATE = ("score", "iou", "level", "cls", "opacity", "cell")
+
+
+#: How many values of one control a view makes in advance (beyond that, evenly spaced ones); the rest come from
+#: the kernel, once each, when a learner asks for them.
+AHEAD = {"select": 16, "slider": 8, "checkbox": 2}
+
+
+def axis_of(control: W.Widget, attr: str = "value", *, ahead: int | None = None) -> dict[str, Any]:
+    """What a :class:`FramesView` needs to know of one of an explorer's discrete controls: the values its
+    ``attr`` takes (an option's ``index``, a slider's steps, a checkbox's two states), their labels, the kind of
+    control the offline site draws for it, and how many of its values the view makes in advance (``ahead``;
+    ``None``: as many as :data:`AHEAD` allows for its kind)."""
+    if isinstance(control, W.Checkbox):
+        values, labels, kind = [False, True], [tr("off"), tr("on")], "checkbox"
+    elif isinstance(control, (W.IntSlider, W.FloatSlider)):
+        step = control.step or 1
+        n = int(round((control.max - control.min) / step)) + 1
+        values = [control.min + i * step for i in range(n)]
+        values = [int(v) for v in values] if isinstance(control, W.IntSlider) else [round(v, 6) for v in values]
+        labels, kind = [f"{v:g}" for v in values], "slider"
+    elif attr == "index":
+        labels = [str(label) for label in control._options_labels]
+        values, kind = list(range(len(labels))), "select"
+    else:
+        labels = [str(label) for label in control._options_labels]
+        values, kind = [v for v in control._options_values], "select"
+    return {"control": control, "attr": attr, "values": values, "labels": labels, "kind": kind,
+            "name": (control.description or "").rstrip(": ≥") or type(control).__name__, "ahead": ahead}
+
+
+def data_url(data: bytes, fmt: str = "png") -> str:
+    """Picture bytes as a ``data:`` URL the page can show without asking anyone."""
+    return f"data:image/{fmt};base64," + base64.b64encode(data).decode()
+
+
+def frame_key(values: Sequence[Any]) -> str:
+    """The key of one combination of control values, spelled as the page spells it (``JSON.stringify``, numbers
+    rounded to 6 decimals, whole floats as integers)."""
+    def norm(v: Any) -> Any:
+        if isinstance(v, float):
+            v = round(v, 6)
+            return int(v) if v.is_integer() else v
+        return v
+    return json.dumps([norm(v) for v in values], separators=(",", ":"), ensure_ascii=False)
+
+
+class FramesView(BrowserView):
+    """An explorer's pictures, one per combination of its controls, drawn by Python and kept in the page.
+
+    The explorers whose pictures are not maps or boxes (a network's tree, a receptive field, a neck's wiring, a
+    table of shapes) still answer in the browser: every combination of the controls (``a0`` .. ``a7``, each
+    jslinked to one control) that the kernel has drawn is kept here, keyed by the controls' values
+    (:func:`frame_key`), and a move to a combination already drawn swaps it in with no round trip.  A new
+    combination goes to the kernel once (its picture arrives by a message and stays).  ``opacity`` blends a
+    picture's two layers in the page (drawn at opacity 0 and 1: every blend the course draws is linear in it).
+    """
+
+    _esm = module_source("courseFramesRender")
+    a0 = traitlets.Any(None).tag(sync=True)
+    a1 = traitlets.Any(None).tag(sync=True)
+    a2 = traitlets.Any(None).tag(sync=True)
+    a3 = traitlets.Any(None).tag(sync=True)
+    a4 = traitlets.Any(None).tag(sync=True)
+    a5 = traitlets.Any(None).tag(sync=True)
+    a6 = traitlets.Any(None).tag(sync=True)
+    a7 = traitlets.Any(None).tag(sync=True)
+    opacity = traitlets.Float(0.5).tag(sync=True)
+    clicked = traitlets.List().tag(sync=True)     # [x, y, time] in the first picture's own pixels
+
+    STATE = ("a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "opacity")
+    MAX_AXES = 8
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.frames: dict[str, dict[str, Any]] = {}
+        self.images: dict[str, str] = {}          # one copy of each picture (id -> data URL): frames name the ids
+        self._ids: dict[str, str] = {}
+        self._head: dict[str, Any] = {}
+
+    def setup(self, axes: Sequence[dict[str, Any]], *, blend: bool = False, text: dict[str, str] | None = None,
+              alt: str = "") -> None:
+        """Describe the controls (from :func:`axis_of`) and forget every picture (a new image)."""
+        if len(axes) > self.MAX_AXES:
+            raise ValueError(f"a FramesView follows at most {self.MAX_AXES} controls, got {len(axes)}")
+        self.frames, self.images, self._ids = {}, {}, {}
+        self.describe(axes, blend=blend, text=text, alt=alt)
+        self.publish()
+
+    def describe(self, axes: Sequence[dict[str, Any]], *, blend: bool = False, text: dict[str, str] | None = None,
+                 alt: str = "") -> None:
+        """The controls as the offline site draws them (their names, kinds, values and labels)."""
+        self._head = {"kind": "frames", "blend": blend, "text": text or {}, "alt": alt,
+                      "axes": [{k: a.get(k, False) for k in ("name", "values", "labels", "kind", "derived")}
+                               for a in axes]}
+
+    def add(self, key: str, parts: Sequence[dict[str, Any]], info: str = "", *, send: bool = True) -> None:
+        """Keep one combination's picture: ``parts`` top to bottom, each ``{"img": (bytes, fmt)}`` (with an
+        ``"over"`` layer to blend over it) or ``{"html": text}``; a picture seen before is kept once."""
+        new_images: dict[str, str] = {}
+        frame = []
+        for part in parts:
+            if "html" in part:
+                frame.append({"html": part["html"]})
+                continue
+            entry = {}
+            for layer in ("img", "over"):
+                if part.get(layer) is None:
+                    continue
+                url = data_url(*part[layer])
+                ident = self._ids.setdefault(url, f"i{len(self._ids)}")
+                if ident not in self.images:
+                    self.images[ident] = new_images[ident] = url
+                entry[layer] = ident
+            frame.append(entry)
+        self.frames[key] = {"parts": frame, "info": info}
+        if send:
+            self.send({"frame": key, "data": self.frames[key], "images": new_images, "axes": self._head["axes"]})
+
+    def publish(self) -> None:
+        """Send every picture made so far at once (after making them in advance)."""
+        self.payload = {**self._head, "frames": dict(self.frames), "images": dict(self.images)}

@@ -47,10 +47,11 @@ class CAMExplorer(Explorer):
         self.method = W.ToggleButtons(options=methods, value=methods[0], description=tr("Method:"))
         self.opacity = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description=tr("Opacity:"))
         self.method.disabled = len(methods) == 1  # Grad-CAM only: nothing to switch
-        self.view = picture()
+        self.image_widget = picture()
         self.key_widget = picture()
         self._observe(self.cls, self.method, self.opacity)
-        self._start(image, [self.cls, self.method, self.opacity], [self.view, self.key_widget])
+        view = self._in_browser([self.cls, self.method], [self.image_widget, self.key_widget], opacity=self.opacity)
+        self._start(image, [self.cls, self.method, self.opacity], [view])
 
     # -- the expensive part: once per image -------------------------------------
     def _trace(self, image: Any) -> None:
@@ -80,7 +81,7 @@ class CAMExplorer(Explorer):
         img = self.picture()
         if img.width != self.width:
             img = img.resize((self.width, max(1, round(img.height * self.width / img.width))))
-        self.view.value = render.png_bytes(img)
+        self.image_widget.value = render.png_bytes(img)
         self.key_widget.value = render.png_bytes(render.colorbar_strip(0, 1, img.width, render.HEAT,
                                                                        tr("evidence for the class")))
         r = self.cls.value

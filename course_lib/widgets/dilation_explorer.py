@@ -110,7 +110,8 @@ class DilationExplorer(Explorer):
         self.image_widget = picture()
         self.key_widget = picture()
         self._observe(self.rate, self.cell_x, self.cell_y)
-        self._start(image, [self.rate, self.cell_y, self.cell_x], [self.image_widget, self.key_widget])
+        view = self._in_browser([self.rate, self.cell_y, self.cell_x], [self.image_widget, self.key_widget])
+        self._start(image, [self.rate, self.cell_y, self.cell_x], [view])
 
     def _trace(self, image: Any) -> None:
         """One forward and one backward pass: the backbone's effective receptive field of the centre cell."""

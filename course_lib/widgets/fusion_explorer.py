@@ -99,7 +99,10 @@ class FusionExplorer(GalleryExplorer):
         controls = [self.gallery, self.neck,
                     W.HBox([W.HTML("<b>" + tr("Paths:") + "</b>&nbsp;"), self.lateral, self.top_down, self.bottom_up]),
                     self.level, self.reduce, self.channel]
-        self._start(image, controls, [self.image_widget, self.diagram_widget])
+        view = self._in_browser([self.level, self.neck, self.lateral, self.top_down, self.bottom_up, self.reduce,
+                                 self.channel, self.gallery], [self.image_widget, self.diagram_widget],
+                                ahead={self.gallery: 4})
+        self._start(image, controls, [view])
 
     # -- public API --------------------------------------------------------
     def _forget(self, name: str) -> None:

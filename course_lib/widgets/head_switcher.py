@@ -38,7 +38,8 @@ class HeadSwitcher(GalleryExplorer):
         self.score = W.FloatSlider(value=0.4, min=0.05, max=0.95, step=0.05, description=tr("Score ≥"))
         self.image_widget = picture()
         self._observe(self.head, self.score)
-        self._start(image, [self.gallery, self.head, self.score], [self.image_widget])
+        view = self._in_browser([self.head, self.score, self.gallery], [self.image_widget], ahead={self.gallery: 4})
+        self._start(image, [self.gallery, self.head, self.score], [view])
 
     def _forget(self, name: str) -> None:
         self._traces.pop(name, None)

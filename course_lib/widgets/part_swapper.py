@@ -91,7 +91,8 @@ class PartSwapper(Explorer):
         self._results: dict[str, dict[str, Any]] = {}                   # combination -> verdict, model, trace
         self.table = W.HTML()
         self._observe(*self.dropdowns.values())
-        self._start(image, list(self.dropdowns.values()), [self.table])
+        view = self._in_browser(list(self.dropdowns.values()), [self.table])
+        self._start(image, list(self.dropdowns.values()), [view])
 
     # -- the state a cell (or a test) reads --------------------------------------------
     @property

@@ -50,9 +50,10 @@ class ReceptiveFieldExplorer(Explorer):
         self.key_widget = picture()
         self._observe(self.stage, self.y, self.x, self.show_erf)
         self._click = on_click(self.image_widget, self.click)
+        view = self._in_browser([self.stage, self.show_erf, self.y, self.x], [self.image_widget, self.key_widget],
+                                click=self.click, derived=[self.y, self.x])
         self._start(image, [self.stage, self.show_erf, self.y, self.x,
-                            W.HTML("<small>" + tr("or click the picture to pick a cell") + "</small>")],
-                    [self.image_widget, self.key_widget])
+                            W.HTML("<small>" + tr("or click the picture to pick a cell") + "</small>")], [view])
 
     def _trace(self, image: Any) -> None:
         """One forward pass (graph kept for the gradients), then centre the cell."""

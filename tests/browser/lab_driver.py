@@ -93,6 +93,12 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
 
 
+def kernel_status(page) -> str | None:
+    """The notebook's kernel as its execution indicator says: ``"idle"``, ``"busy"`` ..."""
+    return page.evaluate("() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
+                         "?.getAttribute('data-status')")
+
+
 def wait_for_kernel_idle(page, timeout_s: float = 300, settle_s: float = 1.0) -> None:
     """Wait until the kernel is idle, no cell is queued (``[*]``) and that state holds for ``settle_s``."""
     deadline = time.monotonic() + timeout_s

@@ -389,6 +389,196 @@ function courseBoxesRender(model, el, standalone) {
   return () => {};
 }
 
+// An explorer whose pictures Python draws (a network's tree, a receptive field, a neck's wiring, a table):
+// every combination of its controls the kernel has drawn is kept here, keyed by the controls' values, and a
+// move to one of them swaps it in.  In JupyterLab a new combination is drawn by the kernel once and arrives
+// as a message; on the offline site the controls offer the combinations made in advance, and a move to one
+// that was not made shows the nearest one that was, the other controls following it.
+function courseFrameKey(values) {
+  return JSON.stringify(values.map((v) => (typeof v === "number" && !Number.isInteger(v) ? Number(v.toFixed(6)) : v)));
+}
+
+function courseFramesRender(model, el, standalone) {
+  let p, frames, images, axes;
+  const { root, bar, canvas } = courseFrame(el);
+  canvas.remove();
+  const body = document.createElement("div");
+  body.className = "cl-frames";
+  root.appendChild(body);
+  const info = document.createElement("div");
+  info.className = "cl-info";
+  if (standalone) root.insertBefore(info, body);
+  const names = ["a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7"];
+  const decoded = {};
+
+  function picture(id) {
+    // each picture is decoded once; a frame is drawn again when one of its pictures arrives
+    if (!decoded[id]) {
+      const im = new Image();
+      im.onload = () => draw();
+      im.src = images[id];
+      decoded[id] = im;
+    }
+    return decoded[id];
+  }
+  function load() {
+    p = model.get("payload") || {};
+    frames = Object.assign({}, p.frames || {});
+    images = Object.assign({}, p.images || {});
+    axes = p.axes || [];
+    Object.keys(decoded).forEach((k) => delete decoded[k]);
+  }
+  load();
+  const values = () => axes.map((a, i) => model.get(names[i]));
+
+  // the site's controls: each one offers the values some frame was made with
+  const inputs = [];
+  function offered(i) {
+    const seen = new Set(Object.keys(frames).map((k) => courseFrameKey([JSON.parse(k)[i]])));
+    return axes[i].values.filter((v) => seen.has(courseFrameKey([v])));
+  }
+  function send(name, value) { model.set(name, value); model.save_changes(); }
+  if (standalone) {
+    axes.forEach((a, i) => {
+      const choices = offered(i);
+      if (choices.length < 2) return;
+      const label = document.createElement("label");
+      label.textContent = a.name + " ";
+      let input, shown = null;
+      if (a.kind === "checkbox") {
+        input = document.createElement("input");
+        input.type = "checkbox";
+        input.addEventListener("change", () => send(names[i], input.checked));
+        input.sync = () => { input.checked = !!model.get(names[i]); };
+      } else if (a.kind === "slider") {
+        input = document.createElement("input");
+        input.type = "range";
+        input.min = "0";
+        input.max = String(choices.length - 1);
+        input.step = "1";
+        shown = document.createElement("span");
+        input.addEventListener("input", () => send(names[i], choices[Number(input.value)]));
+        input.sync = () => {
+          const v = model.get(names[i]);
+          const at = choices.findIndex((c) => courseFrameKey([c]) === courseFrameKey([v]));
+          input.value = String(Math.max(0, at));
+          shown.textContent = " " + a.labels[a.values.findIndex((c) => courseFrameKey([c]) === courseFrameKey([v]))];
+        };
+      } else {
+        input = document.createElement("select");
+        choices.forEach((c) => {
+          const o = document.createElement("option");
+          o.value = String(a.values.indexOf(c));
+          o.textContent = a.labels[a.values.indexOf(c)];
+          input.appendChild(o);
+        });
+        input.addEventListener("change", () => send(names[i], a.values[Number(input.value)]));
+        input.sync = () => { input.value = String(a.values.findIndex((c) => courseFrameKey([c]) === courseFrameKey([model.get(names[i])]))); };
+      }
+      input.setAttribute("aria-label", a.name);
+      label.appendChild(input);
+      if (shown) label.appendChild(shown);
+      bar.appendChild(label);
+      inputs.push(input);
+    });
+    if (p.blend) {
+      const label = document.createElement("label"), input = document.createElement("input");
+      label.textContent = (p.text.opacity || "opacity") + " ";
+      input.type = "range"; input.min = "0"; input.max = "1"; input.step = "0.05";
+      input.setAttribute("aria-label", p.text.opacity || "opacity");
+      input.addEventListener("input", () => send("opacity", Number(input.value)));
+      input.sync = () => { input.value = String(model.get("opacity")); };
+      label.appendChild(input);
+      bar.appendChild(label);
+      inputs.push(input);
+    }
+  }
+
+  function nearest(want, moved) {
+    // the made frame closest to what the controls ask for, keeping the control just moved where it is (in
+    // JupyterLab only the controls the explorer moves itself may differ: the kernel is about to move them)
+    let best = null, bestd = Infinity;
+    Object.keys(frames).forEach((k) => {
+      const v = JSON.parse(k);
+      if (moved >= 0 && courseFrameKey([v[moved]]) !== courseFrameKey([want[moved]])) return;
+      if (!standalone && v.some((x, i) => !axes[i].derived && courseFrameKey([x]) !== courseFrameKey([want[i]]))) return;
+      const d = v.reduce((s, x, i) => s + (courseFrameKey([x]) === courseFrameKey([want[i]]) ? 0 : 1), 0);
+      if (d < bestd) { best = v; bestd = d; }
+    });
+    return best;
+  }
+
+  let moved = -1;
+  function draw() {
+    let want = values(), frame = frames[courseFrameKey(want)];
+    if (!frame) {
+      const near = nearest(want, moved);
+      if (near) {
+        if (standalone) near.forEach((v, i) => { model.set(names[i], v, true); });   // the controls follow
+        want = near;
+        frame = frames[courseFrameKey(want)];
+      }
+    }
+    root.classList.toggle("cl-pending", !frame);
+    body.style.opacity = frame ? "" : "0.6";                    // waiting for the kernel's picture
+    inputs.forEach((input) => input.sync());
+    if (!frame) return;                                  // the kernel is drawing it: the old picture stays
+    const a = Math.max(0, Math.min(1, Number(model.get("opacity"))));
+    while (body.children.length > frame.parts.length) body.lastChild.remove();
+    frame.parts.forEach((part, j) => {
+      let node = body.children[j];
+      const kind = part.html !== undefined ? "DIV" : "CANVAS";
+      if (!node || node.tagName !== kind) {
+        const fresh = document.createElement(kind.toLowerCase());
+        fresh.style.display = "block";                     // the parts stand top to bottom, as in the notebook
+        if (node) body.replaceChild(fresh, node); else body.appendChild(fresh);
+        node = fresh;
+        if (j === 0 && kind === "CANVAS" && !standalone) {
+          // a click on the first picture picks a cell there: the kernel draws it (as on the Python picture)
+          node.addEventListener("click", (ev) => {
+            const r = node.getBoundingClientRect();
+            model.set("clicked", [(ev.clientX - r.left) * node.width / r.width,
+                                  (ev.clientY - r.top) * node.height / r.height, Date.now()]);
+            model.save_changes();
+          });
+        }
+      }
+      if (kind === "DIV") {
+        if (node.innerHTML !== part.html) node.innerHTML = part.html;
+        return;
+      }
+      const base = picture(part.img), over = part.over ? picture(part.over) : null;
+      if (!base.complete || !base.naturalWidth || (over && (!over.complete || !over.naturalWidth))) return;
+      if (node.width !== base.naturalWidth) node.width = base.naturalWidth;
+      if (node.height !== base.naturalHeight) node.height = base.naturalHeight;
+      node.setAttribute("role", "img");
+      node.setAttribute("aria-label", p.alt || "");
+      node.style.maxWidth = "100%";
+      const ctx = node.getContext("2d");
+      ctx.globalAlpha = 1;
+      ctx.drawImage(base, 0, 0);
+      if (over) { ctx.globalAlpha = a; ctx.drawImage(over, 0, 0); ctx.globalAlpha = 1; }
+    });
+    if (standalone) info.innerHTML = frame.info || "";
+    root.dataset.frame = courseFrameKey(want);
+    root.dataset.drawn = String(Number(root.dataset.drawn || 0) + 1);
+  }
+
+  model.on("msg:custom", (msg) => {
+    // a combination the kernel has just drawn: kept, and shown if the controls still ask for it
+    if (!msg || msg.frame === undefined) return;
+    Object.assign(images, msg.images || {});
+    frames[msg.frame] = msg.data;
+    if (msg.axes) axes = msg.axes;
+    if (msg.frame === courseFrameKey(values())) draw();
+  });
+  model.on("change:payload", () => { load(); draw(); });
+  names.forEach((n, i) => model.on("change:" + n, () => { moved = i; draw(); }));
+  model.on("change:opacity", draw);
+  draw();
+  return () => {};
+}
+
 // The offline site: every <div class="cl-snapshot"> holds {"payload": ..., "state": ...} as JSON.
 function courseExplorerBoot(doc) {
   doc.querySelectorAll(".cl-snapshot").forEach((host) => {
@@ -397,10 +587,11 @@ function courseExplorerBoot(doc) {
     const handlers = {};
     const model = {
       get: (k) => state[k],
-      set: (k, v) => { state[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); },
+      set: (k, v, quiet) => { state[k] = v; if (!quiet) (handlers["change:" + k] || []).forEach((f) => f()); },
       on: (ev, f) => { (handlers[ev] = handlers[ev] || []).push(f); },
       save_changes: () => {},
     };
-    (data.payload.kind === "boxes" ? courseBoxesRender : courseExplorerRender)(model, host, true);
+    const render = { boxes: courseBoxesRender, frames: courseFramesRender }[data.payload.kind] || courseExplorerRender;
+    render(model, host, true);
   });
 }
