@@ -1,25 +1,28 @@
-"""How fast an explorer answers where the learner is: key press on a slider -> picture changed, in JupyterLab.
+"""How fast an explorer answers where the learner is: a control moved -> picture changed, in JupyterLab.
 
     .venv/bin/python benchmarks/bench_lab_latency.py            # writes benchmarks/lab_latency.json
     .venv/bin/python benchmarks/bench_lab_latency.py --moves 60
 
-A throwaway JupyterLab (127.0.0.1, empty token) runs one notebook with every explorer drawn in the browser and
-two other ways to answer a top-k slider over lesson 00's photo and classifier, all in the same run:
+A throwaway JupyterLab (127.0.0.1, empty token) runs one notebook with every explorer of the course and two
+other ways to answer a top-k slider over lesson 00's photo and classifier, all in the same run:
 
-* **browser-drawn explorers**, each on its main slider: lesson 00's stage explorer (top-k), lesson 01's feature
-  explorer (channel) and lesson 07's head explorer (score threshold: filter + NMS in the page).  Their data went to
-  the page once; the slider is jslinked to the view (:mod:`course_lib.widgets.browser`), the canvas redraws in the
-  browser;
+* **every explorer**, each on its main control that needs no new computation: the stage explorer (top-k), the
+  feature explorer (channel) and the head explorer (score threshold: filter + NMS in the page) redraw a canvas
+  from the maps and boxes sent once per image; the receptive-field, fusion, dilation, CAM, head-switcher,
+  attention, part-swapper and architecture-browser explorers swap in a picture Python made in advance and the
+  page keeps (:class:`course_lib.widgets.browser.FramesView`).  Each control is jslinked to its view
+  (:mod:`course_lib.widgets.browser`), so the page does not wait for the kernel;
 * **precomputed PNG** -- a slider whose observer swaps in one of 16 PNGs drawn beforehand: no drawing at all,
   only the kernel round trip of ipywidgets;
 * **naive interact** -- ``ipywidgets.interact`` with a callback that runs the network and draws a matplotlib
   figure on every move, the way a notebook is often first written.
 
-Headless Chromium focuses each slider's handle and presses the arrow key; the page itself times from the
-``keydown`` to the picture's change (a MutationObserver on the canvas's redraw mark, the image's ``src``, or
-the output area's new picture) -- the moment the page holds the new picture; the screen shows it at the next
-frame, for every arm alike.  Each arm gets ``--moves`` presses, alternating right and left, each after the
-previous one has settled.  Medians and p95 in milliseconds, with the machine, go to ``lab_latency.json``.
+Headless Chromium moves each control -- an arrow key on a slider's handle, the next option of a list, a click on
+a toggle button -- and the page itself times from that input event to the picture's change (a MutationObserver
+on the view's redraw mark, the image's ``src``, or the output area's new picture): the moment the page holds
+the new picture; the screen shows it at the next frame, for every arm alike.  Each arm gets ``--moves`` moves,
+back and forth, each after the previous one has settled.  Medians and p95 in milliseconds, with the machine, go
+to ``lab_latency.json``.
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ ARMS = {"stage explorer, top-k (browser)": ("bench-stage", "canvas", ("key",)),
         "head switcher, head (browser)": ("bench-switcher", "canvas", ("click", "classification", "detection")),
         "attention, head (browser)": ("bench-attention", "canvas", ("select", 0, 1), 1),
         "part swapper, neck (browser)": ("bench-swapper", "canvas", ("select", 0, 1), 1),
-        "architecture browser, layer (browser)": ("bench-browser", "canvas", ("select", 0, 1)),
+        "architecture browser, layer (browser)": ("bench-browser", "canvas", ("select", 0, 1), 1),
         "precomputed PNG, top-k (kernel round trip)": ("bench-png", "png", ("key",)),
         "naive interact + matplotlib, top-k": ("bench-naive", "naive", ("key",))}
 
@@ -210,6 +213,9 @@ def measure(moves: int, chromium: str) -> dict:
                     lab.wait_for_kernel_idle(page, settle_s=0.3)
                     if i >= 3 and ms is not None:       # the first presses warm the page up
                         results[arm].append(ms)
+                done = sorted(results[arm])
+                print(f"  {arm}: {len(done)} moves timed, median "
+                      f"{statistics.median(done) if done else float('nan'):.1f} ms", flush=True)
             browser.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -239,7 +245,7 @@ def summary(values: list[float]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--moves", type=int, default=40, help="key presses per arm (after 3 to warm up)")
+    ap.add_argument("--moves", type=int, default=40, help="moves per arm (after 3 to warm up)")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
     chromium = lab.find_chromium()
@@ -251,12 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     naive = rows["naive interact + matplotlib, top-k"].get("median_ms")
     mine = rows["stage explorer, top-k (browser)"].get("median_ms")
     table = {"machine": machine(chromium),
-             "what": "arrow key on each control's slider -> the page holds the new picture, JupyterLab + headless "
+             "what": "each explorer's main control moved (arrow key, next option, toggle click) -> the page holds "
+                     "the new picture, JupyterLab + headless "
                      "Chromium, all arms in the same run",
              "rows": rows, "speedup_vs_naive": round(naive / mine, 1) if naive and mine else None,
              "note": "speed-up: the stage explorer's top-k against the naive top-k callback (the same control)"}
     a.out.write_text(json.dumps(table, indent=1) + "\n")
-    print("| control | presses | median ms | p95 ms |\n|---|---|---|---|")
+    print("| control | moves | median ms | p95 ms |\n|---|---|---|---|")
     for k, r in rows.items():
         print(f"| {k} | {r['n']} | {r.get('median_ms')} | {r.get('p95_ms')} |")
     drawn = [r.get("median_ms") for k, r in rows.items() if k.endswith("(browser)")]

@@ -164,7 +164,11 @@ def test_pictures_made_in_python_are_kept_once_and_blend_in_the_page(classifier,
 
     ex = CAMExplorer(classifier, cat, prepare=imagenet_view, top_k=4)
     assert isinstance(ex.view, FramesView) and ex.view in _all_children(ex.widget)
+    assert ex.view.payload["frames"] == {}               # made when shown, or when the page asks
+    ex.view._handle_custom_msg({"ask": "frames"}, [])      # what a page that shows ex.widget alone sends
+    made = ex.view.payload
     snap = ex._repr_mimebundle_()[0][SNAPSHOT_MIME]
+    assert snap["payload"] is made                         # displayed after that: nothing to make again
     keys = set(snap["payload"]["frames"])
     assert keys == {frame_key([c, 0]) for c in range(4)} | {frame_key([0, 1])}
     assert ex.n_forward == 1

@@ -121,6 +121,8 @@ def test_erf_lies_inside_the_box_and_is_smaller_on_a_real_network(cat):
     erf.map("C3", 1, 1)
     erf.map("C3", 1, 1)
     assert erf.n_backward == n + 1 and erf.n_forward == 1
+    with torch.no_grad():                     # a notebook that turned gradients off still gets its map
+        assert torch.equal(ERF(bb, small).map("C3", 1, 1), erf.map("C3", 1, 1))
     with pytest.raises(ValueError, match="outside"):
         erf.map("C3", 99, 0)
     with pytest.raises(KeyError, match="C2"):

@@ -185,6 +185,8 @@ def test_a_click_on_the_picture_picks_the_cell(explorers):
     h = round(rf.image.shape[-2] * rf._scale)
     assert rf.click(w - 1, h - 1) == (H - 1, W_ - 1)
     assert rf.click(0, 0) == (0, 0) and (rf.y.value, rf.x.value) == (0, 0)
+    rf.view.clicked = [w - 1, h - 1, 1]            # a click on the page's picture comes in through the view
+    assert (rf.y.value, rf.x.value) == (H - 1, W_ - 1)
 
     he = explorers["head"]
     s = he.scale

@@ -205,40 +205,59 @@ def replace_widgets(nb, lang: str = "en") -> tuple[int, int, list[str]]:
     return explorers, statics, problems
 
 
-def lighten_pictures(nb, quality: int = 90) -> int:
-    """Re-encode every PNG picture of the executed notebook as JPEG where that takes under 2/3 of the bytes (a
-    figure of photos and heat maps; diagrams and plots stay PNG, sharp), in its output and in the ``<img>`` that
-    carries its alt text.  The lessons' own outputs are untouched; returns the bytes saved on the page."""
+PNG_URL = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=\s]+)")
+
+
+def lighter_picture(png_b64: str, quality: int = 90) -> str | None:
+    """A PNG (base64) as JPEG (base64) where that takes under 2/3 of the bytes -- a figure of photos and heat
+    maps, composed on the page's white -- else ``None`` (diagrams and plots stay PNG, sharp)."""
     import io
 
     from PIL import Image
 
+    raw = "".join(png_b64.split())
+    img = Image.open(io.BytesIO(base64.b64decode(raw)))
+    if img.mode in ("RGBA", "LA", "P"):                 # on the page's white, as the reader sees it
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=quality, optimize=True)
+    jpeg = base64.b64encode(buf.getvalue()).decode()
+    return jpeg if len(jpeg) < len(raw) * 2 / 3 else None
+
+
+def lighten_pictures(nb) -> int:
+    """Send every photo-like PNG picture of the executed notebook to the page as JPEG (:func:`lighter_picture`):
+    the output's own picture and every one inside its HTML (the ``<img>`` that carries the alt text).  The
+    lessons' files are untouched; returns the bytes saved on the page."""
     saved = 0
+
+    def swap(m: re.Match) -> str:
+        nonlocal saved
+        jpeg = lighter_picture(m.group(1))
+        if jpeg is None:
+            return m.group(0)
+        saved += len(m.group(1)) - len(jpeg)
+        return f"data:image/jpeg;base64,{jpeg}"
+
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
+            page = data.get("text/html")
+            if page:
+                data["text/html"] = PNG_URL.sub(swap, "".join(page) if isinstance(page, list) else page)
             raw = data.get("image/png")
-            if not raw:
+            if not raw or page:          # with HTML the page shows the HTML: the PNG there is not on the page
                 continue
             raw = "".join(raw) if isinstance(raw, list) else raw
-            img = Image.open(io.BytesIO(base64.b64decode(raw)))
-            if img.mode in ("RGBA", "LA", "P"):                 # on the page's white, as the reader sees it
-                rgba = img.convert("RGBA")
-                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-            buf = io.BytesIO()
-            img.convert("RGB").save(buf, format="JPEG", quality=quality, optimize=True)
-            jpeg = base64.b64encode(buf.getvalue()).decode()
-            if len(jpeg) >= len(raw) * 2 / 3:
+            jpeg = lighter_picture(raw)
+            if jpeg is None:
                 continue
             del data["image/png"]
             data["image/jpeg"] = jpeg
             meta = out.get("metadata", {})
             if "image/png" in meta:
                 meta["image/jpeg"] = meta.pop("image/png")
-            page = data.get("text/html")
-            if page:
-                page = "".join(page) if isinstance(page, list) else page
-                data["text/html"] = page.replace(f"data:image/png;base64,{raw}", f"data:image/jpeg;base64,{jpeg}")
             saved += len(raw) - len(jpeg)
     return saved
 

@@ -278,8 +278,9 @@ class ERF:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        target = f[0, :, y, x].sum() if channel is None else f[0, channel, y, x]
-        (g,) = torch.autograd.grad(target, self.image, retain_graph=True)
+        with torch.enable_grad():      # also where the caller has turned gradients off (torch.no_grad)
+            target = f[0, :, y, x].sum() if channel is None else f[0, channel, y, x]
+            (g,) = torch.autograd.grad(target, self.image, retain_graph=True)
         self.n_backward += 1
         m = g[0].abs().sum(0).detach().cpu()
         self._cache[key] = m

@@ -18,7 +18,7 @@ from torch import nn
 
 from .. import explain, render
 from ..language import tr
-from .base import Explorer, as_image, caption, on_click, picture
+from .base import Explorer, as_image, caption, picture
 
 CLS, PATCH = "class token", "patch"
 
@@ -52,7 +52,6 @@ class AttentionExplorer(Explorer):
         self.image_widget = picture()
         self.key_widget = picture()
         self._observe(self.layer, self.head, self.query, self.qy, self.qx, self.opacity)
-        self._click = on_click(self.image_widget, self.click)
         view = self._in_browser([self.layer, self.head, self.query, self.qy, self.qx],
                                 [self.image_widget, self.key_widget], opacity=self.opacity, click=self.click)
         self._start(image, [self.layer, self.head, self.query, self.qy, self.qx,

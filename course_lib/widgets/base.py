@@ -20,8 +20,9 @@ JupyterLab draws the widget; a page without a widget manager draws the PNG.
 Every explorer is laid out by the same rules (:func:`explorer_layout`): the controls in one column
 (:func:`controls_box`, each label shown whole) beside the pictures, which are shown at their own size and never
 wider than :data:`PICTURE_PX` (:func:`picture`), so a small picture is not stretched across the page and the
-controls never scroll away; on a narrow page the controls wrap above the pictures.  A picture can answer a
-click (:func:`on_click`), and a static figure shows PIL pictures at their own size (:func:`pictures_figure`).
+controls never scroll away; on a narrow page the controls wrap above the pictures.  The pictures are drawn in
+the browser (:mod:`course_lib.widgets.browser`: a click there picks a cell), and a static figure shows PIL
+pictures at their own size (:func:`pictures_figure`).
 """
 
 from __future__ import annotations
@@ -93,19 +94,11 @@ def pictures(widget: W.Widget) -> list[W.Image]:
     return [p for w in getattr(widget, "children", ()) for p in pictures(w)]
 
 
-def on_click(image_widget: W.Image, fn: Any) -> Any:
-    """Call ``fn(x, y)`` with the pixel of the picture (its own pixels, whatever its shown size) a learner clicks.
-
-    Uses ``ipyevents``; returns its ``Event`` (keep it alive), or ``None`` where ``ipyevents`` is not
-    installed (the sliders still choose the cell).
-    """
-    try:
-        from ipyevents import Event
-    except ImportError:
-        return None
-    event = Event(source=image_widget, watched_events=["click"])
-    event.on_dom_event(lambda e: fn(e["dataX"], e["dataY"]) if e.get("dataX") is not None else None)
-    return event
+def offstage(*widgets: W.Widget) -> None:
+    """Pictures Python keeps drawing for the static figure and the tests but that are never on the page (a
+    browser view shows what they show): their link to the browser is closed, so a redraw sends nothing there."""
+    for w in widgets:
+        w.close()
 
 
 def pictures_figure(images: Sequence[Any], titles: Sequence[str] = (), ncols: int | None = None,
@@ -312,6 +305,7 @@ class Explorer(Panel):
         for axis in axes:
             axis["name"] = (names or {}).get(axis["control"], axis["name"])
             axis["derived"] = axis["control"] in derived
+        offstage(*outputs)
         self._frames = {"axes": axes, "text": {"opacity": opacity.description.rstrip(": ")} if opacity else {},
                         "outputs": list(outputs), "opacity": opacity, "image": -1, "made": None, "busy": False,
                         "shown": False}
@@ -321,6 +315,8 @@ class Explorer(Panel):
         self.view.follow(links)
         if click is not None:
             self.view.observe(lambda ch: click(*ch["new"][:2]) if ch["new"] else None, names="clicked")
+        # a page that shows the view before the explorer was displayed (``ex.widget`` in a box) asks for them
+        self.view.on_msg(lambda _view, msg, _buffers: self.make_frames() if msg.get("ask") == "frames" else None)
         return self.view
 
     def _keep_frame(self) -> None:
@@ -371,17 +367,27 @@ class Explorer(Panel):
         where they all are now; a long slider at evenly spaced steps), so the page -- and the offline site --
         can show them without a kernel.  Each move is made as a learner makes it (the explorer's own rules for
         that control run, and its redraw keeps the picture); done once per image, then sent at once."""
-        from .browser import AHEAD
-
         f = self._frames
         if f["made"] == f["image"] and f["image"] == getattr(self, "_image_count", 0):
             return
+
+        start = [getattr(a["control"], a["attr"]) for a in f["axes"]]
+        f["shown"] = False                  # no picture goes by message now: all of them go at once, below
+        with contextlib.ExitStack() as held:
+            # the page sees none of these moves: each widget sends its state once, at the end, as it was
+            for w in {id(w): w for w in [*(a["control"] for a in f["axes"]), self.view, self.info]}.values():
+                held.enter_context(w.hold_sync())
+            self._make_frames(f, start)
+        f["made"], f["shown"] = f["image"], True
+        self.view.publish()
+
+    def _make_frames(self, f: dict[str, Any], start: list[Any]) -> None:
+        from .browser import AHEAD
 
         def put(axis: dict[str, Any], value: Any) -> None:
             if getattr(axis["control"], axis["attr"]) != value:
                 setattr(axis["control"], axis["attr"], value)
 
-        start = [getattr(a["control"], a["attr"]) for a in f["axes"]]
         try:
             for i, axis in enumerate(list(f["axes"])):
                 cap = AHEAD[axis["kind"]] if axis["ahead"] is None else axis["ahead"]
@@ -398,8 +404,6 @@ class Explorer(Panel):
         finally:
             for a, s in zip(f["axes"], start):
                 put(a, s)
-        f["made"], f["shown"] = f["image"], True
-        self.view.publish()
 
     # -- the shape every explorer has -------------------------------------------------
     def set_image(self, image: Any) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 from .. import render
 from ..language import tr
 from ..measure import evaluating
-from .base import Explorer, as_image, caption, picture
+from .base import Explorer, as_image, caption, offstage, picture
 from .browser import MapView, map_group
 
 
@@ -62,6 +62,7 @@ class FeatureExplorer(Explorer):
         self.top_k = W.IntSlider(value=8, min=1, max=16, description=tr("Top k:"), continuous_update=True)
         self.overlay = W.Checkbox(value=True, description=tr("over the photo"))
         self.image_widget = picture("jpeg")   # the same picture drawn by Python: static figures, tests
+        offstage(self.image_widget)
         self.key_widget = picture()
         self.view = MapView(opacity=0.55)      # drawn in the browser: every stage's channels, sent once per image
         self._observe(self.stage, self.mode, self.channel, self.top_k, self.overlay)

@@ -25,7 +25,7 @@ from ..images import to_uint8
 from ..language import tr
 from ..measure import evaluating
 from ..model import Model
-from .base import GalleryExplorer, caption, gallery_label, on_click, picture, pictures_figure
+from .base import GalleryExplorer, caption, gallery_label, offstage, picture, pictures_figure
 from .browser import BoxesView, lut
 
 
@@ -64,8 +64,8 @@ class HeadExplorer(GalleryExplorer):
         self.opacity = W.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.1, description=tr("mask opacity"),
                                      style=style, disabled=segmenter is None)
         self.image_widget = picture()        # the same picture drawn by Python: static figures, tests
+        offstage(self.image_widget)
         self._observe(self.level, self.cls, self.score, self.iou, self.opacity)
-        self._click = on_click(self.image_widget, self.click)
         self.view = BoxesView()
         self._sent: str | None = None          # the picture whose boxes the view holds
         self.view.observe(lambda ch: self.click(*ch["new"][:2]) if ch["new"] else None, names="clicked")

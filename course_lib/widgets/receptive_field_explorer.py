@@ -14,7 +14,7 @@ from torch import nn
 from .. import render
 from ..backbones.receptive_field import ERF, RF, mass_radius, stage_receptive_fields
 from ..language import tr
-from .base import Explorer, as_image, caption, on_click, picture, pictures_figure
+from .base import Explorer, as_image, caption, picture, pictures_figure
 from .feature_explorer import check_backbone
 
 
@@ -49,7 +49,6 @@ class ReceptiveFieldExplorer(Explorer):
         self.image_widget = picture("jpeg")
         self.key_widget = picture()
         self._observe(self.stage, self.y, self.x, self.show_erf)
-        self._click = on_click(self.image_widget, self.click)
         view = self._in_browser([self.stage, self.show_erf, self.y, self.x], [self.image_widget, self.key_widget],
                                 click=self.click, derived=[self.y, self.x])
         self._start(image, [self.stage, self.show_erf, self.y, self.x,

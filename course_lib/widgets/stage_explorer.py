@@ -12,7 +12,7 @@ import torch
 from .. import render
 from ..language import tr
 from ..model import Model, Trace
-from .base import Explorer, as_image, caption, picture
+from .base import Explorer, as_image, caption, offstage, picture
 from .browser import MapView, bar_group, map_group
 
 
@@ -47,6 +47,7 @@ class StageExplorer(Explorer):
         self.stage = W.Dropdown(description=tr("Stage:"))
         self.top_k = W.IntSlider(value=top_k, min=1, max=16, description=tr("Top k:"), continuous_update=True)
         self.image_widget = picture()        # the same picture drawn by Python: static figures, tests, no browser
+        offstage(self.image_widget)
         self.verdict_widget = picture()
         self.view = MapView()
         self._observe(self.stage, self.top_k)

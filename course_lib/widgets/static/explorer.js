@@ -462,7 +462,7 @@ function courseFramesRender(model, el, standalone) {
           const v = model.get(names[i]);
           const at = choices.findIndex((c) => courseFrameKey([c]) === courseFrameKey([v]));
           input.value = String(Math.max(0, at));
-          shown.textContent = " " + a.labels[a.values.findIndex((c) => courseFrameKey([c]) === courseFrameKey([v]))];
+          shown.textContent = " " + String(v);
         };
       } else {
         input = document.createElement("select");
@@ -572,10 +572,15 @@ function courseFramesRender(model, el, standalone) {
     if (msg.axes) axes = msg.axes;
     if (msg.frame === courseFrameKey(values())) draw();
   });
-  model.on("change:payload", () => { load(); draw(); });
+  function ask() {
+    // shown before its pictures were made (the explorer's widget put in a box): the kernel makes them now
+    if (!standalone && !frames[courseFrameKey(values())]) model.send({ ask: "frames" });
+  }
+  model.on("change:payload", () => { load(); draw(); ask(); });
   names.forEach((n, i) => model.on("change:" + n, () => { moved = i; draw(); }));
   model.on("change:opacity", draw);
   draw();
+  ask();
   return () => {};
 }
 
