@@ -134,6 +134,12 @@ def test_the_head_explorer_sends_every_candidate_box_once(classifier):
     assert ex.n_forward == forwards                        # no threshold runs the network
     ex.gallery.value = list(ex.images)[1]
     assert ex.view.payload is not p                        # a new picture: its boxes are sent, once
+    # the offline site gets the boxes of the gallery's first pictures too: its image list works without a kernel
+    snap = ex._repr_mimebundle_()[0][SNAPSHOT_MIME]
+    shown = snap["payload"]["gallery"]
+    assert [g["name"] for g in shown] == ["image 1", "image 0"] and snap["state"]["image"] == 0
+    assert shown[0]["payload"]["cands"] == ex.view.payload["cands"] and shown[1]["payload"]["cands"] == c
+    assert snap["payload"]["controls"]["image"] and ex.gallery.value == "image 1" and ex.n_forward == forwards + 1
 
 
 def test_a_frame_key_is_spelled_as_the_page_spells_it():

@@ -217,8 +217,8 @@ def test_every_explorer_draws_in_the_browser_and_carries_its_snapshot(explorers)
         data = ex._repr_mimebundle_()[0]
         assert data[PANEL_MIME] == {"panel": type(ex).__name__, "explorer": True}, name
         snap = data[SNAPSHOT_MIME]
-        assert snap["payload"] and set(snap["state"]) == set(ex.view.STATE), name
+        assert snap["payload"] and set(snap["state"]) >= set(ex.view.STATE), name   # (+ the site's image list)
         if snap["payload"].get("kind") == "frames":
             assert len(snap["payload"]["frames"]) >= 2, name       # the first control has somewhere to go
-        if name not in ("swapper", "switcher"):   # these build a model, or trace a gallery picture, per choice
+        if name not in ("swapper", "switcher", "head"):   # these build a model, or trace a gallery picture, per choice
             assert ex.n_forward == forwards, name

@@ -79,8 +79,9 @@ UI = {
            "progress": "[progress bar: it moves while the cell runs in JupyterLab]",
            "live": "&#9881; Live explorer: open this notebook in JupyterLab to move its controls. The static figure "
                    "below shows what it draws.",
-           "alive": "&#9881; Live explorer: its controls work here, on the photo this page was built with (a new "
-                    "photo needs the kernel: open the notebook in JupyterLab). The static figure follows it.",
+           "alive": "&#9881; Live explorer: its controls work here, on the photo this page was built with; where a "
+                    "value needs new computation they offer the values made in advance (a new photo or any other "
+                    "value needs the kernel: open the notebook in JupyterLab). The static figure follows it.",
            "intro": "Backbone (主干网络) → neck (颈部) → head (头部) of deep vision models. Each lesson below was "
                     "executed top to bottom to make this page; open the notebooks in JupyterLab to use the live "
                     "explorers.",
@@ -89,8 +90,8 @@ UI = {
            "search": "搜索全部课程", "toc": "本页目录", "pager": "上一课与下一课",
            "progress": "[进度条：在 JupyterLab 中运行单元格时它会走动]",
            "live": "&#9881; 交互探索器：在 JupyterLab 中打开本笔记本即可拖动它的控件。下面的静态图展示了它画出的内容。",
-           "alive": "&#9881; 交互探索器：它的控件在本页就能用，作用于构建本页时的那张照片（换照片需要内核：请在 JupyterLab "
-                    "中打开笔记本）。其后是它的静态图。",
+           "alive": "&#9881; 交互探索器：它的控件在本页就能用，作用于构建本页时的那张照片；需要重新计算的控件只提供预先算好的取值"
+                    "（换照片或取其他值需要内核：请在 JupyterLab 中打开笔记本）。其后是它的静态图。",
            "intro": "深度视觉模型的主干网络（backbone）→ 颈部（neck）→ 头部（head）。下面每一课都从头到尾执行过一遍才生成"
                     "本页；在 JupyterLab 中打开笔记本即可使用交互探索器。",
            "row": "{explorers} 个探索器，{figures} 张图，构建用时 {seconds:.0f} 秒，{mb:.1f} MB"},

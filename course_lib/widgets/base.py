@@ -204,6 +204,10 @@ class Panel:
         test compares): nothing by default."""
         return {}
 
+    def view_snapshot(self) -> dict[str, Any]:
+        """What the offline site embeds to bring the view alive: its payload and state, and what it must show."""
+        return {**self.view.snapshot(), "expect": self.view_expect()}
+
     def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The live widget for JupyterLab plus the static figure as a PNG (with its alt text) for everywhere else."""
         import matplotlib.pyplot as plt
@@ -222,7 +226,7 @@ class Panel:
         if getattr(self, "_frames", None) is not None:
             self.make_frames()            # the pictures the page keeps: what the offline site can show
         if view is not None and hasattr(view, "snapshot"):   # drawn in the browser: the offline site can redraw it
-            data[SNAPSHOT_MIME] = {**view.snapshot(), "expect": self.view_expect()}
+            data[SNAPSHOT_MIME] = self.view_snapshot()
         return data, meta
 
 

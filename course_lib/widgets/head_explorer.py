@@ -225,6 +225,29 @@ class HeadExplorer(GalleryExplorer):
             payload["seg"] = b64(cls)
         return payload
 
+    #: How many of the gallery's pictures the offline site gets (each runs the network once, when shown).
+    SITE_IMAGES = 4
+
+    def view_snapshot(self) -> dict[str, Any]:
+        """The site's snapshot: the boxes of the picture shown and of the gallery's first few (its
+        :data:`SITE_IMAGES`), so the page's image list works without a kernel too."""
+        snap = super().view_snapshot()
+        keep, payloads = self.gallery.value, []
+        names = list(dict.fromkeys([keep, *list(self.images)[:self.SITE_IMAGES]]))[:self.SITE_IMAGES]
+        with self._quietly():
+            try:
+                for name in names:
+                    self.gallery.value = name
+                    payloads.append({"name": gallery_label(name), "payload": self.view_payload()})
+            finally:
+                self.gallery.value = keep
+        if len(payloads) > 1:
+            snap["payload"] = {**snap["payload"], "gallery": payloads,
+                               "controls": {**snap["payload"]["controls"], "image": True},
+                               "text": {**snap["payload"]["text"], "image": tr("Image:").rstrip(":： ")}}
+            snap["state"] = {**snap["state"], "image": 0}
+        return snap
+
     def view_expect(self) -> dict[str, int]:
         """The boxes before and after NMS under the current controls, as Python's decode and torchvision's
         batched NMS count them: the browser's filter and NMS must give the same."""

@@ -241,6 +241,16 @@ function courseBoxesRender(model, el, standalone) {
     return String(text[key] || key).replace(/\{(\w+)\}/g, (_, k) => String(fields[k]));
   }
   const ui = courseControls(model, bar, p, standalone);
+  const gallery = p.gallery || null;               // the site: the boxes of a few pictures, made in advance
+  if (gallery) {
+    ui.select("image", gallery.map((g) => g.name));
+    model.on("change:image", () => {
+      model.set("payload", Object.assign({}, gallery[model.get("image")].payload, { gallery, controls: p.controls,
+                                                                                   text: p.text }), true);
+      load();
+      draw();
+    });
+  }
   ui.slider("score");
   ui.slider("iou");
   ui.select("level", [text.all || "all", ...(p.levels || [])]);
