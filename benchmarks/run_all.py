@@ -347,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
             detector_table(saved["rows"]),
             "",
         ]
+    lab = HERE / "lab_latency.json"
+    if scripts and lab.is_file() and lab.stat().st_mtime >= started_at:
+        from benchmarks.bench_lab_latency import report
+
+        parts += report(json.loads(lab.read_text()))
     for name, text, seconds in scripts:
         parts += [f"## `{name}` ({seconds:.0f} s)", "", "```text", text, "```", ""]
     if not any(n == "bench_detector.py" for n, _, _ in scripts) and not args.skip_scripts:

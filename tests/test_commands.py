@@ -81,3 +81,27 @@ def test_ci_runs_site_then_test_and_stops_on_failure(tmp_path, failing):
         assert result.returncode == 0 and ran == order
     else:
         assert result.returncode == 3 and ran == order[: ["site", "test"].index(failing) + 1]
+
+
+def test_make_bench_puts_the_lab_latency_table_in_the_readme(tmp_path):
+    """``make bench`` (benchmarks/run_all.py) writes the JupyterLab latency table into RESULTS.md and the README,
+    from lab_latency.json: every arm's row, the machine, and the worst browser-drawn p95 in the text."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_lab_latency import report
+    from benchmarks.run_all import README_END, README_START, update_readme
+
+    table = json.loads((ROOT / "benchmarks" / "lab_latency.json").read_text())
+    lines = report(table)
+    assert lines[0].startswith("## Where the learner is")
+    for arm, row in table["rows"].items():
+        assert f"| {arm} | {row['n']} | {row['median_ms']} | {row['p95_ms']} |" in lines
+    worst = max(r["p95_ms"] for k, r in table["rows"].items() if k.endswith("(browser)"))
+    assert any(f"within {worst:g} ms" in line for line in lines) and table["machine"]["chromium"] in lines[2]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nstale table\n{README_END}\nrest\n")
+    assert update_readme(readme, lines)
+    text = readme.read_text()
+    assert "#### Where the learner is" in text and "stale table" not in text and text.endswith("rest\n")
