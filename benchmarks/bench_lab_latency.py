@@ -151,10 +151,7 @@ ARM_JS = """
 
 
 def notebook() -> dict:
-    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-              "source": src} for i, src in enumerate((SETUP, BROWSER, FEATURE, HEAD, FRAMES, PNG, NAIVE))]
-    return {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                                        "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+    return lab.notebook([SETUP, BROWSER, FEATURE, HEAD, FRAMES, PNG, NAIVE])
 
 
 #: arm -> (its widget's class, what its picture change looks like, how the control moves: an arrow key on the

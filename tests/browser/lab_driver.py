@@ -93,6 +93,14 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
 
 
+def notebook(sources: list[str]) -> dict:
+    """A notebook (as JSON) whose code cells are ``sources``, for a test or a benchmark to open in the lab."""
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+              "source": src} for i, src in enumerate(sources)]
+    return {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                        "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+
+
 def kernel_status(page) -> str | None:
     """The notebook's kernel as its execution indicator says: ``"idle"``, ``"busy"`` ..."""
     return page.evaluate("() => document.querySelector('.jp-Notebook-ExecutionIndicator')"

@@ -26,11 +26,7 @@ CELLS = [
 
 @pytest.mark.timeout(400)
 def test_the_canvas_redraws_while_the_kernel_is_busy(lab_server, browser):
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-                     "source": src} for i, src in enumerate(CELLS)],
-          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    (lab_server.root / "busy_kernel.ipynb").write_text(json.dumps(nb))
+    (lab_server.root / "busy_kernel.ipynb").write_text(json.dumps(lab.notebook(CELLS)))
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         lab.open_notebook(page, lab_server.url, "busy_kernel.ipynb")
@@ -76,11 +72,7 @@ def test_pictures_made_in_python_are_swapped_in_the_browser_and_new_ones_come_on
     """The CAM explorer's pictures are drawn by Python (a FramesView): every class made in advance is swapped in
     while the kernel is busy; a combination not made yet (class 3 by Grad-CAM) waits for the kernel, comes once,
     and is then there."""
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-                     "source": src} for i, src in enumerate(FRAMES_CELLS)],
-          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    (lab_server.root / "frames.ipynb").write_text(json.dumps(nb))
+    (lab_server.root / "frames.ipynb").write_text(json.dumps(lab.notebook(FRAMES_CELLS)))
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         lab.open_notebook(page, lab_server.url, "frames.ipynb")
