@@ -609,8 +609,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="build only this language's lessons (repeat for several; default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "_site", help="output folder (default: _site/)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                    help="notebooks executed at a time (default: one per CPU core)")
+    ap.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                    help="notebooks executed at a time (default: one per CPU core, at most 4: each kernel "
+                         "holds up to about 1.6 GB)")
     args = ap.parse_args(argv)
     notebooks = args.notebooks or [nb for lang in (args.lang or list(UI)) for nb in lessons_in(lang)]
     if not notebooks:

@@ -8,7 +8,11 @@ map's lookup table, the photo -- and ``static/explorer.js`` draws them on a ``<c
 ipywidgets controls are *jslinked* to the view (:meth:`MapView.follow`): the browser moves the view with the
 slider, the kernel hears of it too (``info``, the static figure) but the picture does not wait for it.
 
-The same script draws the offline site's explorers: ``tools/build_site.py`` embeds :meth:`MapView.snapshot`
+Three views: :class:`MapView` (a grid of maps), :class:`BoxesView` (a detector's boxes, NMS in the page) and
+:class:`FramesView`, for the explorers whose pictures are not maps or boxes: it keeps every picture Python has
+drawn, one per combination of the explorer's controls, and swaps them in the page (``Explorer._in_browser``).
+
+The same script draws the offline site's explorers: ``tools/build_site.py`` embeds each view's snapshot
 (payload and state) in the page, and the script gives it controls of its own.
 """
 
