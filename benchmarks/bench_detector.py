@@ -12,7 +12,7 @@ large objects (sizes under 16 px, 16-32 px, 32 px and up in a 128-pixel image).
     python benchmarks/bench_detector.py --table out/*.json                # merge saved rows
 
 The full default run also saves its rows (with the machine and each config) to
-``benchmarks/detector.json``, which lesson 08 shows.
+``course_lib/training/results/detector.json`` (package data), which lesson 08 shows.
 
 Targets (printed, not asserted): a detector from course_lib parts reaches mAP@0.5
 >= 0.90 in 60 s on 2 CPU cores, and FPN's small-object AP beats no-neck's by >= 10
@@ -39,7 +39,7 @@ from course_lib.training import CONFIGS, train  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT = ["det_none", "det_fpn", "det_pan", "det_yolo_fpn", "det_mnv2_fpn"]
-SAVED = ROOT / "benchmarks" / "detector.json"
+SAVED = ROOT / "course_lib" / "training" / "results" / "detector.json"   # read by lesson 08
 
 COLUMNS = ("config", "params", "steps", "train_s", "map50", "map", "map50_small", "map50_medium", "map50_large")
 

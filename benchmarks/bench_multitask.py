@@ -10,13 +10,13 @@ ShapesWorld images: the multi-task model (three heads) and one single-task model
 * ``budget`` -- every arm gets the recipe's 500 steps (what ``python -m course_lib.training multitask``
   records in the manifest for seed 0).
 
-    python benchmarks/bench_multitask.py                   # print the saved table (benchmarks/multitask.json)
+    python benchmarks/bench_multitask.py                   # print the saved table (course_lib/training/results/multitask.json)
     python benchmarks/bench_multitask.py --train           # measure: seeds 0 1 2, both protocols (~2.5 h on 1 core of an idle machine)
     python benchmarks/bench_multitask.py --train --protocols plateau --seeds 0 --json /tmp/s0.json   # one process
     python benchmarks/bench_multitask.py --train --protocols plateau --seeds 1 --json /tmp/s1.json   # per core,
     python benchmarks/bench_multitask.py --merge /tmp/s0.json /tmp/s1.json                           # then join
 
-Every finished run is written to ``benchmarks/multitask.json`` at once (machine, date, config, recipe,
+Every finished run is written to ``course_lib/training/results/multitask.json`` at once (machine, date, config, recipe,
 the plateau rule, and per run: arm, protocol, seed, metrics, steps reached, what stopped it, seconds,
 the val curve), so an interrupted measurement keeps what it finished; lesson 10 reads it with
 ``read_benchmark``.  One torch thread (the default) keeps runs comparable on a shared machine.
@@ -46,7 +46,7 @@ from course_lib.training import (  # noqa: E402
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SAVED = ROOT / "benchmarks" / "multitask.json"
+SAVED = ROOT / "course_lib" / "training" / "results" / "multitask.json"   # read by lesson 10
 CONFIG = "multitask"
 ARMS = ("multitask", "classification", "detection", "segmentation")
 

@@ -20,8 +20,8 @@ the steps it reached and both its CPU and its wall-clock seconds.
     python benchmarks/bench_transformer.py --merge /tmp/c.json /tmp/d.json            # one table
     python benchmarks/bench_transformer.py --seeds 0 --cls-budget 5 --det-budget 5 --json /tmp/t.json
 
-The default run saves ``benchmarks/transformer.json`` (machine, date, configs, one row per arm and
-seed) and the seed-0 ``cls_vit`` model to ``benchmarks/checkpoints/`` (lesson 11 looks at its attention).
+The default run saves ``course_lib/training/results/transformer.json`` (machine, date, configs, one row per arm and
+seed) and the seed-0 ``cls_vit`` model to the package's checkpoints (``load_trained("cls_vit")``) (lesson 11 looks at its attention).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from course_lib.training.checkpoints import save_checkpoint  # noqa: E402
 from course_lib.training.recipes import get_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SAVED = ROOT / "benchmarks" / "transformer.json"
-CHECKPOINTS = ROOT / "benchmarks" / "checkpoints"
+SAVED = ROOT / "course_lib" / "training" / "results" / "transformer.json"   # read by lesson 11
+CHECKPOINTS = ROOT / "course_lib" / "training" / "checkpoints"             # cls_vit ships with the package
 
 #: Training CPU seconds per arm and seed.  The tiny CNN classifier leaves the floor of always answering one class
 #: after about 500 steps and levels off near 0.8 by about 1250 (measured here: 2000 steps, cosine schedule), so

@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             table(("notebook", "execution time", "code cells", "kernel peak memory", "result"), notebooks),
             "",
         ]
-    detector = HERE / "detector.json"
+    detector = ROOT / "course_lib" / "training" / "results" / "detector.json"
     if scripts and detector.is_file() and detector.stat().st_mtime >= started_at:
         from benchmarks.bench_detector import table as detector_table
 
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "Each row is a detector built from `course_lib` parts and trained on ShapesWorld for a fixed wall-clock "
             "budget, then evaluated on the 500 val images (lesson 08 shows this table; "
-            "`benchmarks/detector.json` holds it with every config).",
+            "`course_lib/training/results/detector.json` holds it with every config).",
             "",
             detector_table(saved["rows"]),
             "",

@@ -195,7 +195,7 @@ def test_the_saved_sharing_benchmark_reads_back(tmp_path):
 
     from course_lib.training import ended_flat, read_benchmark, sharing_table
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "multitask.json"
+    path = Path(__file__).resolve().parents[1] / "course_lib" / "training" / "results" / "multitask.json"
     bench = read_benchmark(path)
     assert {"machine", "config", "recipe", "plateau", "rows"} <= set(bench) and "date" in bench["machine"]
     for row in bench["rows"]:

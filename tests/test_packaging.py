@@ -67,7 +67,7 @@ LOAD_EVERY_CHECKPOINT = """
 import json, sys
 import course_lib
 from course_lib import weights
-from course_lib.training import load_trained, read_manifest, shipped_dir
+from course_lib.training import load_trained, read_benchmark, read_manifest, shipped_dir
 
 folder = shipped_dir()
 manifest = read_manifest()
@@ -75,6 +75,8 @@ for name, entry in manifest.items():
     model = load_trained(name)
     assert not model.training
     assert weights.sha256_of(str(folder / entry["file"])) == entry["sha256"]
+tables = {name: len(read_benchmark(name)["rows"]) for name in ("detector", "multitask", "transformer")}
+assert all(tables.values()), tables                  # the tables the lessons read came with the package
 print(json.dumps({"course_lib": course_lib.__file__, "loaded": sorted(manifest)}))
 """
 

@@ -17,7 +17,7 @@ from course_lib.measure import count_params
 from course_lib.training.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARK = ROOT / "benchmarks" / "detector.json"
+BENCHMARK = ROOT / "course_lib" / "training" / "results" / "detector.json"
 
 SMALL = {
     "task": "detection",
@@ -182,15 +182,12 @@ def test_retrained_recipe_matches_its_manifest_metrics():
         assert abs(got - shipped) <= METRIC_TOLERANCE, f"{key}: retrained {got:.4f}, manifest {shipped:.4f}"
 
 
-def test_the_benchmarks_folder_is_the_repositorys_found_from_where_the_lesson_runs(tmp_path, monkeypatch):
-    """Not a path inside the package: from a lesson's folder (notebooks/zh/ too) up to the course's
-    benchmarks/, so the lessons read the same tables after a plain pip install, run from the course's folder."""
-    course = tmp_path / "course"
-    (course / "benchmarks").mkdir(parents=True)
-    (course / "benchmarks" / "mine.json").write_text('{"machine": {}, "rows": []}')
-    (course / "notebooks" / "zh").mkdir(parents=True)
-    assert T.benchmarks_dir(course / "notebooks" / "zh") == course / "benchmarks"
-    monkeypatch.chdir(course / "notebooks" / "zh")
-    assert T.read_benchmark("mine")["rows"] == []
-    (tmp_path / "other").mkdir()
-    assert T.benchmarks_dir(tmp_path / "other") == ROOT / "benchmarks"   # else: next to the library's checkout
+def test_the_benchmark_tables_travel_with_the_package_and_read_from_any_folder(tmp_path, monkeypatch):
+    """The tables the lessons read are package data (``results_dir()``), so they read the same from
+    notebooks/zh/, from any other folder, and after a plain pip install (test_packaging installs it)."""
+    assert Path(str(T.results_dir())) == ROOT / "course_lib" / "training" / "results"
+    monkeypatch.chdir(tmp_path)
+    for name in ("detector", "multitask", "transformer"):
+        assert T.read_benchmark(name)["rows"]
+    (tmp_path / "mine.json").write_text('{"machine": {}, "rows": []}')
+    assert T.read_benchmark(tmp_path / "mine.json")["rows"] == []      # or any file of the same shape

@@ -11,7 +11,7 @@ from course_lib.lessons import exercises
 from course_lib.training import CONFIGS, budget_seconds, gap_verdict, read_benchmark, seed_summary, seed_table, train
 
 ROOT = Path(__file__).resolve().parents[1]
-SAVED = ROOT / "benchmarks" / "transformer.json"
+SAVED = ROOT / "course_lib" / "training" / "results" / "transformer.json"
 
 
 def test_classification_configs_train_on_one_label_per_image():

@@ -18,8 +18,9 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -29,6 +30,9 @@ from ..model import Model, build_model
 from .evaluation import DETECTION_COLUMNS
 from .evaluation import evaluate as evaluate_model
 from .loop import CLOCKS, fit, freeze, tensor_batches
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 #: The recipe every named config starts from (lesson 08's detector recipe).
 RECIPE = {"steps": 500, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4, "seed": 0,
@@ -341,35 +345,25 @@ class Plateau:
 
 
 # ----------------------------------------------------------------- benchmark results
-def benchmarks_dir(start: str | Path | None = None) -> Path:
-    """The course repository's ``benchmarks/`` folder: what ``benchmarks/bench_*.py`` measured, and the
-    checkpoints they trained (``benchmarks_dir() / "checkpoints"``).
-
-    Looked for from ``start`` (default: the working directory, where a lesson runs: ``notebooks/`` or
-    ``notebooks/zh/``) upwards, then next to the library when it is used from its checkout.  The folder is
-    the repository's, not the package's: after a plain ``pip install`` run the lessons from the course's folder.
-    """
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents, Path(__file__).resolve().parents[2]):
-        found = folder / "benchmarks"
-        if found.is_dir() and any(found.glob("*.json")):
-            return found
-    raise FileNotFoundError(f"no benchmarks/ folder with results above {here}: run the lesson from the course's "
-                            "repository (its notebooks/ folder), or pass read_benchmark a file")
+def results_dir() -> Traversable:
+    """The folder of the benchmark tables the lessons read (package data: ``course_lib/training/results/``),
+    written by ``benchmarks/bench_*.py`` in a source checkout and installed with the package."""
+    return resources.files(__package__) / "results"
 
 
 def read_benchmark(path: str | Path) -> dict[str, Any]:
     """A benchmark table a ``benchmarks/bench_*.py`` script saved: ``{"machine", ..., "rows"}``.
 
-    ``path`` is a file, or the bare name of a table in :func:`benchmarks_dir`: lesson 08's wall-clock detector table
-    ``read_benchmark("detector")`` (``benchmarks/detector.json``), lesson 10's seeds of the sharing experiment
+    ``path`` is a file, or the bare name of a table in :func:`results_dir`: lesson 08's wall-clock detector table
+    ``read_benchmark("detector")`` (``results/detector.json``), lesson 10's seeds of the sharing experiment
     ``"multitask"`` and lesson 11's transformer-vs-CNN seeds ``"transformer"``.
     Each row gets ``"current"``: whether its model and recipe (all but the steps and the seed) are still those
     of the named config today (a table measured before a config changed is stale: rerun its script).
     """
-    path = benchmarks_dir() / f"{path}.json" if isinstance(path, str) and path.isidentifier() else Path(path)
+    path = results_dir() / f"{path}.json" if isinstance(path, str) and path.isidentifier() else Path(path)
     if not path.is_file():
-        script = f"bench_{path.stem}.py" if path.stem in ("detector", "multitask", "transformer") else "bench_detector.py"
+        stem = Path(path.name).stem
+        script = f"bench_{stem}.py" if stem in ("detector", "multitask", "transformer") else "bench_detector.py"
         raise FileNotFoundError(f"no benchmark results at {path}; measure them with: python benchmarks/{script}")
     data = json.loads(path.read_text())
     for row in data["rows"]:
@@ -383,7 +377,7 @@ def read_benchmark(path: str | Path) -> dict[str, Any]:
 
 def budget_seconds(bench: Mapping[str, Any], row: Mapping[str, Any]) -> float:
     """The seconds of a benchmark run on the clock its budget counted: CPU seconds for a table measured with
-    ``clock="cpu"`` (``benchmarks/transformer.json``), wall-clock seconds otherwise."""
+    ``clock="cpu"`` (``results/transformer.json``), wall-clock seconds otherwise."""
     return float(row["train_cpu_s"] if bench.get("clock") == "cpu" else row["train_s"])
 
 
@@ -471,7 +465,7 @@ def compare_arms(multi: Sequence[float], single: Sequence[float]) -> dict[str, A
 
 
 def sharing_table(bench: Mapping[str, Any], protocol: str = "plateau") -> dict[str, dict[str, Any]]:
-    """``{metric: compare_arms(...) + per-seed values}`` from ``benchmarks/multitask.json``'s rows.
+    """``{metric: compare_arms(...) + per-seed values}`` from ``results/multitask.json``'s rows.
 
     For each head's metric (``cls_accuracy``, ``det_map50``, ``det_map50_small``, ``seg_miou``), the
     multi-task model's seeds against that head's single-task seeds, trained with ``protocol``
@@ -505,7 +499,7 @@ def ended_flat(run: Mapping[str, Any], rule: Mapping[str, Any] | None = None,
                keys: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> bool:
     """Did a plateau-protocol run end on a plateau?  True when the rule stopped it, or when it reached the cap
     with every watched metric flat at its last check (:func:`plateaued` on its curve); False when it was
-    still improving at the cap.  ``run`` is a row of ``benchmarks/multitask.json`` (its ``arm`` and ``curve``);
+    still improving at the cap.  ``run`` is a row of ``results/multitask.json`` (its ``arm`` and ``curve``);
     ``keys`` asks about those metrics only, ``tasks`` about those heads' metrics only (e.g. the dense heads,
     ``("detection", "segmentation")``: a multi-task run's two, a single-task run's one, none of a classifier)."""
     rule = {**PLATEAU, **(rule or {})}
